@@ -1,0 +1,7 @@
+"""``python -m learnflux`` is the ``learnflux`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,29 @@
+"""The errors learnflux raises. Each message names the layer (or component) at fault."""
+
+
+class LearnfluxError(Exception):
+    """Base class of every error raised on purpose by learnflux."""
+
+
+class ShapeError(LearnfluxError, ValueError):
+    """An array does not have the shape a layer, loss or model expects."""
+
+
+class DtypeError(LearnfluxError, TypeError):
+    """An array has a dtype that cannot be used (strings, complex numbers, objects...)."""
+
+
+class NonFiniteError(LearnfluxError, ValueError):
+    """A NaN or an infinity reached a place where it cannot be handled."""
+
+
+class PhaseError(LearnfluxError, RuntimeError):
+    """Something was asked that the current phase (training / inference) forbids."""
+
+
+class ExactnessError(LearnfluxError, TypeError):
+    """A layer cannot run in exact rational arithmetic (e.g. Sigmoid, Tanh)."""
+
+
+class ConfigError(LearnfluxError, ValueError):
+    """A configuration (layer arguments, saved file, config file) is invalid."""

@@ -1,0 +1,276 @@
+"""The contract every layer keeps.
+
+A layer ``L^k`` computes ``o^k = L^k(o^(k-1))`` in its forward pass and, in its backward pass,
+receives ``δ_out = ∂Loss/∂o^k`` and returns ``δ_in = ∂Loss/∂o^(k-1)`` (the learning flow), after
+writing ``∂Loss/∂W`` into the ``grad`` of each of its parameters.
+
+Subclasses implement ``forward``, ``backward``, ``get_config`` and, where they can,
+``output_shape``. They keep what the backward pass needs only in the training phase.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Iterator, Optional
+
+import numpy as np
+
+from .errors import ConfigError, DtypeError, ExactnessError, NonFiniteError, PhaseError, ShapeError
+from .numbers import DTypeLike, cast, dtype_name, is_exact, resolve_dtype
+from .param import Param
+
+#: class name -> class, filled automatically by every Layer subclass (used to load configs).
+LAYER_REGISTRY: dict[str, type[Layer]] = {}
+
+
+class Layer:
+    """Base class of all layers (and of models, which are layers made of layers).
+
+    Class attributes a subclass may set:
+
+    * ``supports_exact``: the layer only uses +, −, ×, ÷ and comparisons, so it can run on
+      ``Fraction`` values (``model.astype("exact")``).
+    * ``input_kind``: ``"float"`` (default) or ``"index"`` (integer inputs, e.g. Embedding).
+    * ``n_inputs``: 1, or ``None`` for merge layers that take a list of arrays.
+    """
+
+    supports_exact: ClassVar[bool] = False
+    input_kind: ClassVar[str] = "float"
+    n_inputs: ClassVar[Optional[int]] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        LAYER_REGISTRY[cls.__name__] = cls
+
+    def __init__(self) -> None:
+        self.training = True
+        self.name: Optional[str] = None
+        self.dtype: np.dtype = np.dtype(np.float32)
+        self._params: dict[str, Param] = {}
+        self._buffers: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ the contract
+    def forward(self, x: Any) -> Any:
+        """``o = L(x)``. In the training phase, keep what ``backward`` needs."""
+        raise NotImplementedError
+
+    def backward(self, delta_out: Any, need_input_delta: bool = True) -> Any:
+        """Receive ``δ_out = ∂Loss/∂o``, fill the ``grad`` of every parameter, return
+        ``δ_in = ∂Loss/∂x`` (or ``None`` when ``need_input_delta`` is False and the layer
+        can skip that work)."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this layer (JSON-serialisable)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        try:
+            return cls(**config)
+        except TypeError as exc:
+            raise ConfigError(f"{cls.__name__}: invalid configuration {config!r}: {exc}") from None
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """Per-sample output shape for a per-sample input shape (no batch axis).
+
+        The default runs the layer once on zeros in the inference phase; layers override it
+        when the answer is a formula."""
+        probe = np.zeros((1, *input_shape), dtype=np.float32 if not is_exact(self.dtype) else object)
+        if self.input_kind == "index":
+            probe = np.zeros((1, *input_shape), dtype=np.int64)
+        was = self.training
+        self.set_phase(False)
+        try:
+            out = self.forward(probe)
+        finally:
+            self.set_phase(was)
+        return tuple(out.shape[1:])
+
+    # ------------------------------------------------------------------ parameters
+    def add_param(self, name: str, value: np.ndarray) -> Param:
+        """Declare a weight tensor; it becomes ``self.<name>`` and appears in ``params()``."""
+        param = Param(np.ascontiguousarray(value, dtype=self.dtype), name=name, owner=self)
+        param.training = self.training
+        self._params[name] = param
+        setattr(self, name, param)
+        return param
+
+    def add_buffer(self, name: str, value: np.ndarray) -> None:
+        """Declare a non-learned state tensor saved with the model (e.g. running statistics)."""
+        self._buffers[name] = value
+
+    def params(self) -> list[Param]:
+        """The layer's parameters (for a model: of all its layers), in a fixed order."""
+        return [p for _, p in self.named_parameters()]
+
+    parameters = params
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Param]]:
+        for name, p in self._params.items():
+            yield prefix + name, p
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for name, b in self._buffers.items():
+            yield prefix + name, b
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers by name (``"1.weight"``, ``"2.running_mean"``...)."""
+        state = {name: p.value for name, p in self.named_parameters()}
+        state.update(dict(self.named_buffers()))
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        """Copy arrays (NumPy, or anything ``np.asarray`` accepts) into parameters and buffers."""
+        own_params = dict(self.named_parameters())
+        own_buffers = dict(self.named_buffer_owners())
+        if strict:
+            expected = set(own_params) | set(own_buffers)
+            missing = sorted(expected - set(state))
+            unexpected = sorted(set(state) - expected)
+            if missing or unexpected:
+                raise ConfigError(
+                    f"{self.describe()}: state dict does not match: missing keys {missing}, "
+                    f"unexpected keys {unexpected}"
+                )
+        for key, value in state.items():
+            arr = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
+            if key in own_params:
+                own_params[key].value = arr
+            elif key in own_buffers:
+                layer, local = own_buffers[key]
+                layer.set_buffer(local, arr)
+
+    def named_buffer_owners(self, prefix: str = "") -> Iterator[tuple[str, tuple[Layer, str]]]:
+        for name in self._buffers:
+            yield prefix + name, (self, name)
+
+    def set_buffer(self, name: str, value: np.ndarray) -> None:
+        old = self._buffers[name]
+        value = np.asarray(value)
+        if value.shape != old.shape:
+            raise ShapeError(
+                f"{self.describe()}: buffer '{name}' has shape {old.shape}, got {value.shape}"
+            )
+        self._buffers[name] = value.astype(old.dtype) if old.dtype != object else cast(value, old.dtype)
+
+    def zero_grad(self) -> None:
+        for p in self.params():
+            p.zero_grad()
+
+    # ------------------------------------------------------------------ phases and numbers
+    def set_phase(self, training: bool) -> None:
+        """Training phase (``True``): caches are kept, gradients and updates allowed.
+        Inference phase (``False``): forward only, no cache."""
+        self.training = training
+        for p in self._params.values():
+            p.training = training
+        if not training:
+            self.clear_cache()
+
+    def train(self, mode: bool = True) -> Layer:
+        self.set_phase(mode)
+        return self
+
+    def eval(self) -> Layer:
+        self.set_phase(False)
+        return self
+
+    def clear_cache(self) -> None:
+        """Drop what the forward pass kept for the backward pass. Layers with a cache override
+        ``_cache_attrs``."""
+        for attr in self._cache_attrs():
+            setattr(self, attr, None)
+
+    def _cache_attrs(self) -> tuple[str, ...]:
+        return ()
+
+    def astype(self, dtype: DTypeLike) -> Layer:
+        """Convert parameters and buffers to float32, float64 or ``"exact"`` (Fractions)."""
+        target = resolve_dtype(dtype)
+        if is_exact(target) and not self.supports_exact:
+            raise ExactnessError(
+                f"{self.describe()} cannot run in exact arithmetic (it needs functions such as "
+                "exp or sqrt whose results are not fractions); use float32 or float64"
+            )
+        self.dtype = target
+        for p in self._params.values():
+            p._value = cast(p._value, target)
+            p.grad = None
+        for name, b in self._buffers.items():
+            if b.dtype.kind == "f" or b.dtype == object:
+                self._buffers[name] = cast(b, target)
+        self.clear_cache()
+        return self
+
+    # ------------------------------------------------------------------ helpers for subclasses
+    def describe(self) -> str:
+        """How error messages name the layer: ``Linear(3 → 1) at '1'``."""
+        where = f" at '{self.name}'" if self.name not in (None, "") else ""
+        return f"{self.summary_name()}{where}"
+
+    def summary_name(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def __repr__(self) -> str:
+        return self.summary_name()
+
+    def shape_error(self, message: str) -> ShapeError:
+        return ShapeError(f"{self.describe()}: {message}")
+
+    def check_trainable(self, cache: Any) -> None:
+        """Raise a clear error if ``backward`` cannot run now."""
+        if not self.training:
+            raise PhaseError(
+                f"{self.describe()}: backward called in the inference phase; "
+                "call model.train() before training"
+            )
+        if cache is None:
+            raise PhaseError(
+                f"{self.describe()}: backward called before forward (no cached input); "
+                "run forward in the training phase first"
+            )
+
+    def check_input(self, x: Any) -> np.ndarray:
+        """Validate and convert data entering this layer from outside a model:
+        real numbers only, cast to the layer's dtype, no NaN or infinity."""
+        return prepare_input(x, self)
+
+    # ------------------------------------------------------------------ calling
+    def __call__(self, x: Any) -> Any:
+        from .model import Node, symbolic_inputs
+
+        nodes = symbolic_inputs(x)
+        if nodes is not None:
+            return Node.create(self, nodes)
+        if self.n_inputs is None:
+            return self.forward([self.check_input(xi) for xi in x])
+        return self.forward(self.check_input(x))
+
+
+def prepare_input(x: Any, layer: Layer) -> np.ndarray:
+    """Check data at the entry of ``layer`` and cast it to the layer's dtype."""
+    arr = x if isinstance(x, np.ndarray) else np.asarray(x)
+    kind = arr.dtype.kind
+    if layer.input_kind == "index":
+        if kind not in "iu":
+            raise DtypeError(
+                f"{layer.describe()}: expects integer indices, got an array of dtype {arr.dtype}"
+            )
+        return arr
+    if kind not in "fiub" and not (kind == "O" and is_exact(layer.dtype)):
+        raise DtypeError(
+            f"{layer.describe()}: expects real numbers ({dtype_name(layer.dtype)}), "
+            f"got an array of dtype {arr.dtype}"
+        )
+    if arr.dtype != layer.dtype:
+        arr = cast(arr, layer.dtype)
+    if kind == "f" and arr.dtype != object and arr.size and not np.isfinite(arr.sum()):
+        bad = np.argwhere(~np.isfinite(arr))
+        if len(bad):
+            where = tuple(int(i) for i in bad[0])
+            raise NonFiniteError(
+                f"{layer.describe()}: input contains {len(bad)} non-finite value(s) "
+                f"(first: {arr[where]} at index {where})"
+            )
+    return arr

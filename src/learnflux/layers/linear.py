@@ -1,0 +1,103 @@
+"""Linear (fully connected / dense) layer."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from ..init import initialize
+from ..layer import Layer
+from ..seeding import RngLike
+
+
+class Linear(Layer):
+    """``o = x · Wᵀ + b``: every output neuron is a weighted sum of every input.
+
+    Forward (per sample): ``o_j = Σ_i W_ji · x_i + b_j``.
+
+    Backward, with ``δ = ∂Loss/∂o`` of shape (batch, out):
+
+    * ``δx_i = Σ_j δ_j · W_ji``  → ``δ_in = δ · W``
+    * ``δW_ji = Σ_batch δ_j · x_i``  → ``W.grad = δᵀ · x`` (summed over the batch: the 1/n of
+      the mean is already inside δ, SPEC convention 2)
+    * ``δb_j = Σ_batch δ_j``
+
+    Args:
+        in_features, out_features: sizes of the input and output vectors.
+        bias: add a learnable bias per output neuron (starts at 0).
+        init: weight initialiser (name from :mod:`learnflux.init` or a callable). Default
+            ``"torch_default"``: U(−1/√in, 1/√in), as PyTorch.
+        rng: generator or seed for the initialisation (default: the global one, ``lf.seed``).
+
+    Weights: ``weight`` of shape ``(out_features, in_features)`` (``W[out][in]``, PyTorch's layout)
+    and ``bias`` of shape ``(out_features,)``. Set them with ``layer.weight.value = ...``.
+
+    Input shape: ``(batch, in_features)``. Output shape: ``(batch, out_features)``.
+    """
+
+    supports_exact = True
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        init: Any = "torch_default",
+        rng: RngLike = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.use_bias = bool(bias)
+        self.init = init
+        w = initialize(init, (self.out_features, self.in_features), self.in_features,
+                       self.out_features, rng)
+        self.add_param("weight", w)
+        if self.use_bias:
+            self.add_param("bias", np.zeros(self.out_features))
+        self._x: Optional[np.ndarray] = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise self.shape_error(
+                f"expected input of shape (batch, {self.in_features}), got {tuple(x.shape)}"
+            )
+        if self.training:
+            self._x = x
+        out = x @ self.weight.value.T
+        if self.use_bias:
+            out += self.bias.value
+        return out
+
+    def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> Optional[np.ndarray]:
+        x = self._x
+        self.check_trainable(x)
+        if delta_out.shape != (x.shape[0], self.out_features):
+            raise self.shape_error(
+                f"δ has shape {tuple(delta_out.shape)}, expected {(x.shape[0], self.out_features)}"
+            )
+        self.weight.set_grad(delta_out.T @ x)
+        if self.use_bias:
+            self.bias.set_grad(delta_out.sum(axis=0))
+        return delta_out @ self.weight.value if need_input_delta else None
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        if tuple(input_shape) != (self.in_features,):
+            raise self.shape_error(f"expected inputs of size {self.in_features}, got {input_shape}")
+        return (self.out_features,)
+
+    def _cache_attrs(self) -> tuple[str, ...]:
+        return ("_x",)
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"in_features": self.in_features, "out_features": self.out_features}
+        if not self.use_bias:
+            config["bias"] = False
+        if isinstance(self.init, str) and self.init != "torch_default":
+            config["init"] = self.init
+        return config
+
+    def summary_name(self) -> str:
+        bias = "" if self.use_bias else ", bias=False"
+        return f"Linear({self.in_features} → {self.out_features}{bias})"

@@ -1,0 +1,60 @@
+"""The contract of a loss: ``forward(output, target) -> batch mean`` then ``backward() -> δ``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+
+from ..errors import PhaseError, ShapeError
+
+
+class Loss:
+    """Compares the model output with the expectation ``y``. The value is only an indicator;
+    what starts the learning flow is ``δ = ∂Loss/∂output`` returned by ``backward``.
+
+    The reported value is the **mean** over the batch; the ``1/n`` of that mean enters **once**,
+    in δ (SPEC convention 2).
+    """
+
+    supports_exact: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self._delta: Optional[np.ndarray] = None
+
+    def forward(self, output: np.ndarray, target: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self) -> np.ndarray:
+        """δ for the model output of the last ``forward``."""
+        if self._delta is None:
+            raise PhaseError(f"{type(self).__name__}: backward called before forward")
+        return self._delta
+
+    def __call__(self, output: np.ndarray, target: Any) -> Any:
+        return self.forward(output, target)
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+    def match_target(self, output: np.ndarray, target: Any) -> np.ndarray:
+        """The target as an array of the output's shape and dtype, or a clear error.
+
+        A target of shape ``(batch,)`` is accepted for an output of shape ``(batch, 1)``."""
+        y = target if isinstance(target, np.ndarray) else np.asarray(target)
+        if y.shape != output.shape:
+            if output.ndim == 2 and output.shape[1] == 1 and y.shape == output.shape[:1]:
+                y = y.reshape(output.shape)
+            else:
+                raise ShapeError(
+                    f"{self.describe()}: the output has shape {tuple(output.shape)} but the "
+                    f"target has shape {tuple(y.shape)}"
+                )
+        if y.dtype != output.dtype:
+            from ..numbers import cast
+
+            y = cast(y, output.dtype)
+        return y
