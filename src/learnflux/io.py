@@ -77,23 +77,33 @@ def load(path: PathLike) -> Layer:
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise ConfigError(f"{path}: not a learnflux model file ({exc})") from None
     with archive:
-        if _HEADER not in archive.files:
-            raise ConfigError(f"{path}: not a learnflux model file (no {_HEADER} entry)")
         try:
-            header = json.loads(archive[_HEADER].tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: corrupt header ({exc})") from None
-        if header.get("format") != FORMAT or header.get("version", 0) > VERSION:
-            raise ConfigError(f"{path}: unsupported format {header.get('format')!r} "
-                              f"version {header.get('version')!r}")
-        model = deserialize_layer(header["model"])
-        dtype = resolve_dtype(header.get("dtype", "float32"))
-        model.astype(dtype)
-        state = {}
-        for name in archive.files:
-            if name == _HEADER:
-                continue
-            arr = archive[name]
-            state[name] = cast(arr, dtype) if is_exact(dtype) and arr.dtype.kind == "U" else arr
-        model.load_state_dict(state)
+            return _read(archive, path)
+        except ValueError as exc:  # e.g. an object array, which would need pickle: refused
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"{path}: not a valid learnflux model file ({exc})") from None
+
+
+def _read(archive: Any, path: PathLike) -> Layer:
+    """Rebuild the model from an open archive (header first, then every array)."""
+    if _HEADER not in archive.files:
+        raise ConfigError(f"{path}: not a learnflux model file (no {_HEADER} entry)")
+    try:
+        header = json.loads(archive[_HEADER].tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: corrupt header ({exc})") from None
+    if header.get("format") != FORMAT or header.get("version", 0) > VERSION:
+        raise ConfigError(f"{path}: unsupported format {header.get('format')!r} "
+                          f"version {header.get('version')!r}")
+    model = deserialize_layer(header["model"])
+    dtype = resolve_dtype(header.get("dtype", "float32"))
+    model.astype(dtype)
+    state = {}
+    for name in archive.files:
+        if name == _HEADER:
+            continue
+        arr = archive[name]
+        state[name] = cast(arr, dtype) if is_exact(dtype) and arr.dtype.kind == "U" else arr
+    model.load_state_dict(state)
     return model

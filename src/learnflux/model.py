@@ -125,6 +125,7 @@ class Model(Layer):
         self.layers: list[Layer] = layers
         self._plan = plan
         self._single_input = single_input
+        self.n_inputs = 1 if single_input else None  # a single-input model nests in a Sequential
         self.n_model_inputs = max(-j for ins in plan for j in ins if j < 0)
         for i, layer in enumerate(layers):
             layer.name = str(i)
