@@ -27,3 +27,15 @@ class ExactnessError(LearnfluxError, TypeError):
 
 class ConfigError(LearnfluxError, ValueError):
     """A configuration (layer arguments, saved file, config file) is invalid."""
+
+
+class DataError(LearnfluxError, ValueError):
+    """Data cannot be used: a corrupt or truncated file, a bad CSV row, an unfitted transform..."""
+
+
+class DownloadError(LearnfluxError, OSError):
+    """A download failed: HTTP error, timeout, unreachable host, interrupted transfer, bad checksum."""
+
+
+class IndexRangeError(LearnfluxError, IndexError):
+    """An integer index (e.g. a token id entering an Embedding) is outside the valid range."""

@@ -65,7 +65,8 @@ def save(model: Layer, path: PathLike) -> None:
     for name, value in model.state_dict().items():
         if value.dtype == object:
             value = np.array([str(v) for v in value.reshape(-1)], dtype=str).reshape(value.shape)
-        arrays[name] = np.ascontiguousarray(value)
+        # (ascontiguousarray alone would turn a 0-d buffer, e.g. num_batches_tracked, into 1-d)
+        arrays[name] = np.ascontiguousarray(value).reshape(value.shape)
     arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
 

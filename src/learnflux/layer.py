@@ -133,7 +133,9 @@ class Layer:
                     f"unexpected keys {unexpected}"
                 )
         for key, value in state.items():
-            arr = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
+            # a copy, as PyTorch: in-place optimizer updates must not write into the caller's
+            # arrays (nor into the tensors a torch state dict shares its memory with)
+            arr = np.array(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
             if key in own_params:
                 own_params[key].value = arr
             elif key in own_buffers:

@@ -17,9 +17,11 @@ _global = np.random.default_rng(0)
 
 
 def seed(n: int) -> None:
-    """Reset the global generator: everything random afterwards is reproducible."""
-    global _global
-    _global = np.random.default_rng(n)
+    """Reset the global generator: everything random afterwards is reproducible.
+
+    The generator is reset in place, so layers that hold it (``Dropout()`` built before the
+    call) also draw the reseeded sequence."""
+    _global.bit_generator.state = np.random.default_rng(n).bit_generator.state
 
 
 def get_rng(rng: RngLike = None) -> np.random.Generator:

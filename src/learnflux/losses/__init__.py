@@ -1,6 +1,7 @@
 """Losses: they start the backward pass."""
 
 from .base import Loss
-from .regression import SquaredError
+from .classification import BCEWithLogitsLoss, CrossEntropyLoss
+from .regression import L1Loss, MSELoss, SquaredError
 
-__all__ = ["Loss", "SquaredError"]
+__all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "Loss", "MSELoss", "SquaredError"]

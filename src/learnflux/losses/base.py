@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-from ..errors import PhaseError, ShapeError
+from ..errors import DtypeError, PhaseError, ShapeError
 
 
 class Loss:
@@ -45,6 +45,11 @@ class Loss:
 
         A target of shape ``(batch,)`` is accepted for an output of shape ``(batch, 1)``."""
         y = target if isinstance(target, np.ndarray) else np.asarray(target)
+        if y.dtype.kind not in "fiubO":
+            raise DtypeError(
+                f"{self.describe()}: the target must hold real numbers, got an array of dtype "
+                f"{y.dtype}"
+            )
         if y.shape != output.shape:
             if output.ndim == 2 and output.shape[1] == 1 and y.shape == output.shape[:1]:
                 y = y.reshape(output.shape)
@@ -56,5 +61,41 @@ class Loss:
         if y.dtype != output.dtype:
             from ..numbers import cast
 
-            y = cast(y, output.dtype)
+            try:
+                y = cast(y, output.dtype)
+            except (TypeError, ValueError) as exc:
+                raise DtypeError(
+                    f"{self.describe()}: the target must hold real numbers ({exc})"
+                ) from None
         return y
+
+
+REDUCTIONS = ("mean", "sum")
+
+
+def check_reduction(loss_name: str, reduction: str) -> str:
+    """Validate a ``reduction=`` argument (``"mean"`` or ``"sum"``)."""
+    if reduction not in REDUCTIONS:
+        from ..errors import ConfigError
+
+        hint = (" (a loss returns one number per batch; compute per-element losses yourself)"
+                if reduction == "none" else "")
+        raise ConfigError(
+            f"{loss_name}: reduction must be 'mean' or 'sum', got {reduction!r}{hint}"
+        )
+    return reduction
+
+
+def as_output(loss: Loss, output: Any) -> np.ndarray:
+    """The model output as an array of real numbers (float32, float64 or exact), or a clear error."""
+    out = output if isinstance(output, np.ndarray) else np.asarray(output)
+    if out.dtype.kind not in "fO":
+        if out.dtype.kind in "iub":
+            return out.astype(np.float64)
+        raise DtypeError(
+            f"{loss.describe()}: the model output must hold real numbers, got an array of dtype "
+            f"{out.dtype}"
+        )
+    if out.ndim == 0:
+        raise ShapeError(f"{loss.describe()}: the output must have a batch axis, got a scalar")
+    return out

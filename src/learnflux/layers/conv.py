@@ -1,0 +1,321 @@
+"""2-D convolution over channels-first images, as one GEMM per group.
+
+The helpers ``pair``, ``offset_view`` and ``conv_output_size`` are shared with the pooling layers.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..init import initialize
+from ..layer import Layer
+from ..numbers import is_exact
+from ..seeding import RngLike
+
+IntOrPair = Union[int, tuple[int, int], list[int]]
+
+
+def pair(value: Any, name: str, owner: str, minimum: int = 1) -> tuple[int, int]:
+    """``3 → (3, 3)``, ``(3, 5) → (3, 5)``; a :class:`ConfigError` naming ``owner`` otherwise."""
+    items = value if isinstance(value, (tuple, list)) else (value, value)
+    ok = len(items) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in items
+    )
+    if not ok:
+        what = "positive" if minimum == 1 else "non-negative"
+        raise ConfigError(f"{owner}: {name} must be a {what} int or a pair of them, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def compact(p: tuple[int, int]) -> Union[int, list[int]]:
+    """``(3, 3) → 3``, ``(3, 5) → [3, 5]`` (how configs store pairs: JSON has no tuples)."""
+    return p[0] if p[0] == p[1] else [p[0], p[1]]
+
+
+def offset_view(xp: np.ndarray, i0: int, j0: int, out_h: int, out_w: int, sh: int, sw: int) -> np.ndarray:
+    """The zero-copy strided view ``v[..., a, b] = xp[..., i0 + sh·a, j0 + sw·b]``
+    (``a < out_h``, ``b < out_w``): the pixel that kernel offset ``(i0, j0)`` sees in every window."""
+    return xp[..., i0:i0 + sh * (out_h - 1) + 1:sh, j0:j0 + sw * (out_w - 1) + 1:sw]
+
+
+def conv_output_size(size: int, pad_total: int, kernel: int, stride: int, dilation: int = 1) -> int:
+    """``⌊(size + pad_total − dilation·(kernel − 1) − 1) / stride⌋ + 1`` (≤ 0 if the kernel does
+    not fit)."""
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def zeros_like_dtype(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """Zeros of ``dtype``; exact (object) arrays hold ``Fraction(0)`` rather than the int 0."""
+    if is_exact(dtype):
+        return np.full(shape, Fraction(0), dtype=object)
+    return np.zeros(shape, dtype=dtype)
+
+
+class Conv2d(Layer):
+    """2-D convolution (cross-correlation, no kernel flip) with zero padding, PyTorch's ``Conv2d``.
+
+    Forward, for output channel ``o`` of group ``g`` (``C_g = in_channels/groups`` input channels
+    ``c = g·C_g + c'``), with the input zero-padded to ``x̃``::
+
+        o[n, o, a, b] = bias[o] + Σ_{c'<C_g} Σ_{i<kh} Σ_{j<kw} W[o, c', i, j]
+                                                             · x̃[n, c, s_h·a + d_h·i, s_w·b + d_w·j]
+
+    Backward, with ``δ = ∂Loss/∂o`` of shape ``(batch, out_channels, H_out, W_out)`` (SPEC
+    convention 7):
+
+    * kernel gradient: ``δW[o, c', i, j] = Σ_{n,a,b} δ[n, o, a, b] · x̃[n, c, s_h·a + d_h·i, s_w·b + d_w·j]``
+    * bias gradient: ``δbias[o] = Σ_{n,a,b} δ[n, o, a, b]`` (every position the bias was added to)
+    * input δ: each padded pixel sums every output position it impacted,
+      ``δx̃[n, c, s_h·a + d_h·i, s_w·b + d_w·j] += Σ_{o ∈ g} W[o, c', i, j] · δ[n, o, a, b]``
+      over all ``(a, b, i, j)``; the padding border is then cut off.
+
+    How it runs: the input pixels each kernel offset ``(i, j)`` sees form a strided, zero-copy
+    view of the padded input; the ``kh·kw`` views are gathered into one matrix
+    ``X_col`` of shape ``(C·kh·kw, N·H_out·W_out)`` (im2col), and the forward pass is one matrix
+    product per group, ``W_mat · X_col`` with ``W_mat = W.reshape(out, C_g·kh·kw)``. The backward
+    pass is ``δW = δ_mat · X_colᵀ`` (one GEMM), ``δX_col = W_matᵀ · δ_mat`` (one GEMM, skipped when
+    ``need_input_delta`` is False) scattered back by adding ``kh·kw`` strided slices (col2im).
+    Everything stays in the layer's dtype (float32 by default); in exact mode the same code runs
+    on arrays of ``Fraction``.
+
+    Args:
+        in_channels, out_channels: channels of the input and of the output.
+        kernel_size: ``k`` or ``(kh, kw)``.
+        stride: ``s`` or ``(s_h, s_w)``, default 1.
+        padding: zeros added on every side, ``p`` or ``(p_h, p_w)``; or ``"same"`` (stride 1
+            only: output size = input size; the total ``d·(k − 1)`` is split with the extra pixel
+            at the bottom/right when odd, as PyTorch does) or ``"valid"`` (no padding).
+        dilation: spacing between kernel taps, default 1.
+        groups: split the channels into ``groups`` independent convolutions; ``in_channels`` and
+            ``out_channels`` must both be divisible by it (``groups=in_channels``: depthwise).
+        bias: add a learnable bias per output channel. It **starts at 0** (SPEC: biases start at
+            0), unlike PyTorch's default which draws the conv bias at random.
+        init: weight initialiser (name from :mod:`learnflux.init` or a callable). Default
+            ``"torch_default"``: U(−1/√fan_in, 1/√fan_in) with ``fan_in = C_g·kh·kw``, as PyTorch.
+        rng: generator or seed for the initialisation (default: the global one, ``lf.seed``).
+
+    Weights: ``weight`` of shape ``(out_channels, in_channels/groups, kh, kw)`` and ``bias`` of
+    shape ``(out_channels,)``, PyTorch's names and layouts.
+
+    Input shape: ``(batch, in_channels, H, W)``.
+    Output shape: ``(batch, out_channels, H_out, W_out)`` with
+    ``H_out = ⌊(H + p_top + p_bottom − d_h·(kh − 1) − 1) / s_h⌋ + 1`` (same for ``W_out``).
+    """
+
+    supports_exact = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrPair,
+        stride: IntOrPair = 1,
+        padding: Union[IntOrPair, str] = 0,
+        dilation: IntOrPair = 1,
+        groups: int = 1,
+        bias: bool = True,
+        init: Any = "torch_default",
+        rng: RngLike = None,
+    ) -> None:
+        super().__init__()
+        name = "Conv2d"
+        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                           ("groups", groups)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name}: {arg} must be a positive int, got {value!r}")
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.groups = int(groups)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ConfigError(
+                f"{name}: in_channels ({self.in_channels}) and out_channels ({self.out_channels}) "
+                f"must both be divisible by groups ({self.groups})"
+            )
+        self.kernel_size = pair(kernel_size, "kernel_size", name)
+        self.stride = pair(stride, "stride", name)
+        self.dilation = pair(dilation, "dilation", name)
+        kh, kw = self.kernel_size
+        self.padding: Union[str, tuple[int, int]]
+        if isinstance(padding, str):
+            mode = padding.lower()
+            if mode == "valid":
+                self._pads = (0, 0, 0, 0)
+            elif mode == "same":
+                if self.stride != (1, 1):
+                    raise ConfigError(
+                        f"{name}: padding='same' needs stride 1 (got stride {self.stride}); "
+                        "give the padding as numbers for a strided convolution"
+                    )
+                th = self.dilation[0] * (kh - 1)
+                tw = self.dilation[1] * (kw - 1)
+                self._pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+            else:
+                raise ConfigError(
+                    f"{name}: padding must be 'same', 'valid', an int or a pair, got {padding!r}"
+                )
+            self.padding = mode
+        else:
+            ph, pw = pair(padding, "padding", name, minimum=0)
+            self.padding = (ph, pw)
+            self._pads = (ph, ph, pw, pw)
+        self.use_bias = bool(bias)
+        self.init = init
+        shape = (self.out_channels, self.in_channels // self.groups, kh, kw)
+        fan_in = shape[1] * kh * kw
+        fan_out = self.out_channels * kh * kw
+        self.add_param("weight", initialize(init, shape, fan_in, fan_out, rng))
+        if self.use_bias:
+            self.add_param("bias", np.zeros(self.out_channels))
+        self._cols: Optional[np.ndarray] = None
+        self._in_shape: Optional[tuple] = None
+
+    # ------------------------------------------------------------------ shapes
+    def _output_hw(self, h: int, w: int) -> tuple[int, int]:
+        top, bottom, left, right = self._pads
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        ho = conv_output_size(h, top + bottom, kh, sh, dh)
+        wo = conv_output_size(w, left + right, kw, sw, dw)
+        if ho < 1 or wo < 1:
+            raise self.shape_error(
+                f"the kernel {kh}×{kw} (dilation {self.dilation}, spanning "
+                f"{dh * (kh - 1) + 1}×{dw * (kw - 1) + 1} pixels) is larger than the padded input "
+                f"{h + top + bottom}×{w + left + right} (input {h}×{w}, padding {self.padding})"
+            )
+        return ho, wo
+
+    def _check_shape(self, shape: tuple) -> None:
+        if len(shape) != 4 or shape[1] != self.in_channels:
+            raise self.shape_error(
+                f"expected input of shape (batch, {self.in_channels}, height, width), "
+                f"got {tuple(shape)}"
+            )
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        self._check_shape((None, *input_shape))
+        ho, wo = self._output_hw(input_shape[1], input_shape[2])
+        return (self.out_channels, ho, wo)
+
+    # ------------------------------------------------------------------ forward / backward
+    def _im2col(self, x: np.ndarray, ho: int, wo: int) -> np.ndarray:
+        """``X_col[(c, i, j), (n, a, b)] = x̃[n, c, s_h·a + d_h·i, s_w·b + d_w·j]``, shape
+        ``(C·kh·kw, N·H_out·W_out)``: one copy of each kernel offset's strided view."""
+        n, c, h, w = x.shape
+        top, bottom, left, right = self._pads
+        if top or bottom or left or right:
+            xp = zeros_like_dtype((n, c, h + top + bottom, w + left + right), x.dtype)
+            xp[:, :, top:top + h, left:left + w] = x
+        else:
+            xp = x
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        cols = np.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                cols[:, i, j] = offset_view(xp, i * dh, j * dw, ho, wo, sh, sw).transpose(1, 0, 2, 3)
+        return cols.reshape(c * kh * kw, n * ho * wo)
+
+    def _weight_matrix(self) -> np.ndarray:
+        """``W`` as ``(groups, out/groups, C_g·kh·kw)`` (a view)."""
+        g = self.groups
+        return self.weight.value.reshape(g, self.out_channels // g, -1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check_shape(x.shape)
+        n = x.shape[0]
+        ho, wo = self._output_hw(x.shape[2], x.shape[3])
+        cols = self._im2col(x, ho, wo)
+        wmat = self._weight_matrix()
+        if self.groups == 1:
+            prod = wmat[0] @ cols  # (out, N·H_out·W_out): the one GEMM
+        else:
+            prod = np.matmul(wmat, cols.reshape(self.groups, -1, cols.shape[1]))  # one per group
+        prod = prod.reshape(self.out_channels, n * ho * wo)
+        if self.use_bias:
+            prod += self.bias.value[:, None]  # in place, on contiguous rows
+        out = np.empty((n, self.out_channels, ho, wo), dtype=prod.dtype)
+        out[...] = prod.reshape(self.out_channels, n, ho, wo).transpose(1, 0, 2, 3)
+        if self.training:
+            self._cols = cols
+            self._in_shape = tuple(x.shape)
+        return out
+
+    def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> Optional[np.ndarray]:
+        cols = self._cols
+        self.check_trainable(cols)
+        n, c, h, w = self._in_shape
+        ho, wo = self._output_hw(h, w)
+        if delta_out.shape != (n, self.out_channels, ho, wo):
+            raise self.shape_error(
+                f"δ has shape {tuple(delta_out.shape)}, expected {(n, self.out_channels, ho, wo)}"
+            )
+        g = self.groups
+        # δ as a matrix (out, N·H_out·W_out), split by group: (groups, out/groups, N·H_out·W_out)
+        dmat = np.ascontiguousarray(delta_out.transpose(1, 0, 2, 3)).reshape(g, -1, n * ho * wo)
+        cols_g = cols.reshape(g, -1, n * ho * wo)
+        if g == 1:
+            gw = dmat[0] @ cols_g[0].T
+        else:
+            gw = np.matmul(dmat, cols_g.transpose(0, 2, 1))
+        self.weight.set_grad(gw.reshape(self.weight.value.shape))
+        if self.use_bias:
+            self.bias.set_grad(dmat.reshape(self.out_channels, -1).sum(axis=1))
+        if not need_input_delta:
+            return None
+        wmat = self._weight_matrix()
+        if g == 1:
+            dcols = wmat[0].T @ dmat[0]
+        else:
+            dcols = np.matmul(wmat.transpose(0, 2, 1), dmat)
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        dcols = dcols.reshape(c, kh, kw, n, ho, wo)
+        top, bottom, left, right = self._pads
+        # col2im: each kernel offset's δ goes back to the pixels it saw. The sum is built
+        # channel-major, (C, N, H̃, W̃), like X_col's columns, so that each addition reads and
+        # writes matching layouts; one copy at the end crops the padding and restores NCHW.
+        dxp = zeros_like_dtype((c, n, h + top + bottom, w + left + right), dcols.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                view = offset_view(dxp, i * dh, j * dw, ho, wo, sh, sw)
+                view += dcols[:, i, j]
+        d_in = np.empty((n, c, h, w), dtype=dcols.dtype)
+        d_in[...] = dxp[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3)
+        return d_in
+
+    def _cache_attrs(self) -> tuple[str, ...]:
+        return ("_cols", "_in_shape")
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": compact(self.kernel_size),
+        }
+        if self.stride != (1, 1):
+            config["stride"] = compact(self.stride)
+        if isinstance(self.padding, str):
+            config["padding"] = self.padding
+        elif self.padding != (0, 0):
+            config["padding"] = compact(self.padding)
+        if self.dilation != (1, 1):
+            config["dilation"] = compact(self.dilation)
+        if self.groups != 1:
+            config["groups"] = self.groups
+        if not self.use_bias:
+            config["bias"] = False
+        if isinstance(self.init, str) and self.init != "torch_default":
+            config["init"] = self.init
+        return config
+
+    def summary_name(self) -> str:
+        kh, kw = self.kernel_size
+        extras = [f"{k}={v!r}" for k, v in self.get_config().items()
+                  if k not in ("in_channels", "out_channels", "kernel_size")]
+        tail = "".join(", " + e for e in extras)
+        return f"Conv2d({self.in_channels} → {self.out_channels}, {kh}×{kw}{tail})"
+
+
+__all__ = ["Conv2d"]

@@ -1,0 +1,384 @@
+"""Pooling over channels-first images: max, average, global average.
+
+Every pooling layer works window offset by window offset: for the offset ``(i, j)`` inside the
+``kh×kw`` window, the pixel each window holds there forms one zero-copy strided view of the
+(padded) input, ``x̃[:, :, s_h·a + i, s_w·b + j]``. The forward pass combines the ``kh·kw`` views
+(maximum or sum); the backward pass adds δ back through the same views. When the windows tile the
+image exactly (the common 2×2 / stride 2), no padded copy is made at all.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..layer import Layer
+from ..numbers import is_exact
+from .conv import IntOrPair, compact, offset_view, pair, zeros_like_dtype
+
+
+def pool_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
+    """PyTorch's rule: ``⌊(size + 2p − k) / s⌋ + 1`` (``⌈⌉`` in ceil mode), minus one in ceil
+    mode if the last window would start in the right/bottom padding (or beyond)."""
+    span = size + 2 * padding - kernel
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+class _Pool2d(Layer):
+    """Shared machinery of MaxPool2d and AvgPool2d: arguments, output size, padded views."""
+
+    supports_exact = True
+
+    def __init__(
+        self,
+        kernel_size: IntOrPair,
+        stride: Optional[IntOrPair] = None,
+        padding: IntOrPair = 0,
+        ceil_mode: bool = False,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.kernel_size = pair(kernel_size, "kernel_size", name)
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride", name)
+        self.padding = pair(padding, "padding", name, minimum=0)
+        for p, k in zip(self.padding, self.kernel_size):
+            if 2 * p > k:
+                raise ConfigError(
+                    f"{name}: padding {self.padding} must be at most half the kernel size "
+                    f"{self.kernel_size} (a window must never be only padding)"
+                )
+        self.ceil_mode = bool(ceil_mode)
+        self._cache: Any = None
+
+    def _cache_attrs(self) -> tuple[str, ...]:
+        return ("_cache",)
+
+    def _output_hw(self, h: int, w: int) -> tuple[int, int]:
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        ho = pool_output_size(h, kh, sh, ph, self.ceil_mode)
+        wo = pool_output_size(w, kw, sw, pw, self.ceil_mode)
+        if ho < 1 or wo < 1:
+            raise self.shape_error(
+                f"the window {kh}×{kw} is larger than the padded input "
+                f"{h + 2 * ph}×{w + 2 * pw} (input {h}×{w}, padding {self.padding})"
+            )
+        return ho, wo
+
+    def _check_shape(self, shape: tuple) -> None:
+        if len(shape) != 4:
+            raise self.shape_error(
+                f"expected input of shape (batch, channels, height, width), got {tuple(shape)}"
+            )
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        self._check_shape((None, *input_shape))
+        return (input_shape[0], *self._output_hw(input_shape[1], input_shape[2]))
+
+    def _padded_extent(self, h: int, w: int, ho: int, wo: int) -> tuple[int, int]:
+        """Height and width of the padded input the windows read: the padding on the top/left,
+        and on the bottom/right whatever the last window needs (padding, or in ceil mode the
+        missing part of a partial window)."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return max(ph + h, (ho - 1) * sh + kh), max(pw + w, (wo - 1) * sw + kw)
+
+    def _pad(self, x: np.ndarray, ho: int, wo: int, fill: Any) -> np.ndarray:
+        """``x`` inside a border of ``fill`` large enough for every window (``x`` itself,
+        without a copy, when no window leaves the image)."""
+        n, c, h, w = x.shape
+        hp, wp = self._padded_extent(h, w, ho, wo)
+        ph, pw = self.padding
+        if (hp, wp) == (h, w) and ph == 0 and pw == 0:
+            return x
+        xp = np.full((n, c, hp, wp), fill, dtype=x.dtype)
+        xp[:, :, ph:ph + h, pw:pw + w] = x
+        return xp
+
+    def _views(self, xp: np.ndarray, ho: int, wo: int):
+        """``(k, view)`` for each window offset, in row-major order within the window."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        for i in range(kh):
+            for j in range(kw):
+                yield i * kw + j, offset_view(xp, i, j, ho, wo, sh, sw)
+
+    def _crop(self, dxp: np.ndarray, shape: tuple) -> np.ndarray:
+        n, c, h, w = shape
+        ph, pw = self.padding
+        if dxp.shape == shape:
+            return dxp
+        return dxp[:, :, ph:ph + h, pw:pw + w]
+
+    def _tiles(self, shape: tuple) -> bool:
+        """True when the windows tile the image exactly (no padding, stride = kernel, sizes
+        divisible: the common 2×2 / stride 2 on an even map). The offset views are then the
+        ``(kh, kw)`` slices of ``x.reshape(N, C, H_out, kh, W_out, kw)``: no padded copy, and
+        every input pixel sits in exactly one view, so the backward pass writes each once."""
+        _, _, h, w = shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (kh, kw) == (sh, sw) and ph == pw == 0 and h % kh == 0 and w % kw == 0
+
+    def _delta_buffer(self, shape: tuple, ho: int, wo: int, dtype: np.dtype) -> tuple[np.ndarray, bool]:
+        """The array the input δ is gathered in (padded like the forward input) and whether the
+        views tile it (then it need not start at zero: each view is assigned, not added to)."""
+        if self._tiles(shape):
+            return np.empty(shape, dtype=dtype), True
+        hp, wp = self._padded_extent(shape[2], shape[3], ho, wo)
+        return zeros_like_dtype((shape[0], shape[1], hp, wp), dtype), False
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"kernel_size": compact(self.kernel_size)}
+        if self.stride != self.kernel_size:
+            config["stride"] = compact(self.stride)
+        if self.padding != (0, 0):
+            config["padding"] = compact(self.padding)
+        if self.ceil_mode:
+            config["ceil_mode"] = True
+        return config
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling, PyTorch's ``MaxPool2d``: each output is the largest input of its window.
+
+    Forward: ``o[n, c, a, b] = max_{i<kh, j<kw} x̃[n, c, s_h·a + i, s_w·b + j]``, where ``x̃`` is
+    the input with a border of −∞ (padding, and in ceil mode the missing part of the partial
+    border windows, so those windows simply hold fewer pixels: SPEC convention 8, a 7×7 map gives
+    4×4 with 2×2 windows, stride 2 and ``ceil_mode=True``).
+
+    Backward: each window routes its δ to the one input that was its maximum, 0 elsewhere;
+    ``δx[n, c, s_h·a + i*, s_w·b + j*] += δ[n, c, a, b]`` with ``(i*, j*)`` the arg-max of window
+    ``(a, b)``. On ties the first maximum in row-major order inside the window wins, as in PyTorch.
+    An input that is the maximum of several overlapping windows receives the sum of their δ.
+
+    Args:
+        kernel_size: window size ``k`` or ``(kh, kw)``.
+        stride: step between windows; default ``kernel_size``.
+        padding: implicit −∞ border on each side, at most half the kernel size.
+        ceil_mode: keep the partial windows at the bottom/right border (round the output size
+            up) instead of dropping them.
+
+    Input shape: ``(batch, channels, H, W)``. Output shape: ``(batch, channels, H_out, W_out)``
+    with ``H_out = ⌊(H + 2p − k) / s⌋ + 1`` (``⌈⌉`` in ceil mode, as long as the last window
+    starts inside the image or its top/left padding).
+
+    How it runs: in the training phase the forward pass keeps, per output, the index (an int8)
+    of the window offset that won; the backward pass adds δ, offset by offset, into the strided
+    views where that index matches. No arithmetic other than comparisons: it runs exactly on
+    ``Fraction`` values.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check_shape(x.shape)
+        n, c, h, w = x.shape
+        ho, wo = self._output_hw(h, w)
+        # −∞ border (it compares below Fractions too); a window always holds a real pixel
+        views = self._views(self._pad(x, ho, wo, float("-inf")), ho, wo)
+        _, first = next(views)
+        out = first.copy()
+        if not self.training:
+            for _, view in views:
+                np.maximum(out, view, out=out)
+            return out
+        kk = self.kernel_size[0] * self.kernel_size[1]
+        winner = np.zeros(out.shape, dtype=np.int8 if kk <= 127 else np.int32)
+        for k, view in views:
+            better = view > out  # strictly: on ties the earlier offset keeps the window
+            np.maximum(out, view, out=out)
+            winner += better * (k - winner)  # winner = k where better (branch-free: faster)
+        self._cache = (winner, tuple(x.shape), ho, wo)
+        return out
+
+    def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
+        self.check_trainable(self._cache)
+        winner, shape, ho, wo = self._cache
+        n, c, h, w = shape
+        if delta_out.shape != (n, c, ho, wo):
+            raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {(n, c, ho, wo)}")
+        dxp, tiled = self._delta_buffer(shape, ho, wo, delta_out.dtype)
+        for k, view in self._views(dxp, ho, wo):
+            if tiled:
+                np.multiply(delta_out, winner == k, out=view)
+            else:
+                view += delta_out * (winner == k)
+        return self._crop(dxp, shape)
+
+    def summary_name(self) -> str:
+        return "MaxPool2d(" + ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()) + ")"
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling, PyTorch's ``AvgPool2d``: each output is the mean of its window.
+
+    Forward: ``o[n, c, a, b] = (1 / m_ab) · Σ_{i<kh, j<kw} x̃[n, c, s_h·a + i, s_w·b + j]`` with
+    ``x̃`` zero-padded. The divisor ``m_ab`` is, as in PyTorch, the window's size clipped to the
+    padded image (``count_include_pad=True``: zero padding counts, the part of a ceil-mode window
+    beyond the padding does not) or the number of real input pixels in the window
+    (``count_include_pad=False``).
+
+    Backward: every pixel of window ``(a, b)`` receives ``δ[n, c, a, b] / m_ab`` (summed over the
+    windows that hold it): ``δx̃[n, c, s_h·a + i, s_w·b + j] += δ[n, c, a, b] / m_ab``.
+
+    Args:
+        kernel_size, stride, padding, ceil_mode: as :class:`MaxPool2d` (zero padding).
+        count_include_pad: count the zero padding in the divisor (default True, as PyTorch).
+
+    Input shape: ``(batch, channels, H, W)``. Output shape: as :class:`MaxPool2d`.
+    Exact arithmetic: supported (sums and a division by an integer).
+    """
+
+    def __init__(
+        self,
+        kernel_size: IntOrPair,
+        stride: Optional[IntOrPair] = None,
+        padding: IntOrPair = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+
+    def _divisor(self, h: int, w: int, ho: int, wo: int, dtype: np.dtype) -> Union[np.ndarray, Any]:
+        """``m_ab`` as an ``(H_out, W_out)`` array (rows × columns of each window that count), or
+        one scalar when every window has the same count."""
+        counts = []
+        for size, out, k, s, p in zip((h, w), (ho, wo), self.kernel_size, self.stride, self.padding):
+            start = np.arange(out) * s - p
+            end = np.minimum(start + k, size + p)
+            if not self.count_include_pad:
+                start, end = np.maximum(start, 0), np.minimum(end, size)
+            counts.append(end - start)
+        m = np.outer(counts[0], counts[1])
+        if np.all(m == m[0, 0]):
+            return Fraction(int(m[0, 0])) if is_exact(dtype) else dtype.type(m[0, 0])
+        if is_exact(dtype):
+            return np.array([[Fraction(int(v)) for v in row] for row in m], dtype=object)
+        return m.astype(dtype)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check_shape(x.shape)
+        n, c, h, w = x.shape
+        ho, wo = self._output_hw(h, w)
+        divisor = self._divisor(h, w, ho, wo, x.dtype)
+        views = self._views(self._pad(x, ho, wo, Fraction(0) if x.dtype == object else 0), ho, wo)
+        _, first = next(views)
+        out = first.copy()
+        for _, view in views:
+            out += view
+        out /= divisor
+        if self.training:
+            self._cache = (divisor, x.shape, ho, wo)
+        return out
+
+    def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
+        self.check_trainable(self._cache)
+        divisor, shape, ho, wo = self._cache
+        n, c, h, w = shape
+        if delta_out.shape != (n, c, ho, wo):
+            raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {(n, c, ho, wo)}")
+        share = delta_out / divisor
+        dxp, tiled = self._delta_buffer(shape, ho, wo, share.dtype)
+        for _, view in self._views(dxp, ho, wo):
+            if tiled:
+                view[...] = share
+            else:
+                view += share
+        return self._crop(dxp, shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        if not self.count_include_pad:
+            config["count_include_pad"] = False
+        return config
+
+    def summary_name(self) -> str:
+        return "AvgPool2d(" + ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()) + ")"
+
+
+class GlobalAvgPool2d(Layer):
+    """Global average pooling: the mean of each channel over the whole image.
+
+    Forward: ``o[n, c] = (1 / (H·W)) · Σ_{h,w} x[n, c, h, w]``.
+    Backward: every pixel receives an equal share, ``δx[n, c, h, w] = δ[n, c] / (H·W)``.
+
+    Args:
+        keepdims: keep the spatial axes as ``1×1`` (output ``(batch, C, 1, 1)``, like PyTorch's
+            ``AdaptiveAvgPool2d(1)``). Default False: output ``(batch, C)``, ready for a Linear
+            layer (Keras' ``GlobalAveragePooling2D``).
+
+    Input shape: ``(batch, channels, H, W)``. Output shape: ``(batch, channels)`` or
+    ``(batch, channels, 1, 1)``. Exact arithmetic: supported.
+    """
+
+    supports_exact = True
+
+    def __init__(self, keepdims: bool = False) -> None:
+        super().__init__()
+        self.keepdims = bool(keepdims)
+        self._cache: Optional[tuple] = None
+
+    def _cache_attrs(self) -> tuple[str, ...]:
+        return ("_cache",)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 4:
+            raise self.shape_error(
+                f"expected input of shape (batch, channels, height, width), got {tuple(x.shape)}"
+            )
+        n, c, h, w = x.shape
+        out = x.reshape(n, c, h * w).sum(axis=2)
+        out /= Fraction(h * w) if x.dtype == object else h * w
+        if self.training:
+            self._cache = tuple(x.shape)
+        return out.reshape(n, c, 1, 1) if self.keepdims else out
+
+    def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
+        self.check_trainable(self._cache)
+        n, c, h, w = self._cache
+        expected = (n, c, 1, 1) if self.keepdims else (n, c)
+        if delta_out.shape != expected:
+            raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {expected}")
+        share = delta_out.reshape(n, c, 1, 1) / (Fraction(h * w) if delta_out.dtype == object else h * w)
+        d_in = np.empty((n, c, h, w), dtype=share.dtype)
+        d_in[...] = share
+        return d_in
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        if len(input_shape) != 3:
+            raise self.shape_error(f"expected inputs of shape (channels, height, width), got {input_shape}")
+        return (input_shape[0], 1, 1) if self.keepdims else (input_shape[0],)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"keepdims": True} if self.keepdims else {}
+
+    def summary_name(self) -> str:
+        return "GlobalAvgPool2d(keepdims=True)" if self.keepdims else "GlobalAvgPool2d()"
+
+
+class AdaptiveAvgPool2d(GlobalAvgPool2d):
+    """PyTorch's ``AdaptiveAvgPool2d``, for ``output_size=1`` only: global average pooling that
+    keeps the ``1×1`` spatial axes (output ``(batch, C, 1, 1)``); see :class:`GlobalAvgPool2d`
+    for the maths. Any other output size raises a :class:`ConfigError` (use ``AvgPool2d`` with a
+    suitable window)."""
+
+    def __init__(self, output_size: Union[int, tuple, list] = 1) -> None:
+        sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+        if len(sizes) != 2 or any(s != 1 or isinstance(s, bool) for s in sizes):
+            raise ConfigError(
+                f"AdaptiveAvgPool2d: only output_size=1 (global average pooling) is supported, "
+                f"got {output_size!r}; use AvgPool2d with a suitable kernel_size and stride instead"
+            )
+        super().__init__(keepdims=True)
+        self.output_size = 1
+
+    def get_config(self) -> dict[str, Any]:
+        return {"output_size": 1}
+
+    def summary_name(self) -> str:
+        return "AdaptiveAvgPool2d(1)"
+
+
+__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "GlobalAvgPool2d", "MaxPool2d"]
