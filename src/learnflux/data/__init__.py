@@ -1,0 +1,35 @@
+"""Data for training: batching, splits, standardisation, datasets, a downloader.
+
+- :class:`ArrayLoader`: seeded, reproducible mini-batches ``(xb, yb)`` from NumPy arrays.
+- :func:`train_val_split`, :func:`train_val_test_split`: seeded (optionally stratified) splits.
+- :class:`Standardizer`: per-feature mean / std, saveable as JSON.
+- :func:`load_digits`: the handwritten digits (1,797 images 8×8), embedded: no download.
+- :func:`load_mnist`: MNIST / Fashion-MNIST from their IDX files (:func:`read_idx`), with
+  :func:`download` (resumes, verifies SHA-256, renames atomically).
+- :func:`load_csv`: tabular data.
+"""
+
+from .csvdata import load_csv
+from .datasets import MNIST_FILES, MNIST_MIRRORS, MNIST_SHA256, load_digits, load_mnist
+from .download import download, sha256_file
+from .idx import read_idx, write_idx
+from .loader import ArrayLoader
+from .split import train_val_split, train_val_test_split
+from .transforms import Standardizer
+
+__all__ = [
+    "ArrayLoader",
+    "MNIST_FILES",
+    "MNIST_MIRRORS",
+    "MNIST_SHA256",
+    "Standardizer",
+    "download",
+    "load_csv",
+    "load_digits",
+    "load_mnist",
+    "read_idx",
+    "sha256_file",
+    "train_val_split",
+    "train_val_test_split",
+    "write_idx",
+]
