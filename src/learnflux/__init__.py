@@ -29,5 +29,45 @@ from .seeding import get_rng, seed
 __version__ = "0.1.0"
 
 # --- exports added by later issues go below this line (one import line per module) ---
+from . import (  # lf.callbacks.EarlyStopping, lf.metrics.register_metric, ...
+    callbacks,
+    config,
+    data,  # lf.data: loaders, splits, datasets
+    metrics,
+)
+from .callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    JSONLogger,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    TerminateOnNaN,
+)
+from .errors import DataError, DownloadError, IndexRangeError
+from .interop import from_torch, to_torch  # torch is imported only when they are called
+from .layers import (
+    GELU,
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Embedding,
+    Flatten,
+    GlobalAvgPool2d,
+    LayerNorm,
+    LogSoftmax,
+    MaxPool2d,
+    Reshape,
+    SiLU,
+    Softmax,
+)
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss
+from .optim import Adagrad, Adam, AdamW, RMSprop, clip_grad_norm_, clip_grad_value_
+from .summary import summary
+from .trace import Recorder, Snapshot, Step, Trace  # also makes lf.trace the module
+from .train import History, Trainer
 
 __all__ = [name for name in dir() if not name.startswith("_")]

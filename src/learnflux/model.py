@@ -240,10 +240,26 @@ class Model(Layer):
             return Node.create(self, nodes)
         return self.forward(x)
 
-    def predict(self, x: Any) -> Any:
-        """Forward pass in the inference phase (the phase is restored afterwards)."""
-        with self.inference():
-            return self.forward(x)
+    def predict(self, x: Any, batch_size: Optional[int] = 256) -> Any:
+        """Forward pass in the inference phase (the phase is restored afterwards),
+        ``batch_size`` samples at a time (``None``: all at once)."""
+        from .train import predict
+
+        return predict(self, x, batch_size=batch_size)
+
+    def fit(self, x: Any, y: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Train the model: ``fit(x, y, epochs=1, batch_size=32, loss=..., optimizer=...,
+        validation_data=None, callbacks=(), ...)``; see :func:`learnflux.train.fit`.
+        Returns a ``History``."""
+        from .train import fit
+
+        return fit(self, x, y, *args, **kwargs)
+
+    def evaluate(self, x: Any, y: Any = None, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """Loss and metrics over ``(x, y)``; see :func:`learnflux.train.evaluate`."""
+        from .train import evaluate
+
+        return evaluate(self, x, y, *args, **kwargs)
 
     # ------------------------------------------------------------------ parameters
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Param]]:

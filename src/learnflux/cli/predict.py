@@ -1,0 +1,164 @@
+"""``learnflux predict MODEL INPUT``: run a saved model on a ``.npy`` array or an image file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import ConfigError
+
+HELP = """\
+INPUT:
+  X.npy      an array of samples (n, *input shape), or one sample (*input shape)
+  IMAGE      a PNG (or JPEG, through matplotlib's reader and Pillow) image: converted to
+             grey (luminance) when the model takes one channel, scaled to [0, 1], resized to
+             the model's input height × width by area averaging, and inverted when it looks
+             like dark ink on light paper (--invert auto: the border is brighter than the
+             middle), since the digits and MNIST are light strokes on a dark background.
+             For best results crop the digit with a small margin.
+
+The output: per sample, the predicted class and its probability (softmax of the model's
+outputs) with the --top most likely classes; --save writes the raw outputs as .npy.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="run a saved model on a .npy array or an image",
+        description="Predict with a saved model (lf.save format) on a .npy array or an image file.",
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL", help="a model file (model.lf of a run folder)")
+    p.add_argument("input", metavar="INPUT", help="X.npy or an image file (PNG, JPEG)")
+    p.add_argument("--top", type=int, default=3, help="how many classes to list per sample (default 3)")
+    p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
+                   help="invert image brightness (default: auto)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--save", metavar="OUT.npy", help="write the model outputs to this file")
+    p.add_argument("--json", action="store_true", help="print JSON lines")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..io import atomic_write, load
+    from .evaluate import _existing, apply_preprocess
+
+    model = load(_existing(args.model))
+    shape = input_shape(model)
+    path = Path(args.input)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    if path.suffix.lower() == ".npy":
+        x = np.load(path, allow_pickle=False)
+        if shape is not None and tuple(x.shape) == shape:
+            x = x[None]
+    else:
+        if shape is None:
+            raise ConfigError(f"{args.model}: the model has no Input layer with a known shape, "
+                              "so an image cannot be resized for it; pass a .npy array")
+        x = load_image(path, shape, invert=args.invert)[None]
+    x = apply_preprocess(Path(args.model), x.astype(np.float32, copy=False))
+    out = np.asarray(model.predict(x, batch_size=args.batch_size))
+    if args.save:
+        atomic_write(args.save, lambda fh: np.save(fh, out))
+    if out.ndim == 2 and out.shape[1] > 1:
+        probs = as_probabilities(out)
+        k = max(1, min(args.top, out.shape[1]))
+        for i, p in enumerate(probs):
+            order = np.argsort(-p)[:k]
+            if args.json:
+                print(json.dumps({"sample": i, "class": int(order[0]),
+                                  "top": [[int(c), float(p[c])] for c in order]}))
+            else:
+                top = ", ".join(f"{c} ({p[c]:.3f})" for c in order)
+                print(f"sample {i}: class {order[0]} (p = {p[order[0]]:.3f}) · top {k}: {top}")
+    else:
+        for i, row in enumerate(out.reshape(len(out), -1)):
+            values = [float(v) for v in row]
+            print(json.dumps({"sample": i, "output": values}) if args.json else f"sample {i}: {values}")
+    return 0
+
+
+def input_shape(model: Any) -> Optional[tuple]:
+    first = model.layers[0] if hasattr(model, "layers") else model
+    shape = getattr(first, "shape", None)
+    if type(first).__name__ == "Input" and shape is not None and all(s is not None for s in shape):
+        return tuple(shape)
+    return None
+
+
+def as_probabilities(out: np.ndarray) -> np.ndarray:
+    """Rows that already are probabilities are kept; logits go through a softmax."""
+    out = out.astype(np.float64)
+    if np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4):
+        return out
+    z = out - out.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _area_matrix(n_out: int, n_in: int) -> np.ndarray:
+    """Row i averages the input cells covering output cell i (area resampling)."""
+    edges = np.linspace(0.0, n_in, n_out + 1)
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        lo, hi = edges[i], edges[i + 1]
+        for j in range(int(np.floor(lo)), min(n_in, int(np.ceil(hi)))):
+            m[i, j] = min(hi, j + 1) - max(lo, j)
+    return m / m.sum(axis=1, keepdims=True)
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize ``(channels, h, w)`` to ``(channels, height, width)`` by area averaging."""
+    rows = _area_matrix(height, image.shape[-2])
+    cols = _area_matrix(width, image.shape[-1])
+    return np.einsum("ih,chw,jw->cij", rows, image, cols)
+
+
+def load_image(path: Path, shape: tuple, invert: str = "auto") -> np.ndarray:
+    """Read an image file into one sample of ``shape`` (channels, height, width), values in [0, 1]."""
+    if len(shape) != 3:
+        raise ConfigError(f"the model takes samples of shape {shape}, not images (channels, height, width)")
+    try:
+        import matplotlib.image as mpimg
+    except ImportError:
+        raise ConfigError("reading images needs matplotlib (pip install learnflux[train])") from None
+    try:
+        img = np.asarray(mpimg.imread(str(path)))
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ConfigError(f"{path}: cannot read the image ({exc})") from None
+    img = img.astype(np.float64) / (255.0 if img.dtype.kind in "ui" else 1.0)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[-1] == 4:  # composite transparent pixels on white paper
+        alpha = img[..., 3:4]
+        img = img[..., :3] * alpha + (1.0 - alpha)
+    channels = shape[0]
+    if channels == 1:
+        if img.shape[-1] >= 3:
+            img = img[..., :3] @ np.array([0.299, 0.587, 0.114])
+        else:
+            img = img[..., 0]
+        img = img[None]
+    elif channels == 3:
+        img = np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img[..., :3]
+        img = np.moveaxis(img, -1, 0)
+    else:
+        raise ConfigError(f"the model takes {channels} channels; images have 1 (grey) or 3 (colour)")
+    h, w = img.shape[-2:]
+    if invert == "yes" or (invert == "auto" and _light_background(img)):
+        img = 1.0 - img
+    img = resize(img, shape[1], shape[2])
+    return np.clip(img, 0.0, 1.0).astype(np.float32)
+
+
+def _light_background(img: np.ndarray) -> bool:
+    border = np.concatenate([img[:, 0, :].ravel(), img[:, -1, :].ravel(),
+                             img[:, :, 0].ravel(), img[:, :, -1].ravel()])
+    return bool(border.mean() > 0.5)

@@ -1,0 +1,192 @@
+"""The fit loop: learning, history, determinism, accumulation, clipping, evaluate and predict."""
+
+import io
+
+import numpy as np
+import pytest
+
+import learnflux as lf
+from learnflux.train import Trainer
+
+
+def blobs(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centres = np.array([[2.0, 0.0], [-2.0, 1.0], [0.0, -2.5]])
+    x = (centres[y] + 0.6 * rng.standard_normal((n, 2))).astype(np.float32)
+    return x, y
+
+
+def mlp(seed=0, dtype=np.float32):
+    lf.seed(seed)
+    layers = (lf.Input(2), lf.Linear(2, 16), lf.ReLU(), lf.Dropout(0.1), lf.Linear(16, 3))
+    return lf.Sequential(*layers).astype(dtype)
+
+
+def weights(model):
+    return {k: v.copy() for k, v in model.state_dict().items()}
+
+
+def test_fit_learns_and_records_history():
+    x, y = blobs()
+    xv, yv = blobs(60, seed=1)
+    model = mlp()
+    hist = model.fit(x, y, epochs=8, batch_size=16, loss=lf.CrossEntropyLoss(),
+                     optimizer=lf.Adam(model.parameters(), lr=0.02), validation_data=(xv, yv),
+                     seed=0, verbose=0)
+    assert isinstance(hist, lf.History)
+    assert hist.epoch == list(range(8))
+    assert set(hist.history) == {"loss", "accuracy", "lr", "val_loss", "val_accuracy"}
+    assert all(len(v) == 8 for v in hist.history.values())
+    assert hist.history["loss"][-1] < hist.history["loss"][0] / 3
+    assert hist.history["val_accuracy"][-1] > 0.9
+    assert model.training  # the phase the model had is restored
+    result = model.evaluate(xv, yv)  # remembers the loss and metrics of fit
+    assert set(result) == {"loss", "accuracy"}
+    assert result["accuracy"] == pytest.approx(hist.history["val_accuracy"][-1])
+    assert result["loss"] == pytest.approx(hist.history["val_loss"][-1], rel=1e-6)
+    assert "epoch,loss,accuracy,lr,val_loss,val_accuracy" in hist.to_csv()
+
+
+def test_regression_targets_get_no_accuracy_by_default():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3)).astype(np.float32)
+    y = x @ np.array([[1.0], [-2.0], [0.5]], dtype=np.float32)
+    model = lf.Sequential(lf.Input(3), lf.Linear(3, 1))
+    hist = model.fit(x, y, epochs=30, batch_size=8, optimizer=lf.SGD(model.parameters(), lr=0.05),
+                     verbose=0, seed=0)
+    assert set(hist.history) == {"loss", "lr"}
+    assert hist.history["loss"][-1] < 1e-3
+
+
+def test_same_seed_gives_bit_identical_weights():
+    x, y = blobs()
+
+    def train(seed):
+        model = mlp(seed=0)
+        model.fit(x, y, epochs=3, batch_size=10, loss=lf.CrossEntropyLoss(),
+                  optimizer=lf.Adam(model.parameters(), lr=0.01), seed=seed, verbose=0)
+        return weights(model)
+
+    a, b, c = train(1), train(1), train(2)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert any(not np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_accumulation_equals_one_bigger_batch():
+    x, y = blobs(48)
+    x = x.astype(np.float64)
+    runs = []
+    for batch_size, accumulate in ((16, 1), (8, 2), (4, 4)):
+        lf.seed(3)
+        model = lf.Sequential(lf.Input(2), lf.Linear(2, 8), lf.Tanh(), lf.Linear(8, 3)).astype(np.float64)
+        model.fit(x, y, epochs=2, batch_size=batch_size, accumulate=accumulate, shuffle=False,
+                  loss=lf.CrossEntropyLoss(), optimizer=lf.SGD(model.parameters(), lr=0.5), verbose=0)
+        runs.append(weights(model))
+    for other in runs[1:]:
+        for k in runs[0]:
+            np.testing.assert_allclose(other[k], runs[0][k], rtol=1e-12, atol=1e-14)
+
+
+def test_accumulation_with_a_partial_last_group():
+    # 5 batches with accumulate=2: updates after batches 2, 4 and 5 (the last one alone)
+    x, y = blobs(10)
+    lf.seed(0)
+    model = lf.Sequential(lf.Input(2), lf.Linear(2, 3)).astype(np.float64)
+    ref = lf.Sequential(lf.Input(2), lf.Linear(2, 3)).astype(np.float64)
+    ref.load_state_dict(weights(model))
+    trainer = Trainer(model, loss=lf.CrossEntropyLoss(), optimizer=lf.SGD(model.parameters(), lr=0.1),
+                      accumulate=2, verbose=0)
+    trainer.fit(x.astype(np.float64), y, epochs=1, batch_size=2, shuffle=False)
+    assert trainer.global_step == 3
+    loss, opt = lf.CrossEntropyLoss(), lf.SGD(ref.parameters(), lr=0.1)
+    for sl in (slice(0, 4), slice(4, 8), slice(8, 10)):
+        loss(ref(x[sl].astype(np.float64)), y[sl])
+        ref.backward(loss.backward(), need_input_delta=False)
+        opt.step()
+    for k, v in weights(ref).items():
+        np.testing.assert_allclose(model.state_dict()[k], v, rtol=1e-12)
+
+
+def test_clip_norm_limits_the_update():
+    x, y = blobs(16)
+    lf.seed(0)
+    model = lf.Sequential(lf.Input(2), lf.Linear(2, 3))
+    before = weights(model)
+    model.fit(x * 1000, y, epochs=1, batch_size=16, clip_norm=0.5, loss=lf.CrossEntropyLoss(),
+              optimizer=lf.SGD(model.parameters(), lr=1.0), verbose=0)
+    change = np.sqrt(sum(((model.state_dict()[k] - before[k]) ** 2).sum() for k in before))
+    assert change == pytest.approx(0.5, rel=1e-4)
+
+
+def test_scheduler_argument_changes_the_learning_rate():
+    x, y = blobs(32)
+    model = mlp()
+    opt = lf.SGD(model.parameters(), lr=0.1)
+    hist = model.fit(x, y, epochs=4, batch_size=16, loss=lf.CrossEntropyLoss(), optimizer=opt,
+                     scheduler=lf.optim.StepLR(opt, step_size=1, gamma=0.5), verbose=0)
+    assert hist.history["lr"] == pytest.approx([0.1, 0.05, 0.025, 0.0125])
+
+
+def test_fit_accepts_an_array_loader():
+    x, y = blobs(40)
+    model = mlp()
+    loader = lf.data.ArrayLoader(x, y, batch_size=8, seed=0)
+    hist = model.fit(loader, epochs=2, loss=lf.CrossEntropyLoss(),
+                     optimizer=lf.Adam(model.parameters(), lr=0.01), verbose=0)
+    assert len(hist) == 2 and "accuracy" in hist.history
+
+
+def test_predict_is_batched_and_in_the_inference_phase():
+    x, _ = blobs(50)
+    model = mlp()
+    full = model.predict(x, batch_size=None)
+    np.testing.assert_allclose(model.predict(x, batch_size=7), full, rtol=1e-6)
+    assert model.training
+    np.testing.assert_array_equal(model.predict(x), full)  # dropout is off in inference
+
+
+def test_verbose_output_and_quiet_mode(capsys):
+    x, y = blobs(20)
+    model = mlp()
+    model.fit(x, y, epochs=2, loss=lf.CrossEntropyLoss(), verbose=0)
+    assert capsys.readouterr().out == ""
+    model.fit(x, y, epochs=2, loss=lf.CrossEntropyLoss(), verbose=2)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2 · loss ")
+    model.fit(x, y, epochs=1, loss=lf.CrossEntropyLoss(), verbose="auto")  # stdout is not a tty here
+    assert capsys.readouterr().out == ""
+
+
+def test_progress_bar_on_a_terminal():
+    from learnflux.progress import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Tty()
+    p = Progress(1, stream=stream)
+    assert p.use_bar
+    p.epoch_begin(0, 1, 3)
+    for _ in range(3):
+        p.batch_end({"loss": 0.5, "accuracy": 0.75})
+    p.epoch_end({"loss": 0.5, "accuracy": 0.75})
+    text = stream.getvalue()
+    assert "epoch 1/1" in text and "3/3" in text and "accuracy 0.7500" in text
+
+
+def test_bad_arguments_are_clear_errors():
+    x, y = blobs(20)
+    model = mlp()
+    with pytest.raises(lf.ConfigError, match="batch_size"):
+        model.fit(x, y, batch_size=0, verbose=0)
+    with pytest.raises(lf.ConfigError, match="accumulate"):
+        model.fit(x, y, accumulate=0, verbose=0)
+    with pytest.raises(lf.ShapeError, match="20 samples but y has 19"):
+        model.fit(x, y[:19], verbose=0)
+    with pytest.raises(lf.ConfigError, match="unknown loss"):
+        model.fit(x, y, loss="hinge", verbose=0)
+    with pytest.raises(lf.ConfigError, match="validation_data"):
+        model.fit(x, y, validation_data=x, verbose=0)
