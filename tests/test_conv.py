@@ -253,6 +253,78 @@ def test_backward_before_forward_and_in_inference():
         layer.backward(np.zeros((1, 1, 1, 1), dtype=np.float32))
     layer(np.zeros((1, 1, 3, 3), dtype=np.float32))
     layer.eval()
-    assert layer._cols is None
+    assert layer._cache is None
     with pytest.raises(lf.PhaseError, match="inference phase"):
         layer.backward(np.zeros((1, 1, 1, 1), dtype=np.float32))
+
+
+# ---------------------------------------------------------------------- the stride-1 fast path
+@pytest.mark.parametrize("chunk", [1, 700, 1 << 20])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(in_channels=3, out_channels=4, kernel_size=3, padding=1),
+        dict(in_channels=4, out_channels=6, kernel_size=(3, 2), padding=(1, 0), groups=2),
+        dict(in_channels=2, out_channels=3, kernel_size=3, padding=2, dilation=2),
+        dict(in_channels=2, out_channels=2, kernel_size=4, padding="same", bias=False),
+        dict(in_channels=3, out_channels=2, kernel_size=1),
+    ],
+)
+@pytest.mark.parametrize("need_input_delta", [True, False])
+def test_flat_path_matches_general_path_in_blocks(kwargs, chunk, need_input_delta, monkeypatch):
+    """The float stride-1 path (flat-shifted rows, processed in blocks of samples, shared work
+    buffers) gives the general im2col path's output and gradients, whatever the block size
+    (1 element → one sample per block), and twice in a row (buffers reused)."""
+    monkeypatch.setattr(lf.Conv2d, "CHUNK_ELEMS", chunk)
+    monkeypatch.setattr(lf.Conv2d, "FLAT_MAX_WASTE", 1.0)  # small test maps: force the path
+    rng = np.random.default_rng(3)
+    layer = lf.Conv2d(**kwargs, rng=1).astype("float64")
+    if layer.use_bias:
+        layer.bias.value = rng.uniform(-1, 1, layer.out_channels)
+    for _ in range(2):
+        x = rng.standard_normal((5, layer.in_channels, 6, 7))
+        ho, wo = layer.output_shape(x.shape[1:])[1:]
+        out = layer.forward(x)
+        assert layer._cache[0] == "flat"
+        delta = rng.standard_normal(out.shape)
+        d_in = layer.backward(delta, need_input_delta=need_input_delta)
+        grads = [p.grad.copy() for p in layer.params()]
+        ref = layer._forward_general(x, ho, wo)
+        ref_d_in = layer.backward(delta, need_input_delta=need_input_delta)
+        np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+        for got, p in zip(grads, layer.params()):
+            np.testing.assert_allclose(got, p.grad, rtol=1e-12, atol=1e-12)
+        if need_input_delta:
+            assert d_in.shape == x.shape and d_in.flags.c_contiguous
+            np.testing.assert_allclose(d_in, ref_d_in, rtol=1e-12, atol=1e-12)
+        else:
+            assert d_in is None
+        np.testing.assert_allclose(out, naive_conv(x, layer.weight.value,
+                                                   layer.bias.value if layer.use_bias else None,
+                                                   (1, 1), layer._pads, layer.dilation,
+                                                   layer.groups), rtol=1e-10, atol=1e-10)
+
+
+def test_flat_path_keeps_float32():
+    layer = lf.Conv2d(3, 4, 3, padding=1)
+    x = np.random.default_rng(0).random((4, 3, 20, 20), dtype=np.float32)
+    out = layer.forward(x)
+    assert layer._cache[0] == "flat"
+    d_in = layer.backward(np.ones_like(out))
+    assert out.dtype == d_in.dtype == layer.weight.grad.dtype == layer.bias.grad.dtype == np.float32
+
+
+def test_path_choice_by_wasted_columns():
+    """Stride 1 on a wide map takes the fast path; a narrow map (wasted columns > 1/8 of the row),
+    a strided convolution and exact arithmetic take the general one."""
+    layer = lf.Conv2d(2, 2, 3, padding=1)
+    layer.forward(np.zeros((1, 2, 28, 28), dtype=np.float32))
+    assert layer._cache[0] == "flat"
+    layer.forward(np.zeros((1, 2, 14, 14), dtype=np.float32))
+    assert layer._cache[0] == "general"
+    strided = lf.Conv2d(2, 2, 3, padding=1, stride=2)
+    strided.forward(np.zeros((1, 2, 28, 28), dtype=np.float32))
+    assert strided._cache[0] == "general"
+    exact = lf.Conv2d(1, 1, 1).astype("exact")
+    exact.forward(np.full((1, 1, 2, 2), F(1, 3), dtype=object))
+    assert exact._cache[0] == "general"

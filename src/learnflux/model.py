@@ -43,9 +43,24 @@ class Node:
         return f"Node({self.layer!r})"
 
 
+_INPUT_CLASS: Optional[type] = None
+
+
+def _input_class() -> type:
+    """``layers.input.Input``, imported on first use (that module imports this one)."""
+    global _INPUT_CLASS
+    if _INPUT_CLASS is None:
+        from .layers.input import Input
+
+        _INPUT_CLASS = Input
+    return _INPUT_CLASS
+
+
 def symbolic_inputs(x: Any) -> Optional[list[Node]]:
     """The nodes a layer is being called on, or None when called on real data."""
-    from .layers.input import Input
+    if isinstance(x, np.ndarray):  # real data, the common case: answer before anything else
+        return None
+    Input = _input_class()
 
     def as_node(item: Any) -> Optional[Node]:
         if isinstance(item, Node):

@@ -17,14 +17,18 @@ class Param:
       cast to the parameter's dtype).
     * ``grad``: the gradient of the last backward pass, same shape as ``value``; ``None`` before the
       first one. A backward pass **replaces** it (one batch, one gradient) unless the model's
-      backward is called with ``accumulate=True``, which **adds** to it.
+      backward is called with ``accumulate=True``, which **adds** to it. A backward pass may
+      write the new gradient **into** the array of the previous one (as PyTorch's in-place
+      ``.grad``), when that array is the parameter's own buffer (:meth:`grad_buffer`): copy a
+      ``grad`` you want to keep across steps. An array you assign to ``grad`` yourself, or one left
+      by ``zero_grad``/gradient clipping/accumulation, is never written into.
     * ``name``: its name inside its layer (``"weight"``, ``"bias"``); models prefix it with the
       layer's position (``"1.weight"``).
     * ``training``: follows the phase of the layer that owns it; an optimizer refuses to update a
       parameter in the inference phase.
     """
 
-    __slots__ = ("_value", "grad", "name", "training", "accumulate", "owner")
+    __slots__ = ("_value", "grad", "name", "training", "accumulate", "owner", "_own_grad")
 
     def __init__(self, value: np.ndarray, name: str = "", owner: Any = None) -> None:
         self._value = value
@@ -33,6 +37,7 @@ class Param:
         self.training = True
         self.accumulate = False
         self.owner = owner
+        self._own_grad: Optional[np.ndarray] = None  # the buffer grad_buffer() handed out last
 
     @property
     def value(self) -> np.ndarray:
@@ -61,6 +66,21 @@ class Param:
     @property
     def size(self) -> int:
         return self._value.size
+
+    def grad_buffer(self) -> Optional[np.ndarray]:
+        """An array shaped like the parameter for a layer to write this pass's gradient into
+        (``np.matmul(..., out=p.grad_buffer())``), then hand to :meth:`set_grad`.
+
+        It is the previous gradient's array when that is the parameter's own buffer (so the
+        steady state of training allocates nothing), a new buffer when ``grad`` is ``None`` or an
+        array from elsewhere, and ``None`` (let NumPy allocate) when the pass accumulates or the
+        parameter holds exact (object) numbers."""
+        if self.accumulate or self._value.dtype == object:
+            return None
+        g = self.grad
+        if g is None or g is not self._own_grad:
+            g = self._own_grad = np.empty_like(self._value)
+        return g
 
     def set_grad(self, g: np.ndarray) -> None:
         """Store the gradient of this backward pass (or add it when accumulating)."""

@@ -42,11 +42,14 @@ class ReLU(Activation):
     supports_exact = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        mask = x >= 0
-        if self.training:
-            self._cache = mask
         if x.dtype == object:
+            mask = x >= 0
+            if self.training:
+                self._cache = mask
             return np.where(mask, x, Fraction(0))
+        if not self.training:  # nothing to keep: one pass (max(x, 0) = x·[x ≥ 0], NaN stays NaN)
+            return np.maximum(x, 0)
+        mask = self._cache = x >= 0  # backward needs the input's sign (ReLU'(0) = 1)
         return np.multiply(x, mask, dtype=x.dtype)
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:

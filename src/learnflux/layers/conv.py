@@ -5,6 +5,7 @@ The helpers ``pair``, ``offset_view`` and ``conv_output_size`` are shared with t
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 from typing import Any, Optional, Union
 
@@ -48,6 +49,22 @@ def conv_output_size(size: int, pad_total: int, kernel: int, stride: int, dilati
     return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
 
 
+_SHARED = threading.local()
+
+
+def shared_block(key: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """A contiguous array of ``shape`` carved from a per-thread work buffer that every Conv2d
+    shares (its contents live only inside one forward or backward call); grown when too small,
+    so a model holds one such buffer, the size of its largest block, not one per layer."""
+    count = int(np.prod(shape))
+    bufs = _SHARED.__dict__.setdefault("bufs", {})
+    buf = bufs.get((key, dtype))
+    if buf is None or buf.size < count:
+        buf = np.empty(count, dtype=dtype)
+        bufs[(key, dtype)] = buf
+    return buf[:count].reshape(shape)
+
+
 def zeros_like_dtype(shape: tuple, dtype: np.dtype) -> np.ndarray:
     """Zeros of ``dtype``; exact (object) arrays hold ``Fraction(0)`` rather than the int 0."""
     if is_exact(dtype):
@@ -73,14 +90,28 @@ class Conv2d(Layer):
       ``δx̃[n, c, s_h·a + d_h·i, s_w·b + d_w·j] += Σ_{o ∈ g} W[o, c', i, j] · δ[n, o, a, b]``
       over all ``(a, b, i, j)``; the padding border is then cut off.
 
-    How it runs: the input pixels each kernel offset ``(i, j)`` sees form a strided, zero-copy
-    view of the padded input; the ``kh·kw`` views are gathered into one matrix
-    ``X_col`` of shape ``(C·kh·kw, N·H_out·W_out)`` (im2col), and the forward pass is one matrix
-    product per group, ``W_mat · X_col`` with ``W_mat = W.reshape(out, C_g·kh·kw)``. The backward
-    pass is ``δW = δ_mat · X_colᵀ`` (one GEMM), ``δX_col = W_matᵀ · δ_mat`` (one GEMM, skipped when
-    ``need_input_delta`` is False) scattered back by adding ``kh·kw`` strided slices (col2im).
-    Everything stays in the layer's dtype (float32 by default); in exact mode the same code runs
-    on arrays of ``Fraction``.
+    How it runs. Stride 1 in float32/float64 on a map wide enough (see ``FLAT_MAX_WASTE``) takes a
+    fast path: the input is copied once, channel-major, into a zero-padded buffer ``x̃`` of shape
+    ``(C, N, H̃ + 1, W̃)`` (kept by the layer: its border is written once; it is also what the
+    backward pass keeps, about the size of the input). Flattening each padded image, kernel offset
+    ``(i, j)`` reads the pixel ``s_ij = d_h·i·W̃ + d_w·j`` places after the window's top-left
+    corner, so for one sample the ``H_out·W̃`` values an offset sees form ONE contiguous run of
+    ``x̃``; the columns ``X_col[(c, i, j), (n, q)] = x̃_flat[c, n, q + s_ij]`` are ``C·kh·kw`` long
+    contiguous copies (not ``C·kh·kw·N·H_out`` rows of ``W_out`` values), and the forward pass is
+    one GEMM per group ``W_mat · X_col``. The ``W̃ − W_out`` extra columns of each output row are
+    wasted work (they wrap around the border) and are simply not copied out. The backward pass
+    rebuilds the columns (cheaper than caching them: 9× the input for 3×3), computes ``δWᵀ = X_col
+    · δ_matᵀ`` with ``δ_mat`` zero in the wasted columns, and, when the input δ is needed, ``δX_col
+    = W_matᵀ · δ_mat`` added back with ``kh·kw`` shifted adds of contiguous rows (col2im without a
+    strided scatter). The work runs in blocks of samples whose columns fit in the CPU cache
+    (``CHUNK_ELEMS``), in work buffers shared by all Conv2d layers of a thread.
+
+    Narrow maps, other strides, and exact arithmetic on ``Fraction`` values take the general path:
+    the ``kh·kw`` strided, zero-copy views of the padded input (one per kernel offset) are gathered
+    into ``X_col`` of shape ``(C·kh·kw, N·H_out·W_out)`` (im2col, cached for the backward pass),
+    the forward pass is ``W_mat · X_col``, the backward pass ``δW = δ_mat · X_colᵀ`` and ``δX_col =
+    W_matᵀ · δ_mat`` scattered back by adding ``kh·kw`` strided slices. Everything stays in the
+    layer's dtype (float32 by default).
 
     Args:
         in_channels, out_channels: channels of the input and of the output.
@@ -170,8 +201,8 @@ class Conv2d(Layer):
         self.add_param("weight", initialize(init, shape, fan_in, fan_out, rng))
         if self.use_bias:
             self.add_param("bias", np.zeros(self.out_channels))
-        self._cols: Optional[np.ndarray] = None
-        self._in_shape: Optional[tuple] = None
+        self._cache: Optional[tuple] = None
+        self._scratch: dict[str, np.ndarray] = {}  # work buffers, allocated once per shape
 
     # ------------------------------------------------------------------ shapes
     def _output_hw(self, h: int, w: int) -> tuple[int, int]:
@@ -224,8 +255,138 @@ class Conv2d(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_shape(x.shape)
-        n = x.shape[0]
         ho, wo = self._output_hw(x.shape[2], x.shape[3])
+        if self._use_flat(x.dtype, wo):
+            return self._forward_flat(x, ho, wo)
+        return self._forward_general(x, ho, wo)
+
+    def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> Optional[np.ndarray]:
+        cache = self._cache
+        self.check_trainable(cache)
+        kind, data, shape = cache
+        n, c, h, w = shape
+        ho, wo = self._output_hw(h, w)
+        if delta_out.shape != (n, self.out_channels, ho, wo):
+            raise self.shape_error(
+                f"δ has shape {tuple(delta_out.shape)}, expected {(n, self.out_channels, ho, wo)}"
+            )
+        if kind == "flat":
+            return self._backward_flat(data, shape, delta_out, need_input_delta)
+        return self._backward_general(data, shape, delta_out, need_input_delta)
+
+    # ------------------------------------------------------------------ stride-1 fast path
+    #: target size (elements) of one block of columns: small enough to stay in the CPU cache
+    #: between the copy that builds it and the GEMM that reads it.
+    CHUNK_ELEMS = 1 << 20
+    #: the fast path computes ``W̃ − W_out`` wasted columns per output row; above this fraction
+    #: of ``W_out`` (narrow maps: 14×14 with 3×3, 8×8) the general path's exact columns pay more
+    #: than its costlier copies (measured on the 2-core development machine)
+    FLAT_MAX_WASTE = 0.125
+
+    def _use_flat(self, dtype: np.dtype, wo: int) -> bool:
+        waste = self.dilation[1] * (self.kernel_size[1] - 1)  # W̃ − W_out at stride 1
+        return (self.stride == (1, 1) and not is_exact(dtype)
+                and waste <= self.FLAT_MAX_WASTE * wo)
+
+    def _work(self, key: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+        """A work buffer kept between calls (allocated zeroed once per shape and dtype)."""
+        buf = self._scratch.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.zeros(shape, dtype=dtype)
+            self._scratch[key] = buf
+        return buf
+
+    def _flat_geometry(self, h: int, w: int) -> tuple[int, int, list[int]]:
+        """Padded height and width, and the flat shift ``d_h·i·W̃ + d_w·j`` of each kernel
+        offset ``(i, j)`` (row-major)."""
+        top, bottom, left, right = self._pads
+        hp, wp = h + top + bottom, w + left + right
+        (kh, kw), (dh, dw) = self.kernel_size, self.dilation
+        return hp, wp, [i * dh * wp + j * dw for i in range(kh) for j in range(kw)]
+
+    def _forward_flat(self, x: np.ndarray, ho: int, wo: int) -> np.ndarray:
+        """Stride 1, float: one GEMM per block of samples over flat-shifted rows (class notes)."""
+        n, c, h, w = x.shape
+        top, _, left, _ = self._pads
+        hp, wp, shifts = self._flat_geometry(h, w)
+        frame, length, g, o = (hp + 1) * wp, ho * wp, self.groups, self.out_channels
+        dt = x.dtype
+        # padded input, channel-major (C, N, H̃ + 1, W̃); its zero border (and the spare bottom
+        # row that the last shifts run into) is written once, the interior on every call
+        xp = self._work("xp", (c, n, hp + 1, wp), dt)
+        np.copyto(xp[:, :, top:top + h, left:left + w], x.transpose(1, 0, 2, 3))
+        xp3 = xp.reshape(c, n, frame)
+        k = c * len(shifts)
+        per = max(1, min(n, self.CHUNK_ELEMS // (k * length)))
+        wmat = self._weight_matrix()
+        out = np.empty((n, o, ho, wo), dtype=dt)
+        bias = self.bias.value[:, None, None, None] if self.use_bias else None
+        for n0 in range(0, n, per):
+            nc = min(per, n - n0)
+            cols = shared_block("cols", (c, len(shifts), nc, length), dt)
+            for t, s in enumerate(shifts):  # im2col: rows of H_out·W̃ contiguous values
+                np.copyto(cols[:, t], xp3[:, n0:n0 + nc, s:s + length])
+            prod = shared_block("prod", (g, o // g, nc * length), dt)
+            np.matmul(wmat, cols.reshape(g, k // g, nc * length), out=prod)
+            valid = prod.reshape(o, nc, ho, wp)[..., :wo]
+            dst = out[n0:n0 + nc].transpose(1, 0, 2, 3)
+            if bias is None:
+                np.copyto(dst, valid)
+            else:
+                np.add(valid, bias, out=dst)
+        if self.training:
+            self._cache = ("flat", xp, tuple(x.shape))
+        return out
+
+    def _backward_flat(self, xp: np.ndarray, shape: tuple, delta_out: np.ndarray,
+                       need_input_delta: bool) -> Optional[np.ndarray]:
+        n, c, h, w = shape
+        top, _, left, _ = self._pads
+        hp, wp, shifts = self._flat_geometry(h, w)
+        frame, g, o = (hp + 1) * wp, self.groups, self.out_channels
+        ho, wo = delta_out.shape[2:]
+        length = ho * wp
+        dt = xp.dtype
+        if self.use_bias:
+            self.bias.set_grad(np.einsum("nohw->o", delta_out))
+        xp3 = xp.reshape(c, n, frame)
+        k = c * len(shifts)
+        per = max(1, min(n, self.CHUNK_ELEMS // (k * length)))
+        wmat = self._weight_matrix()
+        gw_t = np.zeros((g, k // g, o // g), dtype=dt)  # δWᵀ per group: the faster GEMM order
+        d_in = np.empty(shape, dtype=dt) if need_input_delta else None
+        for n0 in range(0, n, per):
+            nc = min(per, n - n0)
+            # δ laid out like the forward product (O, n, H_out, W̃): zero in the columns
+            # b >= W_out that no output came from, so that they add nothing below
+            dc = shared_block("delta", (o, nc, ho, wp), dt)
+            dc[..., wo:] = 0
+            np.copyto(dc[..., :wo], delta_out[n0:n0 + nc].transpose(1, 0, 2, 3))
+            dc = dc.reshape(g, o // g, nc * length)
+            cols = shared_block("cols", (c, len(shifts), nc, length), dt)
+            for t, s in enumerate(shifts):
+                np.copyto(cols[:, t], xp3[:, n0:n0 + nc, s:s + length])
+            gw_t += np.matmul(cols.reshape(g, k // g, nc * length), dc.transpose(0, 2, 1))
+            if d_in is None:
+                continue
+            dcols = shared_block("cols", (g, k // g, nc * length), dt)  # the columns' memory
+            np.matmul(wmat.transpose(0, 2, 1), dc, out=dcols)
+            dcols4 = dcols.reshape(c, len(shifts), nc, length)
+            # col2im: add the rows back where they were read (the first shift, 0, assigns)
+            dxp = shared_block("dxp", (c, nc, frame), dt)
+            np.copyto(dxp[:, :, :length], dcols4[:, 0])
+            dxp[:, :, length:] = 0
+            for t, s in enumerate(shifts[1:], start=1):
+                view = dxp[:, :, s:s + length]
+                np.add(view, dcols4[:, t], out=view)
+            inner = dxp.reshape(c, nc, hp + 1, wp)[:, :, top:top + h, left:left + w]
+            np.copyto(d_in[n0:n0 + nc].transpose(1, 0, 2, 3), inner)
+        self.weight.set_grad(gw_t.transpose(0, 2, 1).reshape(self.weight.value.shape))
+        return d_in
+
+    # ------------------------------------------------------------------ general path
+    def _forward_general(self, x: np.ndarray, ho: int, wo: int) -> np.ndarray:
+        n = x.shape[0]
         cols = self._im2col(x, ho, wo)
         wmat = self._weight_matrix()
         if self.groups == 1:
@@ -238,19 +399,13 @@ class Conv2d(Layer):
         out = np.empty((n, self.out_channels, ho, wo), dtype=prod.dtype)
         out[...] = prod.reshape(self.out_channels, n, ho, wo).transpose(1, 0, 2, 3)
         if self.training:
-            self._cols = cols
-            self._in_shape = tuple(x.shape)
+            self._cache = ("general", cols, tuple(x.shape))
         return out
 
-    def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> Optional[np.ndarray]:
-        cols = self._cols
-        self.check_trainable(cols)
-        n, c, h, w = self._in_shape
-        ho, wo = self._output_hw(h, w)
-        if delta_out.shape != (n, self.out_channels, ho, wo):
-            raise self.shape_error(
-                f"δ has shape {tuple(delta_out.shape)}, expected {(n, self.out_channels, ho, wo)}"
-            )
+    def _backward_general(self, cols: np.ndarray, shape: tuple, delta_out: np.ndarray,
+                          need_input_delta: bool) -> Optional[np.ndarray]:
+        n, c, h, w = shape
+        ho, wo = delta_out.shape[2:]
         g = self.groups
         # δ as a matrix (out, N·H_out·W_out), split by group: (groups, out/groups, N·H_out·W_out)
         dmat = np.ascontiguousarray(delta_out.transpose(1, 0, 2, 3)).reshape(g, -1, n * ho * wo)
@@ -285,7 +440,7 @@ class Conv2d(Layer):
         return d_in
 
     def _cache_attrs(self) -> tuple[str, ...]:
-        return ("_cols", "_in_shape")
+        return ("_cache",)
 
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:

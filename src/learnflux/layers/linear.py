@@ -77,9 +77,10 @@ class Linear(Layer):
             raise self.shape_error(
                 f"δ has shape {tuple(delta_out.shape)}, expected {(x.shape[0], self.out_features)}"
             )
-        self.weight.set_grad(delta_out.T @ x)
+        # written into the previous step's gradient arrays (Param.grad_buffer): no allocation
+        self.weight.set_grad(np.matmul(delta_out.T, x, out=self.weight.grad_buffer()))
         if self.use_bias:
-            self.bias.set_grad(delta_out.sum(axis=0))
+            self.bias.set_grad(np.sum(delta_out, axis=0, out=self.bias.grad_buffer()))
         return delta_out @ self.weight.value if need_input_delta else None
 
     def output_shape(self, input_shape: tuple) -> tuple:

@@ -123,42 +123,50 @@ class _BatchNorm(Layer):
                 f"expected more than 1 value per channel in the training phase, "
                 f"got input of shape {tuple(x.shape)}"
             )
-        mean = x.mean(axis=axes, keepdims=True)
-        xhat = x - mean
-        var = np.mean(xhat * xhat, axis=axes, keepdims=True)
+        # one row of values per (sample, channel): the statistics are sums over axes 0 and 2,
+        # the inner one contiguous; the variance is a sum of products (einsum, no temporary)
+        n, c = x.shape[0], self.num_features
+        inv_m = scalar_like(1.0 / m, dt)
+        x3 = x.reshape(n, c, -1)
+        mean = np.einsum("ncl->c", x3) * inv_m
+        xhat = x3 - mean[:, None]
+        var = np.einsum("ncl,ncl->c", xhat, xhat) * inv_m
         inv_std = 1 / np.sqrt(var + eps)
-        xhat *= inv_std
+        xhat *= inv_std[:, None]
         if self.training:
             if self.track_running_stats:
-                self._update_running_stats(mean.reshape(-1), var.reshape(-1), m)
-            self._xhat = xhat
+                self._update_running_stats(mean, var, m)
+            self._xhat = xhat.reshape(x.shape)
             self._inv_std = inv_std
         if self.affine:
-            out = xhat * self.weight.value.reshape(bshape)
-            out += self.bias.value.reshape(bshape)
-            return out
-        return xhat.copy() if self.training else xhat
+            out = xhat * self.weight.value[:, None]
+            out += self.bias.value[:, None]
+            return out.reshape(x.shape)
+        return (xhat.copy() if self.training else xhat).reshape(x.shape)
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> Optional[np.ndarray]:
         xhat = self._xhat
         self.check_trainable(xhat)
         if delta_out.shape != xhat.shape:
             raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {xhat.shape}")
-        axes, bshape = self._check(xhat)
-        sum_d = delta_out.sum(axis=axes, keepdims=True)
-        sum_dx = (delta_out * xhat).sum(axis=axes, keepdims=True)
+        n, c = xhat.shape[0], self.num_features
+        x3 = xhat.reshape(n, c, -1)
+        d3 = delta_out.reshape(n, c, -1)
+        sum_d = np.einsum("ncl->c", d3)
+        sum_dx = np.einsum("ncl,ncl->c", d3, x3)
         if self.affine:
-            self.weight.set_grad(sum_dx.reshape(-1))
-            self.bias.set_grad(sum_d.reshape(-1))
+            self.weight.set_grad(sum_dx)
+            self.bias.set_grad(sum_d)
         if not need_input_delta:
             return None
-        inv_m = scalar_like(1.0 / (xhat.size // self.num_features), self.dtype)
-        d_in = xhat * (sum_dx * inv_m)
-        np.subtract(delta_out, d_in, out=d_in)
-        d_in -= sum_d * inv_m
-        gain = self._inv_std if not self.affine else self._inv_std * self.weight.value.reshape(bshape)
-        d_in *= gain
-        return d_in
+        inv_m = scalar_like(1.0 / (xhat.size // c), self.dtype)
+        gain = self._inv_std if not self.affine else self._inv_std * self.weight.value
+        # δx = gain·(δ − mean(δ) − x̂·mean(δ·x̂)), per channel: four passes, one new array
+        d_in = x3 * (-(sum_dx * inv_m))[:, None]
+        d_in += d3
+        d_in -= (sum_d * inv_m)[:, None]
+        d_in *= gain[:, None]
+        return d_in.reshape(xhat.shape)
 
     def _cache_attrs(self) -> tuple[str, ...]:
         return ("_xhat", "_inv_std")

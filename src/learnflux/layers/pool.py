@@ -165,10 +165,10 @@ class MaxPool2d(_Pool2d):
     with ``H_out = ⌊(H + 2p − k) / s⌋ + 1`` (``⌈⌉`` in ceil mode, as long as the last window
     starts inside the image or its top/left padding).
 
-    How it runs: in the training phase the forward pass keeps, per output, the index (an int8)
+    How it runs: in the training phase the forward pass keeps, per output, the index (a uint8)
     of the window offset that won; the backward pass adds δ, offset by offset, into the strided
-    views where that index matches. No arithmetic other than comparisons: it runs exactly on
-    ``Fraction`` values.
+    views where that index matches (where the windows tile the image, it writes each view once).
+    No arithmetic other than comparisons: it runs exactly on ``Fraction`` values.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -184,11 +184,17 @@ class MaxPool2d(_Pool2d):
                 np.maximum(out, view, out=out)
             return out
         kk = self.kernel_size[0] * self.kernel_size[1]
-        winner = np.zeros(out.shape, dtype=np.int8 if kk <= 127 else np.int32)
+        winner = np.zeros(out.shape, dtype=np.uint8 if kk <= 255 else np.int32)
         for k, view in views:
             better = view > out  # strictly: on ties the earlier offset keeps the window
             np.maximum(out, view, out=out)
-            winner += better * (k - winner)  # winner = k where better (branch-free: faster)
+            # winner = k where better: k grows, so a maximum does it (branch-free, in place)
+            if winner.dtype == np.uint8:
+                step = better.view(np.uint8)
+                step *= np.uint8(k)
+            else:
+                step = better * np.int32(k)
+            np.maximum(winner, step, out=winner)
         self._cache = (winner, tuple(x.shape), ho, wo)
         return out
 

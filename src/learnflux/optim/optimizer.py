@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator, Sequence, Union
 import numpy as np
 
 from ..errors import ConfigError, ExactnessError, PhaseError, ShapeError
-from ..numbers import is_exact, scalar_like
+from ..numbers import scalar_like
 from ..param import Param
 
 ParamsLike = Union[Iterable[Union[Param, dict]], Any]
@@ -50,7 +50,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Param, dict[str, Any]] = {}
-        self._scratch: dict[tuple[Param, int], np.ndarray] = {}
+        self._scratch: dict[tuple[int, np.dtype], np.ndarray] = {}
         items = _as_param_list(params)
         if not items:
             raise ConfigError(f"{type(self).__name__}: got an empty list of parameters")
@@ -115,25 +115,29 @@ class Optimizer:
     # ------------------------------------------------------------------ stepping
     def step(self) -> None:
         """Update every parameter that has a gradient, in place."""
+        exact_ok = self.supports_exact
+        states = self.state
         for group in self.param_groups:
             for p in group["params"]:
                 g = p.grad
                 if g is None:
                     continue
-                self.check_phase(p)
-                if g.shape != p.value.shape:
+                if not p.training:
+                    self.check_phase(p)
+                value = p.value
+                if g.shape != value.shape:
                     raise ShapeError(
-                        f"{type(self).__name__}.step: {p.describe()} has shape {p.value.shape} "
+                        f"{type(self).__name__}.step: {p.describe()} has shape {value.shape} "
                         f"but its gradient has shape {g.shape}"
                     )
-                if not self.supports_exact and is_exact(p.dtype):
+                if not exact_ok and value.dtype == object:
                     raise ExactnessError(
                         f"{type(self).__name__} needs square roots and cannot run in exact "
                         f"arithmetic ({p.describe()}); use SGD, or float64"
                     )
-                state = self.state.get(p)
+                state = states.get(p)
                 if state is None:
-                    state = self.state[p] = {}
+                    state = states[p] = {}
                 self._update(p, g, group, state)
 
     def _update(self, p: Param, g: np.ndarray, group: dict[str, Any], state: dict[str, Any]) -> None:
@@ -154,12 +158,17 @@ class Optimizer:
 
     # ------------------------------------------------------------------ helpers for subclasses
     def _buffer(self, p: Param, slot: int = 0) -> np.ndarray:
-        """A scratch array shaped like ``p`` (allocated once, reused every step; not state)."""
-        key = (p, slot)
+        """A scratch array shaped like ``p`` for the update of ``p`` (not state: its content is
+        garbage on entry and is lost at the next call with the same ``slot``).
+
+        Every parameter shares one flat buffer per ``(slot, dtype)``, sized by the largest one
+        and allocated once: the scratch memory is one parameter's, not the model's."""
+        key = (slot, p.dtype)
         buf = self._scratch.get(key)
-        if buf is None or buf.shape != p.value.shape or buf.dtype != p.dtype:
-            buf = self._scratch[key] = np.empty_like(p.value)
-        return buf
+        n = p.size
+        if buf is None or buf.size < n:
+            buf = self._scratch[key] = np.empty(n, dtype=p.dtype)
+        return buf[:n].reshape(p.shape)
 
     @staticmethod
     def _zeros(p: Param, fill: Any = 0) -> np.ndarray:
