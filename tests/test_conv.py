@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import learnflux as lf
+from learnflux.numbers import exact_array
 
 
 def naive_conv(x, w, b, stride, pads, dilation, groups):
@@ -299,6 +300,15 @@ def test_flat_path_matches_general_path_in_blocks(kwargs, chunk, need_input_delt
             np.testing.assert_allclose(d_in, ref_d_in, rtol=1e-12, atol=1e-12)
         else:
             assert d_in is None
+        if need_input_delta and chunk == 1:  # an independent reference: the exact general path
+            exact = lf.Conv2d(**kwargs).astype("exact")
+            exact.load_state_dict(layer.state_dict())
+            exact.forward(exact_array(x))
+            ex_d_in = exact.backward(exact_array(delta))
+            assert isinstance(ex_d_in.flat[0], F)
+            np.testing.assert_allclose(d_in, ex_d_in.astype(float), rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(grads[0], exact.weight.grad.astype(float), rtol=1e-10,
+                                       atol=1e-10)
         np.testing.assert_allclose(out, naive_conv(x, layer.weight.value,
                                                    layer.bias.value if layer.use_bias else None,
                                                    (1, 1), layer._pads, layer.dilation,

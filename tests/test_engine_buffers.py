@@ -131,3 +131,29 @@ def test_relu_inference_phase_matches_training_phase():
     np.testing.assert_array_equal(x, [[-1.5, -0.0, 0.0, 2.0, np.float32(1e-30)]])  # input intact
     assert relu._cache is None
     assert np.isnan(relu.forward(np.array([np.nan], dtype=np.float32))[0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_mlp_inference_equals_training_output_bit_for_bit(dtype):
+    """Linear computes oᵀ = W·xᵀ in both phases (a transposed view in inference, a C-ordered copy
+    in training): the outputs of the two phases are identical, at any depth."""
+    lf.seed(5)
+    model = lf.Sequential(lf.Linear(6, 9), lf.ReLU(), lf.Linear(9, 9), lf.ReLU(),
+                          lf.Linear(9, 4)).astype(dtype)
+    x = np.random.default_rng(6).standard_normal((11, 6)).astype(dtype)
+    train_out = model(x)
+    assert train_out.flags.c_contiguous
+    infer_out = model.predict(x)
+    assert infer_out.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(infer_out, train_out)
+    np.testing.assert_allclose(train_out, _reference_forward(model, x), rtol=1e-5)
+
+
+def _reference_forward(model: lf.Sequential, x: np.ndarray) -> np.ndarray:
+    a = x.astype(np.float64)
+    for layer in model.layers:
+        if isinstance(layer, lf.Linear):
+            a = a @ layer.weight.value.T.astype(np.float64) + layer.bias.value
+        else:
+            a = np.maximum(a, 0)
+    return a

@@ -63,9 +63,16 @@ class Linear(Layer):
             raise self.shape_error(
                 f"expected input of shape (batch, {self.in_features}), got {tuple(x.shape)}"
             )
+        # oᵀ = W · xᵀ: OpenBLAS runs this product (untransposed W) about 10% faster than x · Wᵀ on
+        # the benchmark's shapes. The result is a transposed view, (batch, out) in Fortran order;
+        # the next Linear reads it as a plain C-ordered xᵀ, so in the inference phase a chain of
+        # Linear layers never transposes anything. The training phase copies it to C order: the
+        # backward products δᵀ · x are fastest with C-ordered operands. Both phases compute the
+        # same product, so their outputs are bit-identical.
+        out = np.matmul(self.weight.value, x.T).T
         if self.training:
             self._x = x
-        out = x @ self.weight.value.T
+            out = np.ascontiguousarray(out)
         if self.use_bias:
             out += self.bias.value
         return out
