@@ -157,3 +157,34 @@ def _reference_forward(model: lf.Sequential, x: np.ndarray) -> np.ndarray:
         else:
             a = np.maximum(a, 0)
     return a
+
+
+class _DeltaProbe(lf.Tanh):
+    """Tanh that records a weak reference to every δ it receives, and, when it runs, which of
+    the δ recorded earlier in this backward pass are still alive."""
+
+    seen: list = []
+    alive_when_called: list = []
+
+    def backward(self, delta, need_input_delta=True):
+        import weakref
+
+        type(self).alive_when_called.append(sum(r() is not None for r in type(self).seen))
+        type(self).seen.append(weakref.ref(delta))
+        return super().backward(delta, need_input_delta)
+
+
+def test_backward_frees_each_delta_once_used():
+    """Peak memory of a backward pass is about one layer's δ, not the sum over layers."""
+    _DeltaProbe.seen, _DeltaProbe.alive_when_called = [], []
+    lf.seed(0)
+    x = lf.Input(4)
+    h = lf.Linear(4, 4)(x)
+    for _ in range(4):
+        h = _DeltaProbe()(h)
+    model = lf.Model(x, lf.Linear(4, 2)(h))
+    model(np.ones((3, 4), np.float32))
+    model.backward(np.ones((3, 2), np.float32))
+    # each probe sees no earlier δ alive except, at most, the one just handed to it
+    assert len(_DeltaProbe.alive_when_called) == 4
+    assert max(_DeltaProbe.alive_when_called) <= 1

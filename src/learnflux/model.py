@@ -164,6 +164,13 @@ class Model(Layer):
             next(layer for layer, ins in zip(layers, plan) if -1 - k in ins)
             for k in range(self.n_model_inputs)
         ]
+        # After layer i runs, the outputs listed in _release_after[i] have no consumer left: the
+        # forward pass drops them at once (layers that need them for backward keep a reference).
+        last_use = {j: i for i, ins in enumerate(plan) for j in ins if j >= 0}
+        self._release_after: list[tuple[int, ...]] = [
+            tuple(j for j, i_last in last_use.items() if i_last == i and j != len(layers) - 1)
+            for i in range(len(layers))
+        ]
         self.record_intermediates = False
         self.last_outputs: Optional[list[Any]] = None
         self.last_deltas: Optional[list[Any]] = None
@@ -178,12 +185,16 @@ class Model(Layer):
             raise ShapeError(f"{self.describe()}: expects {self.n_model_inputs} inputs, got {len(xs)}")
         xs = [prepare_input(xi, entry) for xi, entry in zip(xs, self._entry_layers)]
         values: list[Any] = [None] * len(self.layers)
+        keep = self.record_intermediates and self.training
         for i, (layer, ins) in enumerate(zip(self.layers, self._plan)):
             if len(ins) == 1:
                 j = ins[0]
                 values[i] = layer.forward(values[j] if j >= 0 else xs[-1 - j])
             else:
                 values[i] = layer.forward([values[j] if j >= 0 else xs[-1 - j] for j in ins])
+            if not keep:
+                for j in self._release_after[i]:
+                    values[j] = None
         if self.record_intermediates and self.training:
             self.last_outputs = values
         return values[-1]
@@ -216,6 +227,8 @@ class Model(Layer):
             d = deltas[i]
             if d is None:
                 continue
+            if not self.record_intermediates:
+                deltas[i] = None  # free each δ as soon as it is used: peak memory is one layer's
             ins = self._plan[i]
             need = self._input_delta_useful[i] or (need_input_delta and self._reaches_input[i])
             layer = self.layers[i]
