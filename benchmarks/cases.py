@@ -55,28 +55,92 @@ class Case:
 def all_cases() -> list[Case]:
     mlp_kw = {"sizes": MLP_SIZES}
     cases = [
-        Case("mlp", "MLP 784-512-512-10, ReLU, cross-entropy, SGD, batch 128 (train)", "mlp",
-             (784,), 128, model_kwargs=mlp_kw, targets={"torch": 1.2, "numpy": 0.95}),
-        Case("cnn", "LeNet-like CNN on 1×28×28, batch 64 (train)", "cnn", (1, 28, 28), 64,
-             frameworks=("learnflux", "torch", "torch-cl", "numpy"),
-             targets={"torch": 1.2, "torch-cl": 1.0}),
-        Case("cnn-cifar", "VGG-style CNN with BatchNorm on 3×32×32, batch 64 (train)", "vgg",
-             (3, 32, 32), 64, model_kwargs={"plan": VGG_PLAN}, frameworks=("learnflux", "torch"),
-             targets={"torch": 1.0}),
-        Case("tiny", "The seed's model: Linear 3→1 (no bias), ReLU, squared error, SGD, batch 1",
-             "tiny", (3,), 1, unit="steps/s", targets={"torch": 5.0}, classes=0),
-        Case("predict-mlp", "MLP 784-512-512-10 inference, batch 256", "mlp", (784,), 256,
-             mode="predict", model_kwargs=mlp_kw, targets={"torch": 1.5}, group="predict"),
-        Case("predict-cnn", "LeNet-like CNN inference, batch 256", "cnn", (1, 28, 28), 256,
-             mode="predict", targets={"torch": 1.5}, group="predict"),
+        Case(
+            "mlp",
+            "MLP 784-512-512-10, ReLU, cross-entropy, SGD, batch 128 (train)",
+            "mlp",
+            (784,),
+            128,
+            model_kwargs=mlp_kw,
+            targets={"torch": 1.2, "numpy": 0.95},
+        ),
+        Case(
+            "cnn",
+            "LeNet-like CNN on 1×28×28, batch 64 (train)",
+            "cnn",
+            (1, 28, 28),
+            64,
+            frameworks=("learnflux", "torch", "torch-cl", "numpy"),
+            targets={"torch": 1.2, "torch-cl": 1.0},
+        ),
+        Case(
+            "cnn-cifar",
+            "VGG-style CNN with BatchNorm on 3×32×32, batch 64 (train)",
+            "vgg",
+            (3, 32, 32),
+            64,
+            model_kwargs={"plan": VGG_PLAN},
+            frameworks=("learnflux", "torch"),
+            targets={"torch": 1.0},
+        ),
+        Case(
+            "tiny",
+            "The seed's model: Linear 3→1 (no bias), ReLU, squared error, SGD, batch 1",
+            "tiny",
+            (3,),
+            1,
+            unit="steps/s",
+            targets={"torch": 5.0},
+            classes=0,
+        ),
+        Case(
+            "predict-mlp",
+            "MLP 784-512-512-10 inference, batch 256",
+            "mlp",
+            (784,),
+            256,
+            mode="predict",
+            model_kwargs=mlp_kw,
+            targets={"torch": 1.5},
+            group="predict",
+        ),
+        Case(
+            "predict-cnn",
+            "LeNet-like CNN inference, batch 256",
+            "cnn",
+            (1, 28, 28),
+            256,
+            mode="predict",
+            targets={"torch": 1.5},
+            group="predict",
+        ),
     ]
     for b in SCALING_BATCHES:
-        cases.append(Case(f"scale-batch-{b}", f"MLP 784-512-512-10 train, batch {b}", "mlp",
-                          (784,), b, model_kwargs=mlp_kw, memory=False, group="scaling"))
+        cases.append(
+            Case(
+                f"scale-batch-{b}",
+                f"MLP 784-512-512-10 train, batch {b}",
+                "mlp",
+                (784,),
+                b,
+                model_kwargs=mlp_kw,
+                memory=False,
+                group="scaling",
+            )
+        )
     for w in SCALING_WIDTHS:
-        cases.append(Case(f"scale-width-{w}", f"MLP 784-{w}-{w}-10 train, batch 128", "mlp",
-                          (784,), 128, model_kwargs={"sizes": (784, w, w, 10)}, memory=False,
-                          group="scaling"))
+        cases.append(
+            Case(
+                f"scale-width-{w}",
+                f"MLP 784-{w}-{w}-10 train, batch 128",
+                "mlp",
+                (784,),
+                128,
+                model_kwargs={"sizes": (784, w, w, 10)},
+                memory=False,
+                group="scaling",
+            )
+        )
     return cases
 
 
@@ -140,8 +204,12 @@ def make_step(framework: str, case: Case, data: Data, kind: str, seed: int = 0) 
 
     Raises ``benchmarks.learnflux_ref.Unavailable`` when learnflux lacks a piece; ``KeyError``
     when a framework has no version of the model (no NumPy reference for the VGG net)."""
-    builders = {"learnflux": _learnflux_step, "torch": _torch_step, "torch-cl": _torch_step,
-                "numpy": _numpy_step}
+    builders = {
+        "learnflux": _learnflux_step,
+        "torch": _torch_step,
+        "torch-cl": _torch_step,
+        "numpy": _numpy_step,
+    }
     return builders[framework](framework, case, data, kind, seed)
 
 

@@ -46,8 +46,7 @@ def blas_info() -> list[dict[str, Any]]:
         from threadpoolctl import threadpool_info
     except ImportError:  # pragma: no cover - threadpoolctl is a test dependency
         return []
-    keep = ("user_api", "internal_api", "num_threads", "prefix", "version", "threading_layer",
-            "architecture")
+    keep = ("user_api", "internal_api", "num_threads", "prefix", "version", "threading_layer", "architecture")
     return [{k: info.get(k) for k in keep if k in info} for info in threadpool_info()]
 
 
@@ -76,8 +75,10 @@ def setup_torch_threads(n_threads: int) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(n_threads)
-    return {"torch_num_threads": torch.get_num_threads(),
-            "torch_num_interop_threads": torch.get_num_interop_threads()}
+    return {
+        "torch_num_threads": torch.get_num_threads(),
+        "torch_num_interop_threads": torch.get_num_interop_threads(),
+    }
 
 
 # ---------------------------------------------------------------------------------------- timing
@@ -209,8 +210,9 @@ def cpu_model() -> str:
 def git_commit() -> Optional[str]:
     try:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=5)
+        res = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
         return res.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None

@@ -46,9 +46,14 @@ def lenet(channels: tuple = (1, 16, 32), image: int = 28, classes: int = 10) -> 
     c0, c1, c2 = channels
     side = image // 4
     return lf.Sequential(
-        Conv2d(c0, c1, 3, padding=1), lf.ReLU(), MaxPool2d(2),
-        Conv2d(c1, c2, 3, padding=1), lf.ReLU(), MaxPool2d(2),
-        Flatten(), lf.Linear(c2 * side * side, classes),
+        Conv2d(c0, c1, 3, padding=1),
+        lf.ReLU(),
+        MaxPool2d(2),
+        Conv2d(c1, c2, 3, padding=1),
+        lf.ReLU(),
+        MaxPool2d(2),
+        Flatten(),
+        lf.Linear(c2 * side * side, classes),
     )
 
 

@@ -62,8 +62,9 @@ def _time(fn: Any, repeats: int, min_s: float) -> float:
     return statistics.median(samples)
 
 
-def measure(sizes: tuple, batch: int, repeats: int = 5, min_s: float = 0.02,
-            with_torch: bool = True) -> dict[str, Any]:
+def measure(
+    sizes: tuple, batch: int, repeats: int = 5, min_s: float = 0.02, with_torch: bool = True
+) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     gemms = mlp_gemms(sizes, batch)
     operands = [_operands(g, rng) for g in gemms]
@@ -108,8 +109,11 @@ def achieved(limit: dict[str, Any], mlp_result: dict[str, Any]) -> dict[str, Any
             continue
         step_s = mlp_result["batch"] / res["median"]
         gflops = limit["step_flops"] / step_s / 1e9
-        out[fw] = {"step_s": step_s, "gflops": gflops,
-                   "fraction_of_numpy_floor": gflops / limit["numpy_floor_gflops"]}
+        out[fw] = {
+            "step_s": step_s,
+            "gflops": gflops,
+            "fraction_of_numpy_floor": gflops / limit["numpy_floor_gflops"],
+        }
     if "learnflux" in out and "numpy" in out:
         out["learnflux_vs_numpy"] = out["learnflux"]["gflops"] / out["numpy"]["gflops"]
     return out

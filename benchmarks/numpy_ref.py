@@ -76,8 +76,15 @@ class NumpyMLP:
     the update on one batch and returns the loss; ``predict(x)`` runs the forward pass only.
     """
 
-    def __init__(self, sizes: tuple, lr: float = 0.01, loss: str = "cross_entropy",
-                 bias: bool = True, final_relu: bool = False, seed: int = 0) -> None:
+    def __init__(
+        self,
+        sizes: tuple,
+        lr: float = 0.01,
+        loss: str = "cross_entropy",
+        bias: bool = True,
+        final_relu: bool = False,
+        seed: int = 0,
+    ) -> None:
         rng = np.random.default_rng(seed)
         self.sizes = tuple(int(s) for s in sizes)
         self.lr = F32(lr)
@@ -194,7 +201,7 @@ class _Conv3x3NHWC:
         self.dxp.fill(0)
         for i in range(3):
             for j in range(3):
-                self.dxp[:, i:i + h, j:j + w, :] += dc[..., i, j]
+                self.dxp[:, i : i + h, j : j + w, :] += dc[..., i, j]
         return self.dxp[:, 1:-1, 1:-1, :]
 
 
@@ -217,8 +224,15 @@ class NumpyCNN:
     pad 1, ReLU, max-pool 2, linear 32·7·7 → 10. Takes NCHW batches like the others (with one
     channel at the input, NCHW and NHWC are the same memory)."""
 
-    def __init__(self, lr: float = 0.01, loss: str = "cross_entropy", seed: int = 0,
-                 channels: tuple = (1, 16, 32), image: int = 28, classes: int = 10) -> None:
+    def __init__(
+        self,
+        lr: float = 0.01,
+        loss: str = "cross_entropy",
+        seed: int = 0,
+        channels: tuple = (1, 16, 32),
+        image: int = 28,
+        classes: int = 10,
+    ) -> None:
         rng = np.random.default_rng(seed)
         c0, c1, c2 = channels
         self.lr = F32(lr)
@@ -240,8 +254,9 @@ class NumpyCNN:
         self.conv2.W[...] = state["3.weight"].reshape(self.conv2.cout, -1)
         self.conv2.b[...] = state["3.bias"]
         c2, s = self.conv2.cout, self.side
-        self.Wfc[...] = state["7.weight"].reshape(-1, c2, s, s).transpose(0, 2, 3, 1).reshape(
-            self.classes, -1)
+        self.Wfc[...] = (
+            state["7.weight"].reshape(-1, c2, s, s).transpose(0, 2, 3, 1).reshape(self.classes, -1)
+        )
         self.bfc[...] = state["7.bias"]
 
     def _nhwc(self, x: np.ndarray) -> np.ndarray:
@@ -280,9 +295,14 @@ class NumpyCNN:
         d_a1 = _maxpool2_backward(a1, p1, d_p1)
         d_a1 *= a1 > 0
         self.conv1.backward(d_a1, need_input_delta=False)
-        for p, g in ((self.conv1.W, self.conv1.gW), (self.conv1.b, self.conv1.gb),
-                     (self.conv2.W, self.conv2.gW), (self.conv2.b, self.conv2.gb),
-                     (self.Wfc, self.gWfc), (self.bfc, self.gbfc)):
+        for p, g in (
+            (self.conv1.W, self.conv1.gW),
+            (self.conv1.b, self.conv1.gb),
+            (self.conv2.W, self.conv2.gW),
+            (self.conv2.b, self.conv2.gb),
+            (self.Wfc, self.gWfc),
+            (self.bfc, self.gbfc),
+        ):
             _sgd(p, g, self.lr)
         return loss
 

@@ -9,8 +9,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-FW_NAMES = {"learnflux": "learnflux", "torch": "PyTorch eager", "torch-cl": "PyTorch channels_last",
-            "numpy": "NumPy reference"}
+FW_NAMES = {
+    "learnflux": "learnflux",
+    "torch": "PyTorch eager",
+    "torch-cl": "PyTorch channels_last",
+    "numpy": "NumPy reference",
+}
 MAIN_CASES = ("mlp", "cnn", "cnn-cifar", "tiny", "predict-mlp", "predict-cnn")
 
 
@@ -34,13 +38,15 @@ def write_plots(results: dict[str, Any], img_dir: Path) -> list[Path]:
     """One PNG per scaling study found in the results (batch size, hidden width)."""
     studies = {
         "batch": ("scale-batch-", "batch size", "MLP 784-512-512-10: training throughput vs batch"),
-        "width": ("scale-width-", "hidden width", "MLP 784-w-w-10, batch 128: training throughput "
-                                                  "vs width"),
+        "width": ("scale-width-", "hidden width", "MLP 784-w-w-10, batch 128: training throughput vs width"),
     }
     written = []
     for key, (prefix, xlabel, title) in studies.items():
-        points = sorted((int(name[len(prefix):]), res) for name, res in results.get("cases", {}).items()
-                        if name.startswith(prefix))
+        points = sorted(
+            (int(name[len(prefix) :]), res)
+            for name, res in results.get("cases", {}).items()
+            if name.startswith(prefix)
+        )
         if not points:
             continue
         import matplotlib
@@ -56,8 +62,7 @@ def write_plots(results: dict[str, Any], img_dir: Path) -> list[Path]:
             med = np.array([r["frameworks"][fw]["median"] for _, r in points if x_in(r, fw)])
             lo = np.array([r["frameworks"][fw]["min"] for _, r in points if x_in(r, fw)])
             hi = np.array([r["frameworks"][fw]["max"] for _, r in points if x_in(r, fw)])
-            ax.errorbar(xs, med, yerr=[med - lo, hi - med], marker="o", capsize=3,
-                        label=FW_NAMES[fw])
+            ax.errorbar(xs, med, yerr=[med - lo, hi - med], marker="o", capsize=3, label=FW_NAMES[fw])
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
@@ -122,9 +127,11 @@ def _case_table(name: str, res: dict[str, Any], unset: Optional[dict[str, Any]])
     for fw, r in res["frameworks"].items():
         med, rng = _fw_cell(r)
         target = res["targets"].get(fw)
-        row = (f"| {FW_NAMES.get(fw, fw)} | {med} | {rng} | {_ratio(res['ratios'].get(fw))} | "
-               f"{'≥ ' + format(target['target'], 'g') + '×' if target else ''} | "
-               f"{_met(target) if target else ''} |")
+        row = (
+            f"| {FW_NAMES.get(fw, fw)} | {med} | {rng} | {_ratio(res['ratios'].get(fw))} | "
+            f"{'≥ ' + format(target['target'], 'g') + '×' if target else ''} | "
+            f"{_met(target) if target else ''} |"
+        )
         if unset:
             u = unset["frameworks"].get(fw, {})
             row += f" {_fw_cell(u)[0]} | {_ratio(unset['ratios'].get(fw))} |"
@@ -145,8 +152,11 @@ def write_markdown(results: dict[str, Any], path: Path, images: list[Path]) -> N
         "",
         f"Generated {m['date_utc']} by `{results.get('command', 'python -m benchmarks.run')}`"
         f" (commit {m.get('git_commit') or '?'}) in {results.get('wall_s', 0):.0f} s."
-        + (" **Quick mode: one step per run, these numbers measure nothing.**"
-           if results.get("quick") else ""),
+        + (
+            " **Quick mode: one step per run, these numbers measure nothing.**"
+            if results.get("quick")
+            else ""
+        ),
         "",
         "## Machine",
         "",
@@ -155,9 +165,13 @@ def write_markdown(results: dict[str, Any], path: Path, images: list[Path]) -> N
         f"- Python {m['python']}, NumPy {m['numpy']}, learnflux {m.get('learnflux')}, "
         f"PyTorch {m.get('torch', 'not installed')}"
         + (f" (BLAS: {m.get('torch_blas')}, oneDNN: {m.get('torch_mkldnn')})" if m.get("torch") else ""),
-        "- NumPy's BLAS: " + "; ".join(
+        "- NumPy's BLAS: "
+        + "; ".join(
             f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')} kernel, "
-            f"{p.get('num_threads')} threads)" for p in m["thread_pools"] if p.get("user_api") == "blas"),
+            f"{p.get('num_threads')} threads)"
+            for p in m["thread_pools"]
+            if p.get("user_api") == "blas"
+        ),
         f"- Threads: {results['threads']}; environment: {env}",
         f"- Load average at start / end: {m.get('loadavg_start')} / {m.get('loadavg_end')}",
         "",
@@ -193,11 +207,14 @@ def write_markdown(results: dict[str, Any], path: Path, images: list[Path]) -> N
         if "skipped" in unset or "failed" in unset:
             lines += [f"Not run: {unset.get('skipped') or unset.get('failed')}.", ""]
         else:
-            lines += [f"The columns *env unset* above come from a child process started without "
-                      f"{', '.join('`' + k + '`' for k in unset.get('unset_vars', {}))} "
-                      f"(set here to {unset.get('unset_vars')}). OpenBLAS kernel as it is: "
-                      f"**{results.get('architecture')}**; with both unset: "
-                      f"**{unset.get('architecture')}**. Never change them in tests or CI.", ""]
+            lines += [
+                f"The columns *env unset* above come from a child process started without "
+                f"{', '.join('`' + k + '`' for k in unset.get('unset_vars', {}))} "
+                f"(set here to {unset.get('unset_vars')}). OpenBLAS kernel as it is: "
+                f"**{results.get('architecture')}**; with both unset: "
+                f"**{unset.get('architecture')}**. Never change them in tests or CI.",
+                "",
+            ]
     lines += _memory(results.get("memory", {}))
     lines += _limit(results.get("limit"), unset.get("limit") if isinstance(unset, dict) else None)
     lines += _scaling(cases, images, path)
@@ -207,39 +224,52 @@ def write_markdown(results: dict[str, Any], path: Path, images: list[Path]) -> N
 
 def _headline(results: dict[str, Any]) -> list[str]:
     cases = results.get("cases", {})
-    lines = ["## Headline: issue 5's targets", "",
-             "| case | learnflux ÷ | ratio (paired median, min–max) | target | met? |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "## Headline: issue 5's targets",
+        "",
+        "| case | learnflux ÷ | ratio (paired median, min–max) | target | met? |",
+        "|---|---|---|---|---|",
+    ]
     for name in MAIN_CASES:
         res = cases.get(name)
         if not res:
             continue
         for fw, t in res["targets"].items():
-            lines.append(f"| {name} | {FW_NAMES.get(fw, fw)} | {_ratio(res['ratios'].get(fw))} | "
-                         f"≥ {t['target']:g}× | {_met(t)} |")
+            lines.append(
+                f"| {name} | {FW_NAMES.get(fw, fw)} | {_ratio(res['ratios'].get(fw))} | "
+                f"≥ {t['target']:g}× | {_met(t)} |"
+            )
     for name, row in results.get("memory", {}).items():
         t = row.get("target")
         if t:
-            lines.append(f"| memory {name} | PyTorch eager peak RSS | {t['ratio']:.0%} of PyTorch's "
-                         f"| ≤ 40% | {_met(t)} |")
+            lines.append(
+                f"| memory {name} | PyTorch eager peak RSS | {t['ratio']:.0%} of PyTorch's "
+                f"| ≤ 40% | {_met(t)} |"
+            )
     lim = results.get("limit")
     if lim and lim.get("target", {}).get("ratio") is not None:
-        lines.append(f"| limit | NumPy reference, achieved GFLOP/s | {lim['target']['ratio']:.2f}× "
-                     f"| ≥ 0.9× | {_met(lim['target'])} |")
+        lines.append(
+            f"| limit | NumPy reference, achieved GFLOP/s | {lim['target']['ratio']:.2f}× "
+            f"| ≥ 0.9× | {_met(lim['target'])} |"
+        )
     return lines + [""]
 
 
 def _memory(mem: dict[str, Any]) -> list[str]:
     if not mem:
         return []
-    lines = ["## Peak memory (RSS)", "",
-             "One fresh process per (case, framework): RSS right after importing the framework "
-             "(Python + NumPy + the framework: `import torch` alone costs a lot), then the peak "
-             "(`VmHWM`) after building the model and data and running a few steps. The ratio is "
-             "learnflux's peak ÷ the other's peak (the target compares with PyTorch eager); "
-             "*increment* compares what each adds above the bare interpreter at start.", "",
-             "| case | framework | after imports MiB | peak MiB | learnflux peak ÷ it | "
-             "increment ratio |", "|---|---|---|---|---|---|"]
+    lines = [
+        "## Peak memory (RSS)",
+        "",
+        "One fresh process per (case, framework): RSS right after importing the framework "
+        "(Python + NumPy + the framework: `import torch` alone costs a lot), then the peak "
+        "(`VmHWM`) after building the model and data and running a few steps. The ratio is "
+        "learnflux's peak ÷ the other's peak (the target compares with PyTorch eager); "
+        "*increment* compares what each adds above the bare interpreter at start.",
+        "",
+        "| case | framework | after imports MiB | peak MiB | learnflux peak ÷ it | increment ratio |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, row in mem.items():
         for fw, r in row.items():
             if fw == "target":
@@ -250,46 +280,66 @@ def _memory(mem: dict[str, Any]) -> list[str]:
                 continue
             ratio = r.get("learnflux_peak_ratio")
             inc = r.get("learnflux_increment_ratio")
-            lines.append(f"| {name} | {FW_NAMES.get(fw, fw)} | {r['import_rss_kib'] / 1024:.0f} | "
-                         f"{r['peak_rss_kib'] / 1024:.0f} | {f'{ratio:.0%}' if ratio else ''} | "
-                         f"{f'{inc:.0%}' if inc else ''} |")
+            lines.append(
+                f"| {name} | {FW_NAMES.get(fw, fw)} | {r['import_rss_kib'] / 1024:.0f} | "
+                f"{r['peak_rss_kib'] / 1024:.0f} | {f'{ratio:.0%}' if ratio else ''} | "
+                f"{f'{inc:.0%}' if inc else ''} |"
+            )
     return lines + [""]
 
 
 def _limit(lim: Optional[dict[str, Any]], lim_unset: Optional[dict[str, Any]]) -> list[str]:
     if not lim:
         return []
-    lines = ["## The limit: GEMM throughput of the BLAS on the MLP's own shapes", "",
-             f"One training step of MLP {'-'.join(map(str, lim['sizes']))} at batch {lim['batch']} "
-             f"is {lim['step_flops'] / 1e6:.0f} MFLOP of GEMMs. Each product timed alone "
-             "(`np.matmul(a, b, out=c)` with the operand layouts the step uses; `torch.mm` for "
-             "PyTorch's own BLAS):", "",
-             "| GEMM | m×k·k×n | NumPy GFLOP/s | PyTorch GFLOP/s |"
-             + (" NumPy GFLOP/s, env unset |" if lim_unset else ""),
-             "|---|---|---|---|" + ("---|" if lim_unset else "")]
+    lines = [
+        "## The limit: GEMM throughput of the BLAS on the MLP's own shapes",
+        "",
+        f"One training step of MLP {'-'.join(map(str, lim['sizes']))} at batch {lim['batch']} "
+        f"is {lim['step_flops'] / 1e6:.0f} MFLOP of GEMMs. Each product timed alone "
+        "(`np.matmul(a, b, out=c)` with the operand layouts the step uses; `torch.mm` for "
+        "PyTorch's own BLAS):",
+        "",
+        "| GEMM | m×k·k×n | NumPy GFLOP/s | PyTorch GFLOP/s |"
+        + (" NumPy GFLOP/s, env unset |" if lim_unset else ""),
+        "|---|---|---|---|" + ("---|" if lim_unset else ""),
+    ]
     unset_g = {g["name"]: g for g in (lim_unset or {}).get("gemms", [])}
     for g in lim["gemms"]:
-        row = (f"| {g['name']} | {g['m']}×{g['k']}·{g['k']}×{g['n']} | {g['numpy_gflops']:.1f} | "
-               f"{_num(g.get('torch_gflops'))} |")
+        row = (
+            f"| {g['name']} | {g['m']}×{g['k']}·{g['k']}×{g['n']} | {g['numpy_gflops']:.1f} | "
+            f"{_num(g.get('torch_gflops'))} |"
+        )
         if lim_unset:
             row += f" {_num(unset_g.get(g['name'], {}).get('numpy_gflops'))} |"
         lines.append(row)
-    lines += ["", f"GEMM floor of one step (sum of the products' times): NumPy "
-              f"{lim['numpy_floor_s'] * 1e3:.2f} ms = {lim['numpy_floor_gflops']:.1f} GFLOP/s"
-              + (f"; PyTorch {lim['torch_floor_s'] * 1e3:.2f} ms = {lim['torch_floor_gflops']:.1f} "
-                 "GFLOP/s" if "torch_floor_s" in lim else "")
-              + (f"; NumPy with the env unset {lim_unset['numpy_floor_gflops']:.1f} GFLOP/s"
-                 if lim_unset else "") + ".", "",
-              "| framework | MLP step ms (median) | achieved GFLOP/s | fraction of NumPy's GEMM floor |",
-              "|---|---|---|---|"]
+    lines += [
+        "",
+        f"GEMM floor of one step (sum of the products' times): NumPy "
+        f"{lim['numpy_floor_s'] * 1e3:.2f} ms = {lim['numpy_floor_gflops']:.1f} GFLOP/s"
+        + (
+            f"; PyTorch {lim['torch_floor_s'] * 1e3:.2f} ms = {lim['torch_floor_gflops']:.1f} GFLOP/s"
+            if "torch_floor_s" in lim
+            else ""
+        )
+        + (f"; NumPy with the env unset {lim_unset['numpy_floor_gflops']:.1f} GFLOP/s" if lim_unset else "")
+        + ".",
+        "",
+        "| framework | MLP step ms (median) | achieved GFLOP/s | fraction of NumPy's GEMM floor |",
+        "|---|---|---|---|",
+    ]
     for fw, a in lim.get("achieved", {}).items():
         if isinstance(a, dict):
-            lines.append(f"| {FW_NAMES.get(fw, fw)} | {a['step_s'] * 1e3:.2f} | {a['gflops']:.1f} | "
-                         f"{a['fraction_of_numpy_floor']:.0%} |")
+            lines.append(
+                f"| {FW_NAMES.get(fw, fw)} | {a['step_s'] * 1e3:.2f} | {a['gflops']:.1f} | "
+                f"{a['fraction_of_numpy_floor']:.0%} |"
+            )
     t = lim.get("target", {})
     if t.get("ratio") is not None:
-        lines += ["", f"learnflux's achieved GFLOP/s ÷ the NumPy reference's: {t['ratio']:.2f} "
-                  f"(target ≥ 0.9: {_met(t)})."]
+        lines += [
+            "",
+            f"learnflux's achieved GFLOP/s ÷ the NumPy reference's: {t['ratio']:.2f} "
+            f"(target ≥ 0.9: {_met(t)}).",
+        ]
     return lines + [""]
 
 

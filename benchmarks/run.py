@@ -73,8 +73,9 @@ def lf_has_cross_entropy() -> bool:
 
 
 # ---------------------------------------------------------------------------------------- timing
-def time_case(case: cases_mod.Case, cfg: TimingConfig, has_torch: bool,
-              frameworks: Optional[list[str]] = None) -> dict[str, Any]:
+def time_case(
+    case: cases_mod.Case, cfg: TimingConfig, has_torch: bool, frameworks: Optional[list[str]] = None
+) -> dict[str, Any]:
     """Build every framework's step for ``case``, time them interleaved, compute paired ratios
     of learnflux against each other framework and check issue 5's targets."""
     from .learnflux_ref import Unavailable
@@ -82,12 +83,20 @@ def time_case(case: cases_mod.Case, cfg: TimingConfig, has_torch: bool,
     data = cases_mod.make_data(case)
     kind = cases_mod.loss_kind(case, lf_has_cross_entropy())
     result: dict[str, Any] = {
-        "title": case.title, "unit": case.unit, "batch": case.batch, "mode": case.mode,
-        "group": case.group, "loss": kind, "frameworks": {}, "ratios": {}, "targets": {},
+        "title": case.title,
+        "unit": case.unit,
+        "batch": case.batch,
+        "mode": case.mode,
+        "group": case.group,
+        "loss": kind,
+        "frameworks": {},
+        "ratios": {},
+        "targets": {},
     }
     if case.classes and kind == "squared_error":
-        result["loss_note"] = ("learnflux has no CrossEntropyLoss yet: every framework uses the "
-                               "squared error on one-hot targets")
+        result["loss_note"] = (
+            "learnflux has no CrossEntropyLoss yet: every framework uses the squared error on one-hot targets"
+        )
     steps = {}
     for fw in case.frameworks:
         if frameworks and fw not in frameworks:
@@ -115,9 +124,11 @@ def time_case(case: cases_mod.Case, cfg: TimingConfig, has_torch: bool,
                 result["ratios"][fw] = paired_ratio(timings["learnflux"], timing)
     for fw, target in case.targets.items():
         ratio = result["ratios"].get(fw)
-        result["targets"][fw] = {"target": target,
-                                 "ratio": ratio["median"] if ratio else None,
-                                 "met": (ratio["median"] >= target) if ratio else None}
+        result["targets"][fw] = {
+            "target": target,
+            "ratio": ratio["median"] if ratio else None,
+            "met": (ratio["median"] >= target) if ratio else None,
+        }
     return result
 
 
@@ -132,8 +143,13 @@ def _fmt(res: dict[str, Any]) -> str:
     return f"{res['unit']}: " + "; ".join(parts) + (f" | {ratios}" if ratios else "")
 
 
-def run_timing(selected: list[cases_mod.Case], cfg: TimingConfig, scaling_cfg: TimingConfig,
-               has_torch: bool, frameworks: Optional[list[str]] = None) -> dict[str, Any]:
+def run_timing(
+    selected: list[cases_mod.Case],
+    cfg: TimingConfig,
+    scaling_cfg: TimingConfig,
+    has_torch: bool,
+    frameworks: Optional[list[str]] = None,
+) -> dict[str, Any]:
     out = {}
     for case in selected:
         t0 = time.perf_counter()
@@ -147,8 +163,13 @@ def run_timing(selected: list[cases_mod.Case], cfg: TimingConfig, scaling_cfg: T
 def run_limit(timed: dict[str, Any], cfg: TimingConfig, has_torch: bool, quick: bool) -> dict[str, Any]:
     from . import limit
 
-    res = limit.measure(cases_mod.MLP_SIZES, 128, repeats=2 if quick else 5,
-                        min_s=0.0 if quick else 0.02, with_torch=has_torch)
+    res = limit.measure(
+        cases_mod.MLP_SIZES,
+        128,
+        repeats=2 if quick else 5,
+        min_s=0.0 if quick else 0.02,
+        with_torch=has_torch,
+    )
     mlp = timed.get("mlp")
     if mlp is None:  # the limit needs the MLP step's time: time it here
         mlp = time_case(next(c for c in cases_mod.all_cases() if c.name == "mlp"), cfg, has_torch)
@@ -157,9 +178,10 @@ def run_limit(timed: dict[str, Any], cfg: TimingConfig, has_torch: bool, quick: 
     res["target"] = {"target": 0.9, "ratio": res["achieved"].get("learnflux_vs_numpy")}
     ratio = res["target"]["ratio"]
     res["target"]["met"] = None if ratio is None else ratio >= 0.9
-    log(f"  limit             numpy GEMM floor {res['numpy_floor_gflops']:.1f} GFLOP/s; achieved "
-        + ", ".join(f"{fw} {a['gflops']:.1f}" for fw, a in res["achieved"].items()
-                    if isinstance(a, dict)))
+    log(
+        f"  limit             numpy GEMM floor {res['numpy_floor_gflops']:.1f} GFLOP/s; achieved "
+        + ", ".join(f"{fw} {a['gflops']:.1f}" for fw, a in res["achieved"].items() if isinstance(a, dict))
+    )
     return res
 
 
@@ -177,14 +199,17 @@ def memory_worker(case_name: str, framework: str, quick: bool) -> dict[str, Any]
         import learnflux  # noqa: F401
     imported = rss_kib()
     data = cases_mod.make_data(case)
-    kind = cases_mod.loss_kind(case, lf_has_cross_entropy() if framework == "learnflux"
-                               else _parent_has_ce())
+    kind = cases_mod.loss_kind(case, lf_has_cross_entropy() if framework == "learnflux" else _parent_has_ce())
     step = cases_mod.make_step(framework, case, data, kind)
     for _ in range(2 if quick else MEMORY_STEPS):
         step()
     end = rss_kib()
-    return {"start_rss_kib": start["rss"], "import_rss_kib": imported["rss"],
-            "peak_rss_kib": end["peak"], "loss": kind}
+    return {
+        "start_rss_kib": start["rss"],
+        "import_rss_kib": imported["rss"],
+        "peak_rss_kib": end["peak"],
+        "loss": kind,
+    }
 
 
 def _parent_has_ce() -> bool:
@@ -205,8 +230,17 @@ def run_memory(selected: list[cases_mod.Case], timed: dict[str, Any], quick: boo
             if fw in res and "median" not in res[fw]:
                 row[fw] = {"skipped": "not timed (unavailable or failed)"}
                 continue
-            cmd = [sys.executable, "-m", "benchmarks.run", "--worker", "memory", "--cases", case.name,
-                   "--frameworks", fw] + (["--quick"] if quick else [])
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.run",
+                "--worker",
+                "memory",
+                "--cases",
+                case.name,
+                "--frameworks",
+                fw,
+            ] + (["--quick"] if quick else [])
             proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
             if proc.returncode != 0:
                 row[fw] = {"failed": proc.stderr.strip().splitlines()[-1:] or ["?"]}
@@ -220,12 +254,20 @@ def run_memory(selected: list[cases_mod.Case], timed: dict[str, Any], quick: boo
                 r["learnflux_increment_ratio"] = lf_inc / (r["peak_rss_kib"] - r["start_rss_kib"])
         torch_row = row.get("torch", {})
         if "learnflux_peak_ratio" in torch_row:
-            row["target"] = {"target": 0.4, "ratio": torch_row["learnflux_peak_ratio"],
-                             "met": torch_row["learnflux_peak_ratio"] <= 0.4}
+            row["target"] = {
+                "target": 0.4,
+                "ratio": torch_row["learnflux_peak_ratio"],
+                "met": torch_row["learnflux_peak_ratio"] <= 0.4,
+            }
         out[case.name] = row
-        log(f"  memory {case.name:<10} " + ", ".join(
-            f"{fw} {r['peak_rss_kib'] / 1024:.0f} MiB" for fw, r in row.items()
-            if isinstance(r, dict) and "peak_rss_kib" in r))
+        log(
+            f"  memory {case.name:<10} "
+            + ", ".join(
+                f"{fw} {r['peak_rss_kib'] / 1024:.0f} MiB"
+                for fw, r in row.items()
+                if isinstance(r, dict) and "peak_rss_kib" in r
+            )
+        )
     return out
 
 
@@ -235,17 +277,35 @@ def run_env_unset(names: list[str], quick: bool, mode: str, timing_args: list[st
     if mode == "never":
         return {"skipped": "--unset-env never"}
     if not set_vars and mode == "auto":
-        return {"skipped": "neither OPENBLAS_CORETYPE nor OPENBLAS_L2_SIZE is set: the run as it "
-                           "is already is the unset run"}
+        return {
+            "skipped": "neither OPENBLAS_CORETYPE nor OPENBLAS_L2_SIZE is set: the run as it "
+            "is already is the unset run"
+        }
     env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_ENV_VARS}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "unset.json"
-        cmd = [sys.executable, "-m", "benchmarks.run", "--worker", "timing", "--cases", ",".join(names),
-               "--json", str(path)] + (["--quick"] if quick else []) + timing_args
-        log(f"  env unset: re-running {', '.join(names)} in a child process without "
-            f"{', '.join(OPENBLAS_ENV_VARS)}")
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, stderr=sys.stderr, stdout=subprocess.DEVNULL,
-                              timeout=900)
+        cmd = (
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.run",
+                "--worker",
+                "timing",
+                "--cases",
+                ",".join(names),
+                "--json",
+                str(path),
+            ]
+            + (["--quick"] if quick else [])
+            + timing_args
+        )
+        log(
+            f"  env unset: re-running {', '.join(names)} in a child process without "
+            f"{', '.join(OPENBLAS_ENV_VARS)}"
+        )
+        proc = subprocess.run(
+            cmd, cwd=ROOT, env=env, stderr=sys.stderr, stdout=subprocess.DEVNULL, timeout=900
+        )
         if proc.returncode != 0:
             return {"failed": f"child exited with {proc.returncode}"}
         out = json.loads(path.read_text())
@@ -262,8 +322,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case (7)")
     p.add_argument("--target-s", type=float, default=None, help="seconds per timed run (0.25)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-RSS child processes")
-    p.add_argument("--unset-env", choices=("auto", "always", "never"), default="auto",
-                   help="re-run without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (auto: when set)")
+    p.add_argument(
+        "--unset-env",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="re-run without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (auto: when set)",
+    )
     p.add_argument("--json", type=Path, default=None, help=f"results JSON ({DEFAULT_JSON})")
     p.add_argument("--docs", type=Path, default=None, help=f"markdown report ({DEFAULT_DOCS})")
     p.add_argument("--img-dir", type=Path, default=None, help=f"plots ({DEFAULT_IMG})")
@@ -302,10 +366,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         threads.update(setup_torch_threads(n_threads))
 
     if args.worker == "timing":  # the env-unset child: timing only
-        out = {"architecture": numpy_blas_architecture(), "env": {k: os.environ.get(k) for k in
-                                                                OPENBLAS_ENV_VARS},
-               "threads": threads, "cases": run_timing(selected, cfg, scaling_cfg, has_torch,
-                                                       frameworks)}
+        out = {
+            "architecture": numpy_blas_architecture(),
+            "env": {k: os.environ.get(k) for k in OPENBLAS_ENV_VARS},
+            "threads": threads,
+            "cases": run_timing(selected, cfg, scaling_cfg, has_torch, frameworks),
+        }
         if want_limit:
             out["limit"] = run_limit(out["cases"], cfg, has_torch, args.quick)
         args.json.write_text(json.dumps(out, default=float))
@@ -318,9 +384,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     docs_path = args.docs or (quick_dir / "benchmarks.md" if quick_dir else DEFAULT_DOCS)
     img_dir = args.img_dir or (quick_dir / "img" if quick_dir else DEFAULT_IMG)
 
-    log(f"learnflux benchmarks: {len(selected)} case(s){' + limit' if want_limit else ''}, "
+    log(
+        f"learnflux benchmarks: {len(selected)} case(s){' + limit' if want_limit else ''}, "
         f"{n_threads} BLAS thread(s), torch {'yes' if has_torch else 'not installed'}"
-        + (" [quick: measures nothing]" if args.quick else ""))
+        + (" [quick: measures nothing]" if args.quick else "")
+    )
     results: dict[str, Any] = {
         "machine": machine_info(has_torch),
         "threads": threads,
@@ -340,8 +408,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         timing_args += ["--target-s", str(args.target_s)]
     if frameworks:
         timing_args += ["--frameworks", ",".join(frameworks)]
-    results["env_unset"] = (run_env_unset(unset_names, args.quick, args.unset_env, timing_args)
-                            if unset_names else {"skipped": "no case selected"})
+    results["env_unset"] = (
+        run_env_unset(unset_names, args.quick, args.unset_env, timing_args)
+        if unset_names
+        else {"skipped": "no case selected"}
+    )
     results["memory"] = {} if args.no_memory else run_memory(selected, results["cases"], args.quick)
     results["machine"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     results["wall_s"] = time.perf_counter() - t_start

@@ -30,9 +30,14 @@ def lenet(channels: tuple = (1, 16, 32), image: int = 28, classes: int = 10) -> 
     c0, c1, c2 = channels
     side = image // 4
     return nn.Sequential(
-        nn.Conv2d(c0, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(c2 * side * side, classes),
+        nn.Conv2d(c0, c1, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(c2 * side * side, classes),
     )
 
 

@@ -23,8 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "cnn-cifar", "tiny", "predict-mlp", "predict-cnn",
-                                  "scale-batch-4", "scale-width-64"])
+@pytest.mark.parametrize(
+    "name",
+    ["mlp", "cnn", "cnn-cifar", "tiny", "predict-mlp", "predict-cnn", "scale-batch-4", "scale-width-64"],
+)
 def test_case_runs_in_every_framework(name: str) -> None:
     (case,) = bench_cases.select([name])
     case = dataclasses.replace(case, batch=min(case.batch, 8), n_batches=2)  # machinery, not speed
@@ -96,16 +98,13 @@ def test_numpy_mlp_reference_matches_torch(loss: str) -> None:
     tm = torch_ref.mlp(sizes)
     ref = numpy_ref.NumpyMLP(sizes, lr=0.01, loss=loss)
     state = {k: v.detach().numpy().copy() for k, v in tm.state_dict().items()}
-    ref.load_weights([state[f"{2 * i}.weight"] for i in range(3)],
-                     [state[f"{2 * i}.bias"] for i in range(3)])
+    ref.load_weights([state[f"{2 * i}.weight"] for i in range(3)], [state[f"{2 * i}.bias"] for i in range(3)])
     loss_ref = ref.step(x, target)
     loss_torch = _torch_step(tm, x, target, torch_ref.loss_fn(loss))
     assert loss_ref == pytest.approx(loss_torch, rel=1e-5)
     for i in range(3):
-        np.testing.assert_allclose(ref.W[i], tm.state_dict()[f"{2 * i}.weight"].numpy(), rtol=0,
-                                   atol=1e-6)
-        np.testing.assert_allclose(ref.b[i], tm.state_dict()[f"{2 * i}.bias"].numpy(), rtol=0,
-                                   atol=1e-6)
+        np.testing.assert_allclose(ref.W[i], tm.state_dict()[f"{2 * i}.weight"].numpy(), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(ref.b[i], tm.state_dict()[f"{2 * i}.bias"].numpy(), rtol=0, atol=1e-6)
 
 
 @needs_torch
@@ -127,17 +126,33 @@ def test_numpy_cnn_reference_matches_torch() -> None:
     assert loss_ref == pytest.approx(loss_torch, rel=1e-5)
     after = numpy_ref.NumpyCNN(lr=0.1, **kw)
     after.load_torch_state({k: v.detach().numpy() for k, v in tm.state_dict().items()})
-    for mine, theirs in ((ref.conv1.W, after.conv1.W), (ref.conv2.W, after.conv2.W),
-                         (ref.conv2.b, after.conv2.b), (ref.Wfc, after.Wfc)):
+    for mine, theirs in (
+        (ref.conv1.W, after.conv1.W),
+        (ref.conv2.W, after.conv2.W),
+        (ref.conv2.b, after.conv2.b),
+        (ref.Wfc, after.Wfc),
+    ):
         np.testing.assert_allclose(mine, theirs, atol=1e-6)
     assert not np.allclose(ref.conv1.W, numpy_ref.NumpyCNN(lr=0.1, **kw).conv1.W)
 
 
 def test_suite_writes_json_markdown_and_plots(tmp_path: Path) -> None:
     out_json, out_md, img = tmp_path / "r.json", tmp_path / "b.md", tmp_path / "img"
-    rc = run.main(["--quick", "--cases", "tiny,scale-batch-1,scale-batch-4,limit", "--json",
-                   str(out_json), "--docs", str(out_md), "--img-dir", str(img),
-                   "--unset-env", "never"])
+    rc = run.main(
+        [
+            "--quick",
+            "--cases",
+            "tiny,scale-batch-1,scale-batch-4,limit",
+            "--json",
+            str(out_json),
+            "--docs",
+            str(out_md),
+            "--img-dir",
+            str(img),
+            "--unset-env",
+            "never",
+        ]
+    )
     assert rc == 0
     res = json.loads(out_json.read_text())
     assert set(res["cases"]) == {"tiny", "scale-batch-1", "scale-batch-4"}
@@ -161,9 +176,26 @@ def test_timing_worker_child_reports_the_blas_kernel(tmp_path: Path) -> None:
     # The same child process the suite starts with OPENBLAS_* unset, here with the environment
     # left exactly as it is (tests never change those variables).
     out = tmp_path / "child.json"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--worker", "timing", "--quick",
-                           "--cases", "tiny", "--frameworks", "learnflux,numpy", "--json", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--worker",
+            "timing",
+            "--quick",
+            "--cases",
+            "tiny",
+            "--frameworks",
+            "learnflux,numpy",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     res = json.loads(out.read_text())
     assert "architecture" in res and set(res["env"]) == {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}

@@ -25,9 +25,19 @@ def model(seed=0):
 def fit(m, callbacks, epochs=5, lr=0.05, **kw):
     x, y = data()
     xv, yv = data(32, seed=1)
-    return m.fit(x, y, epochs=epochs, batch_size=16, loss=lf.CrossEntropyLoss(),
-                 optimizer=kw.pop("optimizer", None) or lf.SGD(m.parameters(), lr=lr),
-                 validation_data=(xv, yv), callbacks=callbacks, verbose=0, seed=0, **kw)
+    return m.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=16,
+        loss=lf.CrossEntropyLoss(),
+        optimizer=kw.pop("optimizer", None) or lf.SGD(m.parameters(), lr=lr),
+        validation_data=(xv, yv),
+        callbacks=callbacks,
+        verbose=0,
+        seed=0,
+        **kw,
+    )
 
 
 class Scripted(lf.Callback):
@@ -81,8 +91,7 @@ def test_model_checkpoint_keeps_the_best(tmp_path):
 
 
 def test_csv_and_json_loggers(tmp_path):
-    hist = fit(model(), [lf.CSVLogger(tmp_path / "h.csv"), lf.JSONLogger(tmp_path / "h.jsonl")],
-               epochs=3)
+    hist = fit(model(), [lf.CSVLogger(tmp_path / "h.csv"), lf.JSONLogger(tmp_path / "h.jsonl")], epochs=3)
     with open(tmp_path / "h.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
@@ -97,8 +106,7 @@ def test_csv_and_json_loggers(tmp_path):
 def test_learning_rate_scheduler_per_epoch_per_step_and_function():
     m = model()
     opt = lf.SGD(m.parameters(), lr=0.1)
-    hist = fit(m, [lf.LearningRateScheduler(lf.optim.ExponentialLR(opt, gamma=0.5))], epochs=3,
-               optimizer=opt)
+    hist = fit(m, [lf.LearningRateScheduler(lf.optim.ExponentialLR(opt, gamma=0.5))], epochs=3, optimizer=opt)
     assert hist.history["lr"] == pytest.approx([0.1, 0.05, 0.025])
     m = model()
     opt = lf.SGD(m.parameters(), lr=0.1)
@@ -114,8 +122,9 @@ def test_reduce_lr_on_plateau_reads_the_monitored_value():
     m = model()
     opt = lf.SGD(m.parameters(), lr=0.1)
     plateau = lf.optim.ReduceLROnPlateau(opt, factor=0.5, patience=0)
-    hist = fit(m, [Scripted([1.0, 1.0, 1.0, 0.5]), lf.LearningRateScheduler(plateau)], epochs=4,
-               optimizer=opt)
+    hist = fit(
+        m, [Scripted([1.0, 1.0, 1.0, 0.5]), lf.LearningRateScheduler(plateau)], epochs=4, optimizer=opt
+    )
     assert hist.history["lr"] == pytest.approx([0.1, 0.1, 0.05, 0.025])
 
 
@@ -152,8 +161,10 @@ def test_terminate_on_nan_names_the_layer_whose_gradient_broke():
     term = lf.TerminateOnNaN(raise_error=False)
     hist = fit(m, [term], epochs=3)
     assert len(hist) == 1  # the interrupted epoch is recorded, with the loss of its one batch
-    assert "δ for the output of Linear(3 → 8) at '1' became NaN in the backward pass of " \
+    assert (
+        "δ for the output of Linear(3 → 8) at '1' became NaN in the backward pass of "
         "NaNBackward() at '2'" in term.message
+    )
     assert hist.stop_reason == term.message
     for k, v in m.state_dict().items():  # the broken step was not applied
         np.testing.assert_array_equal(v, before[k])

@@ -49,8 +49,19 @@ def test_evaluate_reproduces_the_test_accuracy(run_dir, capsys):
     x, y = lf.data.load_digits()
     np.save(run_dir / "x.npy", x[:40])
     np.save(run_dir / "y.npy", y[:40])
-    assert main(["evaluate", str(run_dir / "model.lf"), "--data", str(run_dir / "x.npy"),
-                 "--labels", str(run_dir / "y.npy")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run_dir / "model.lf"),
+                "--data",
+                str(run_dir / "x.npy"),
+                "--labels",
+                str(run_dir / "y.npy"),
+            ]
+        )
+        == 0
+    )
     assert "40 samples: loss" in capsys.readouterr().out
 
 
@@ -122,14 +133,28 @@ def test_train_on_mnist_format_files(tmp_path, capsys):
         labels = rng.integers(0, 10, n).astype(np.uint8)
         images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
         for i, label in enumerate(labels):  # a bright bar whose row tells the class
-            images[i, 2 + 2 * label: 4 + 2 * label, 4:24] = 250
+            images[i, 2 + 2 * label : 4 + 2 * label, 4:24] = 250
         lf.data.write_idx(root / f"{split}-images-idx3-ubyte.gz", images)
         lf.data.write_idx(root / f"{split}-labels-idx1-ubyte.gz", labels)
     cfg = (EXAMPLES / "cnn_mnist.toml").read_text().replace('root = "data/mnist"', f'root = "{root}"')
     (tmp_path / "mnist.toml").write_text(cfg)
     out = tmp_path / "run"
-    assert main(["train", "--config", str(tmp_path / "mnist.toml"), "--out", str(out), "--epochs", "1",
-                 "--no-plot", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(tmp_path / "mnist.toml"),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--no-plot",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["samples"] == {"train": 108, "val": 12, "test": 30}
     assert not (out / "curves.png").exists()

@@ -46,8 +46,7 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
         for p, g in zip(params, grads):
             np.testing.assert_array_equal(p.grad, g)
     else:
-        assert lf.clip_grad_norm_(params, 1e9, norm_type=norm_type) == pytest.approx(max_norm,
-                                                                                      rel=1e-5)
+        assert lf.clip_grad_norm_(params, 1e9, norm_type=norm_type) == pytest.approx(max_norm, rel=1e-5)
 
 
 def test_clip_grad_norm_float32_skips_missing_grads_and_never_writes_into_a_grad():
@@ -70,8 +69,9 @@ def test_clip_grad_norm_accepts_a_model_and_reports_nonfinite():
         p.grad = np.full(p.shape, 3.0, dtype=p.dtype)
     total = lf.clip_grad_norm_(model, 1.0)
     assert total == pytest.approx(math.sqrt(6 * 9), rel=1e-6)
-    assert math.sqrt(sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in model.params())) \
-        == pytest.approx(1.0, rel=1e-5)
+    assert math.sqrt(
+        sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in model.params())
+    ) == pytest.approx(1.0, rel=1e-5)
     model.params()[0].grad[0, 0] = np.inf
     with pytest.raises(NonFiniteError, match="norm"):
         lf.clip_grad_norm_(model, 1.0, error_if_nonfinite=True)

@@ -108,18 +108,23 @@ def test_shape_mismatch_between_layers_is_reported_before_training():
 
 def test_bad_tables_and_training_values():
     assert "run.toml:18: training.epochs: expected an integer >= 1, got 0" in error_of(
-        CNN.replace("epochs = 2", "epochs = 0"))
+        CNN.replace("epochs = 2", "epochs = 0")
+    )
     assert "training.epochs: expected an integer, got 'ten'" in error_of(
-        CNN.replace("epochs = 2", 'epochs = "ten"'))
+        CNN.replace("epochs = 2", 'epochs = "ten"')
+    )
     assert "training.epoch: unknown key" in error_of(CNN.replace("epochs = 2", "epoch = 2"))
     assert "run.toml:2: data.dataset: expected one of" in error_of(
-        "[data]\ndataset = 'imagenet'\n" + CNN.split("\n", 2)[2])
+        "[data]\ndataset = 'imagenet'\n" + CNN.split("\n", 2)[2]
+    )
     assert "optimiser: unknown table" in error_of(CNN + "[optimiser]\ntype = 'Adam'\n")
     assert "optimizer.type: unknown optimizer 'Adamax'" in error_of(CNN + "[optimizer]\ntype = 'Adamax'\n")
     assert "optimizer.learning_rate: Adam has no argument" in error_of(
-        CNN + "[optimizer]\ntype = 'Adam'\nlearning_rate = 0.1\n")
+        CNN + "[optimizer]\ntype = 'Adam'\nlearning_rate = 0.1\n"
+    )
     assert "training.metrics[0]: unknown metric 'f1'" in error_of(
-        CNN.replace("epochs = 2", "metrics = ['f1']"))
+        CNN.replace("epochs = 2", "metrics = ['f1']")
+    )
     assert "not valid TOML" in error_of("[data\n")
     assert "missing: a [model] table" in error_of("[data]\ndataset = 'digits'\n")
     assert "data.root: dataset 'mnist' needs root" in error_of("[data]\ndataset = 'mnist'\n")

@@ -19,7 +19,7 @@ def naive_conv(x, w, b, stride, pads, dilation, groups):
     o, cg, kh, kw = w.shape
     top, bottom, left, right = pads
     xp = np.zeros((n, c, h + top + bottom, wd + left + right))
-    xp[:, :, top:top + h, left:left + wd] = x
+    xp[:, :, top : top + h, left : left + wd] = x
     sh, sw = stride
     dh, dw = dilation
     ho = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
@@ -33,8 +33,9 @@ def naive_conv(x, w, b, stride, pads, dilation, groups):
                 for ci in range(cg):
                     for i in range(kh):
                         for j in range(kw):
-                            out[:, oc, a, bb] += (w[oc, ci, i, j]
-                                                  * xp[:, g * cg + ci, a * sh + i * dh, bb * sw + j * dw])
+                            out[:, oc, a, bb] += (
+                                w[oc, ci, i, j] * xp[:, g * cg + ci, a * sh + i * dh, bb * sw + j * dw]
+                            )
         if b is not None:
             out[:, oc] += b[oc]
     return out
@@ -57,9 +58,7 @@ def test_hand_example_forward_exact():
     out = layer(HAND_X)
     # e.g. the centre: 1·1 + 2·0 + 0·(−1) + 0·2 + 1·1 + 3·0 + 2·0 + 0·(−1) + 1·1 + ½ = 7/2;
     # the top-left corner sees only x[0:2, 0:2] against K[1:3, 1:3]: 1·1 + 2·0 + 0·(−1) + 1·1 + ½
-    expected = [[F(5, 2), F(13, 2), F(3, 2)],
-                [F(-7, 2), F(7, 2), F(13, 2)],
-                [F(3, 2), F(3, 2), F(5, 2)]]
+    expected = [[F(5, 2), F(13, 2), F(3, 2)], [F(-7, 2), F(7, 2), F(13, 2)], [F(3, 2), F(3, 2), F(5, 2)]]
     assert out.dtype == object
     assert out[0, 0].tolist() == expected
     assert all(isinstance(v, F) for v in out.reshape(-1))
@@ -70,13 +69,17 @@ def test_hand_example_backward_exact():
     out = layer(HAND_X)
     d_in = layer.backward(np.full(out.shape, F(1, 4), dtype=object))
     # δx: each pixel sums K over the taps that reached it, times 1/4 (centre: ΣK = 3 → 3/4)
-    assert d_in[0, 0].tolist() == [[F(1), F(3, 4), F(0)],
-                                   [F(3, 4), F(3, 4), F(0)],
-                                   [F(1, 2), F(3, 4), F(1, 4)]]
+    assert d_in[0, 0].tolist() == [
+        [F(1), F(3, 4), F(0)],
+        [F(3, 4), F(3, 4), F(0)],
+        [F(1, 2), F(3, 4), F(1, 4)],
+    ]
     # δW[i, j]: the 3×3 block of the padded input at (i, j), summed, times 1/4 (centre: Σx = 10)
-    assert layer.weight.grad[0, 0].tolist() == [[F(1), F(7, 4), F(3, 2)],
-                                                [F(3, 2), F(5, 2), F(7, 4)],
-                                                [F(3, 4), F(7, 4), F(5, 4)]]
+    assert layer.weight.grad[0, 0].tolist() == [
+        [F(1), F(7, 4), F(3, 2)],
+        [F(3, 2), F(5, 2), F(7, 4)],
+        [F(3, 4), F(7, 4), F(5, 4)],
+    ]
     assert layer.bias.grad.tolist() == [F(9, 4)]  # nine positions × 1/4
     assert all(isinstance(v, F) for v in d_in.reshape(-1))
 
@@ -108,8 +111,15 @@ def test_matches_naive_loops(config):
         layer.bias.value = rng.standard_normal(layer.out_channels)
     x = rng.standard_normal((2, layer.in_channels, 7, 8))
     out = layer(x)
-    ref = naive_conv(x, layer.weight.value, layer.bias.value if layer.use_bias else None,
-                     layer.stride, layer._pads, layer.dilation, layer.groups)
+    ref = naive_conv(
+        x,
+        layer.weight.value,
+        layer.bias.value if layer.use_bias else None,
+        layer.stride,
+        layer._pads,
+        layer.dilation,
+        layer.groups,
+    )
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
     assert out.shape[1:] == layer.output_shape(x.shape[1:])
 
@@ -176,8 +186,16 @@ def test_config_round_trip_through_json():
     layer = lf.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), dilation=2, groups=2, bias=False)
     config = json.loads(json.dumps(layer.get_config()))
     clone = lf.Conv2d.from_config(config)
-    for attr in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
-                 "groups", "use_bias"):
+    for attr in (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "use_bias",
+    ):
         assert getattr(clone, attr) == getattr(layer, attr)
     same = lf.Conv2d.from_config(json.loads(json.dumps(lf.Conv2d(1, 2, 3, padding="same").get_config())))
     assert same.padding == "same" and same._pads == (1, 1, 1, 1)
@@ -187,8 +205,12 @@ def test_config_round_trip_through_json():
 def test_small_cnn_model_gradcheck_and_exact_run():
     lf.seed(0)
     model = lf.Sequential(
-        lf.Conv2d(1, 2, 3, padding="same"), lf.ReLU(), lf.MaxPool2d(2, ceil_mode=True),
-        lf.Conv2d(2, 3, 2, stride=2), lf.GlobalAvgPool2d(), lf.Linear(3, 2),
+        lf.Conv2d(1, 2, 3, padding="same"),
+        lf.ReLU(),
+        lf.MaxPool2d(2, ceil_mode=True),
+        lf.Conv2d(2, 3, 2, stride=2),
+        lf.GlobalAvgPool2d(),
+        lf.Linear(3, 2),
     )
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 1, 7, 7))
@@ -307,12 +329,21 @@ def test_flat_path_matches_general_path_in_blocks(kwargs, chunk, need_input_delt
             ex_d_in = exact.backward(exact_array(delta))
             assert isinstance(ex_d_in.flat[0], F)
             np.testing.assert_allclose(d_in, ex_d_in.astype(float), rtol=1e-10, atol=1e-10)
-            np.testing.assert_allclose(grads[0], exact.weight.grad.astype(float), rtol=1e-10,
-                                       atol=1e-10)
-        np.testing.assert_allclose(out, naive_conv(x, layer.weight.value,
-                                                   layer.bias.value if layer.use_bias else None,
-                                                   (1, 1), layer._pads, layer.dilation,
-                                                   layer.groups), rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(grads[0], exact.weight.grad.astype(float), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(
+            out,
+            naive_conv(
+                x,
+                layer.weight.value,
+                layer.bias.value if layer.use_bias else None,
+                (1, 1),
+                layer._pads,
+                layer.dilation,
+                layer.groups,
+            ),
+            rtol=1e-10,
+            atol=1e-10,
+        )
 
 
 def test_flat_path_keeps_float32():

@@ -93,11 +93,14 @@ def test_grad_buffer_is_none_for_exact_parameters():
     assert q.grad_buffer() is None
 
 
-@pytest.mark.parametrize("make", [
-    lambda ps: lf.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True),
-    lambda ps: lf.SGD(ps, lr=0.1, momentum=0.9, dampening=0.5),
-    lambda ps: lf.Adam(ps, lr=0.01, weight_decay=0.1),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: lf.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True),
+        lambda ps: lf.SGD(ps, lr=0.1, momentum=0.9, dampening=0.5),
+        lambda ps: lf.Adam(ps, lr=0.01, weight_decay=0.1),
+    ],
+)
 def test_shared_scratch_gives_each_parameter_its_own_update(make):
     """One scratch buffer serves parameters of different sizes: the result equals updating each
     parameter with an optimizer of its own."""
@@ -138,8 +141,9 @@ def test_mlp_inference_equals_training_output_bit_for_bit(dtype):
     """Linear computes oᵀ = W·xᵀ in both phases (a transposed view in inference, a C-ordered copy
     in training): the outputs of the two phases are identical, at any depth."""
     lf.seed(5)
-    model = lf.Sequential(lf.Linear(6, 9), lf.ReLU(), lf.Linear(9, 9), lf.ReLU(),
-                          lf.Linear(9, 4)).astype(dtype)
+    model = lf.Sequential(lf.Linear(6, 9), lf.ReLU(), lf.Linear(9, 9), lf.ReLU(), lf.Linear(9, 4)).astype(
+        dtype
+    )
     x = np.random.default_rng(6).standard_normal((11, 6)).astype(dtype)
     train_out = model(x)
     assert train_out.flags.c_contiguous

@@ -34,13 +34,14 @@ def test_text_replays_the_article(capsys):
     assert "3      │ (0, 2000, 3000)  │ (0, 2000, 3000)  │ (0) │ (0) │ (1) │ 1/2 ≈ 0.5" in out
     # every step with δ4, δ3, δ2, δ1, δw2, ŵ2, their formulas and a line of explanation
     assert out.count("Step ") == 3
-    for line in ("δ4   o3 − y               = (-1)",
-                 "δ3   δ4 if o2 ≥ 0 else 0  = (-1)",
-                 "δ2   δ3 · w2              = (-1/200, 3/11600, -1/5800) ≈ (-0.005, 0.00025862069, "
-                 "-0.000172413793)",
-                 "δw2  δ3 · o1              = (0, -2000, -3000)",
-                 "ŵ2   w2 − α·δw2           = (1/200, 23199997/11600, 17400001/5800) ≈ (0.005, "
-                 "1999.99974, 3000.00017)"):
+    for line in (
+        "δ4   o3 − y               = (-1)",
+        "δ3   δ4 if o2 ≥ 0 else 0  = (-1)",
+        "δ2   δ3 · w2              = (-1/200, 3/11600, -1/5800) ≈ (-0.005, 0.00025862069, -0.000172413793)",
+        "δw2  δ3 · o1              = (0, -2000, -3000)",
+        "ŵ2   w2 − α·δw2           = (1/200, 23199997/11600, 17400001/5800) ≈ (0.005, "
+        "1999.99974, 3000.00017)",
+    ):
         assert line in out, line
     assert "ReLU's derivative at 0 is 1" in out
     assert "nothing to learn, w2 is unchanged" in out
@@ -56,8 +57,9 @@ def test_markdown(capsys):
     assert "| sample | x | o1 | o2 | o3 | y | loss |" in out
     assert "| 3 | (0, 2000, 3000) | (0, 2000, 3000) | (0) | (0) | (1) | 1/2 ≈ 0.5 |" in out
     assert "| `δ3` | `δ4 if o2 ≥ 0 else 0` | (-1) |" in out
-    assert ("| `ŵ2` | `w2 − α·δw2` | (1/200, 23199997/11600, 17400001/5800) ≈ "
-            "(0.005, 1999.99974, 3000.00017) |") in out
+    assert (
+        "| `ŵ2` | `w2 − α·δw2` | (1/200, 23199997/11600, 17400001/5800) ≈ (0.005, 1999.99974, 3000.00017) |"
+    ) in out
     assert "### 3. Forward pass after training" in out
 
 

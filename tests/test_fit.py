@@ -31,9 +31,17 @@ def test_fit_learns_and_records_history():
     x, y = blobs()
     xv, yv = blobs(60, seed=1)
     model = mlp()
-    hist = model.fit(x, y, epochs=8, batch_size=16, loss=lf.CrossEntropyLoss(),
-                     optimizer=lf.Adam(model.parameters(), lr=0.02), validation_data=(xv, yv),
-                     seed=0, verbose=0)
+    hist = model.fit(
+        x,
+        y,
+        epochs=8,
+        batch_size=16,
+        loss=lf.CrossEntropyLoss(),
+        optimizer=lf.Adam(model.parameters(), lr=0.02),
+        validation_data=(xv, yv),
+        seed=0,
+        verbose=0,
+    )
     assert isinstance(hist, lf.History)
     assert hist.epoch == list(range(8))
     assert set(hist.history) == {"loss", "accuracy", "lr", "val_loss", "val_accuracy"}
@@ -53,8 +61,9 @@ def test_regression_targets_get_no_accuracy_by_default():
     x = rng.standard_normal((64, 3)).astype(np.float32)
     y = x @ np.array([[1.0], [-2.0], [0.5]], dtype=np.float32)
     model = lf.Sequential(lf.Input(3), lf.Linear(3, 1))
-    hist = model.fit(x, y, epochs=30, batch_size=8, optimizer=lf.SGD(model.parameters(), lr=0.05),
-                     verbose=0, seed=0)
+    hist = model.fit(
+        x, y, epochs=30, batch_size=8, optimizer=lf.SGD(model.parameters(), lr=0.05), verbose=0, seed=0
+    )
     assert set(hist.history) == {"loss", "lr"}
     assert hist.history["loss"][-1] < 1e-3
 
@@ -64,8 +73,16 @@ def test_same_seed_gives_bit_identical_weights():
 
     def train(seed):
         model = mlp(seed=0)
-        model.fit(x, y, epochs=3, batch_size=10, loss=lf.CrossEntropyLoss(),
-                  optimizer=lf.Adam(model.parameters(), lr=0.01), seed=seed, verbose=0)
+        model.fit(
+            x,
+            y,
+            epochs=3,
+            batch_size=10,
+            loss=lf.CrossEntropyLoss(),
+            optimizer=lf.Adam(model.parameters(), lr=0.01),
+            seed=seed,
+            verbose=0,
+        )
         return weights(model)
 
     a, b, c = train(1), train(1), train(2)
@@ -81,8 +98,17 @@ def test_accumulation_equals_one_bigger_batch():
     for batch_size, accumulate in ((16, 1), (8, 2), (4, 4)):
         lf.seed(3)
         model = lf.Sequential(lf.Input(2), lf.Linear(2, 8), lf.Tanh(), lf.Linear(8, 3)).astype(np.float64)
-        model.fit(x, y, epochs=2, batch_size=batch_size, accumulate=accumulate, shuffle=False,
-                  loss=lf.CrossEntropyLoss(), optimizer=lf.SGD(model.parameters(), lr=0.5), verbose=0)
+        model.fit(
+            x,
+            y,
+            epochs=2,
+            batch_size=batch_size,
+            accumulate=accumulate,
+            shuffle=False,
+            loss=lf.CrossEntropyLoss(),
+            optimizer=lf.SGD(model.parameters(), lr=0.5),
+            verbose=0,
+        )
         runs.append(weights(model))
     for other in runs[1:]:
         for k in runs[0]:
@@ -96,8 +122,13 @@ def test_accumulation_with_a_partial_last_group():
     model = lf.Sequential(lf.Input(2), lf.Linear(2, 3)).astype(np.float64)
     ref = lf.Sequential(lf.Input(2), lf.Linear(2, 3)).astype(np.float64)
     ref.load_state_dict(weights(model))
-    trainer = Trainer(model, loss=lf.CrossEntropyLoss(), optimizer=lf.SGD(model.parameters(), lr=0.1),
-                      accumulate=2, verbose=0)
+    trainer = Trainer(
+        model,
+        loss=lf.CrossEntropyLoss(),
+        optimizer=lf.SGD(model.parameters(), lr=0.1),
+        accumulate=2,
+        verbose=0,
+    )
     trainer.fit(x.astype(np.float64), y, epochs=1, batch_size=2, shuffle=False)
     assert trainer.global_step == 3
     loss, opt = lf.CrossEntropyLoss(), lf.SGD(ref.parameters(), lr=0.1)
@@ -114,8 +145,16 @@ def test_clip_norm_limits_the_update():
     lf.seed(0)
     model = lf.Sequential(lf.Input(2), lf.Linear(2, 3))
     before = weights(model)
-    model.fit(x * 1000, y, epochs=1, batch_size=16, clip_norm=0.5, loss=lf.CrossEntropyLoss(),
-              optimizer=lf.SGD(model.parameters(), lr=1.0), verbose=0)
+    model.fit(
+        x * 1000,
+        y,
+        epochs=1,
+        batch_size=16,
+        clip_norm=0.5,
+        loss=lf.CrossEntropyLoss(),
+        optimizer=lf.SGD(model.parameters(), lr=1.0),
+        verbose=0,
+    )
     change = np.sqrt(sum(((model.state_dict()[k] - before[k]) ** 2).sum() for k in before))
     assert change == pytest.approx(0.5, rel=1e-4)
 
@@ -124,8 +163,16 @@ def test_scheduler_argument_changes_the_learning_rate():
     x, y = blobs(32)
     model = mlp()
     opt = lf.SGD(model.parameters(), lr=0.1)
-    hist = model.fit(x, y, epochs=4, batch_size=16, loss=lf.CrossEntropyLoss(), optimizer=opt,
-                     scheduler=lf.optim.StepLR(opt, step_size=1, gamma=0.5), verbose=0)
+    hist = model.fit(
+        x,
+        y,
+        epochs=4,
+        batch_size=16,
+        loss=lf.CrossEntropyLoss(),
+        optimizer=opt,
+        scheduler=lf.optim.StepLR(opt, step_size=1, gamma=0.5),
+        verbose=0,
+    )
     assert hist.history["lr"] == pytest.approx([0.1, 0.05, 0.025, 0.0125])
 
 
@@ -133,8 +180,13 @@ def test_fit_accepts_an_array_loader():
     x, y = blobs(40)
     model = mlp()
     loader = lf.data.ArrayLoader(x, y, batch_size=8, seed=0)
-    hist = model.fit(loader, epochs=2, loss=lf.CrossEntropyLoss(),
-                     optimizer=lf.Adam(model.parameters(), lr=0.01), verbose=0)
+    hist = model.fit(
+        loader,
+        epochs=2,
+        loss=lf.CrossEntropyLoss(),
+        optimizer=lf.Adam(model.parameters(), lr=0.01),
+        verbose=0,
+    )
     assert len(hist) == 2 and "accuracy" in hist.history
 
 

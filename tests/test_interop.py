@@ -22,8 +22,9 @@ def test_import_learnflux_does_not_import_torch():
         "assert callable(lf.from_torch) and callable(lf.to_torch)\n"
         "print('torch' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert result.stdout.strip() == "False"
 
 
@@ -52,8 +53,7 @@ def lenet(p_dropout: float = 0.0) -> nn.Module:
 
 
 def mlp() -> nn.Module:
-    return nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 16), nn.Tanh(),
-                         nn.Linear(16, 3))
+    return nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 16), nn.Tanh(), nn.Linear(16, 3))
 
 
 def _step_both(module, x, y, lf_loss, t_loss, lr=0.1, momentum=0.9):
@@ -77,9 +77,17 @@ def _step_both(module, x, y, lf_loss, t_loss, lr=0.1, momentum=0.9):
     d_in = model.backward(lf_loss.backward())
     grads = {k: p.grad.copy() for k, p in model.named_parameters()}
     opt.step()
-    return dict(model=model, out=out, value=value, d_in=d_in, grads=grads,
-                t_out=t_out.detach().numpy(), t_value=t_value.item(), t_d_in=tx.grad.numpy(),
-                t_grads=t_grads)
+    return dict(
+        model=model,
+        out=out,
+        value=value,
+        d_in=d_in,
+        grads=grads,
+        t_out=t_out.detach().numpy(),
+        t_value=t_value.item(),
+        t_d_in=tx.grad.numpy(),
+        t_grads=t_grads,
+    )
 
 
 def _assert_same_step(r, module, rtol=1e-10, atol=1e-12):
@@ -89,14 +97,17 @@ def _assert_same_step(r, module, rtol=1e-10, atol=1e-12):
     np.testing.assert_allclose(r["d_in"], r["t_d_in"], rtol=rtol, atol=atol, err_msg="input δ")
     assert set(r["grads"]) == set(r["t_grads"])
     for name, g in r["grads"].items():
-        np.testing.assert_allclose(g, r["t_grads"][name], rtol=rtol, atol=atol,
-                                   err_msg=f"gradient of {name}")
+        np.testing.assert_allclose(g, r["t_grads"][name], rtol=rtol, atol=atol, err_msg=f"gradient of {name}")
     # after the SGD step: same weights and the same batch-norm running statistics
     t_state = module.state_dict()
     for name, value in model.state_dict().items():
-        np.testing.assert_allclose(np.asarray(value, dtype=np.float64),
-                                   t_state[name].numpy().astype(np.float64),
-                                   rtol=rtol, atol=atol, err_msg=f"{name} after the step")
+        np.testing.assert_allclose(
+            np.asarray(value, dtype=np.float64),
+            t_state[name].numpy().astype(np.float64),
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"{name} after the step",
+        )
 
 
 def test_lenet_one_training_step_matches_torch():
@@ -109,8 +120,16 @@ def test_lenet_one_training_step_matches_torch():
     _assert_same_step(r, module)
     # every parameter was compared (conv, batch norm, linear; nested keys such as "0.1.weight")
     assert set(r["grads"]) == {
-        "0.0.weight", "0.0.bias", "0.1.weight", "0.1.bias", "0.4.weight", "0.4.bias",
-        "2.0.weight", "2.0.bias", "2.3.weight", "2.3.bias",
+        "0.0.weight",
+        "0.0.bias",
+        "0.1.weight",
+        "0.1.bias",
+        "0.4.weight",
+        "0.4.bias",
+        "2.0.weight",
+        "2.0.bias",
+        "2.3.weight",
+        "2.3.bias",
     }
     # and the inference phase (running statistics) agrees after the step
     model = r["model"]
@@ -155,8 +174,9 @@ def test_lenet_with_active_dropout_and_the_same_mask():
     assert value == pytest.approx(t_value.item(), rel=1e-10)
     np.testing.assert_allclose(d_in, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
     for name, prm in module.named_parameters():
-        np.testing.assert_allclose(dict(model.named_parameters())[name].grad, prm.grad.numpy(),
-                                   rtol=1e-10, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            dict(model.named_parameters())[name].grad, prm.grad.numpy(), rtol=1e-10, atol=1e-12, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("loss_name", ["cross_entropy", "mse"])
@@ -252,8 +272,7 @@ def test_round_trip_to_torch_from_torch_gives_the_same_outputs():
     module.eval()
     back.eval()
     with torch.no_grad():
-        np.testing.assert_array_equal(back(torch.from_numpy(x)).numpy(),
-                                      module(torch.from_numpy(x)).numpy())
+        np.testing.assert_array_equal(back(torch.from_numpy(x)).numpy(), module(torch.from_numpy(x)).numpy())
 
 
 def _wide_model():
@@ -263,7 +282,7 @@ def _wide_model():
         lf.Conv2d(2, 4, 3, padding="same", bias=False),
         lf.BatchNorm2d(4, momentum=None),
         lf.GELU(),
-        lf.MaxPool2d(2, ceil_mode=True),             # 9 → 5
+        lf.MaxPool2d(2, ceil_mode=True),  # 9 → 5
         lf.Conv2d(4, 4, 3, padding=1, dilation=1, groups=2),
         lf.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
         lf.Sequential(lf.SiLU(), lf.AdaptiveAvgPool2d(1), lf.Flatten()),
@@ -300,23 +319,23 @@ def test_embedding_and_global_pool_convert():
     module = lf.to_torch(model)
     idx = np.random.default_rng(6).integers(0, 10, (5, 3))
     with torch.no_grad():
-        np.testing.assert_allclose(model.predict(idx), module(torch.from_numpy(idx)).numpy(),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(model.predict(idx), module(torch.from_numpy(idx)).numpy(), rtol=1e-12)
     assert isinstance(lf.from_torch(module).layers[0], lf.Embedding)
     gap = lf.Sequential(lf.Conv2d(1, 2, 3), lf.GlobalAvgPool2d())
     t_gap = lf.to_torch(gap)
     x = np.random.default_rng(7).standard_normal((2, 1, 5, 5)).astype(np.float32)
     with torch.no_grad():
-        np.testing.assert_allclose(gap.predict(x), t_gap(torch.from_numpy(x)).numpy(),
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(gap.predict(x), t_gap(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------- errors
 @pytest.mark.parametrize(
     "module,match",
     [
-        (nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.ReLU(), nn.Conv1d(1, 1, 1))),
-         r"unsupported module Conv1d at '1\.1'"),
+        (
+            nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.ReLU(), nn.Conv1d(1, 1, 1))),
+            r"unsupported module Conv1d at '1\.1'",
+        ),
         (nn.Sequential(nn.Softmax()), r"Softmax at '0' is not supported with dim=None"),
         (nn.Sequential(nn.Conv2d(1, 1, 3, padding_mode="reflect")), r"padding_mode='reflect'"),
         (nn.Sequential(nn.MaxPool2d(2, dilation=2)), r"MaxPool2d at '0'.*dilation"),
@@ -325,8 +344,16 @@ def test_embedding_and_global_pool_convert():
         (nn.Sequential(), r"nn.Sequential at the top level is empty"),
         (nn.LSTM(2, 2), r"unsupported module LSTM at the top level"),
     ],
-    ids=["nested-path", "softmax-dim", "padding-mode", "dilated-pool", "padding-idx",
-         "adaptive-2", "empty", "lstm"],
+    ids=[
+        "nested-path",
+        "softmax-dim",
+        "padding-mode",
+        "dilated-pool",
+        "padding-idx",
+        "adaptive-2",
+        "empty",
+        "lstm",
+    ],
 )
 def test_from_torch_errors_name_the_module_and_path(module, match):
     with pytest.raises(lf.ConfigError, match=match):

@@ -39,7 +39,10 @@ def test_exact_weights_survive_exactly(tmp_path):
     lf.save(model, tmp_path / "e.lf")
     loaded = lf.load(tmp_path / "e.lf")
     assert list(loaded.layers[0].weight.value.reshape(-1)) == [
-        Fraction(1, 200), Fraction(-3, 11600), Fraction(1, 5800)]
+        Fraction(1, 200),
+        Fraction(-3, 11600),
+        Fraction(1, 5800),
+    ]
 
 
 def test_file_is_a_plain_npz_readable_without_pickle(tmp_path):
@@ -80,8 +83,12 @@ def test_loading_garbage_or_a_pickle_is_a_clear_error(tmp_path):
 
 def test_unknown_layer_class_in_file(tmp_path):
     path = tmp_path / "u.lf"
-    header = {"format": "learnflux", "version": 1, "dtype": "float32",
-              "model": {"class": "NoSuchLayer", "config": {}}}
+    header = {
+        "format": "learnflux",
+        "version": 1,
+        "dtype": "float32",
+        "model": {"class": "NoSuchLayer", "config": {}},
+    }
     with open(path, "wb") as fh:
         np.savez(fh, __learnflux__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
     with pytest.raises(lf.ConfigError, match="unknown layer class 'NoSuchLayer'"):

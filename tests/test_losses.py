@@ -23,6 +23,7 @@ def _ce_indices(shape, classes=4):
         out = rng.standard_normal(shape) * 2
         labels = rng.integers(0, classes, size=(shape[0], *shape[2:]))
         return out, labels
+
     return sample
 
 
@@ -33,18 +34,21 @@ def _ce_probs(shape, normalised=True):
         if normalised:
             q /= q.sum(axis=1, keepdims=True)
         return out, q
+
     return sample
 
 
 def _binary(shape):
     def sample(rng):
         return rng.standard_normal(shape) * 3, rng.random(shape)
+
     return sample
 
 
 def _regression(shape):
     def sample(rng):
         return rng.standard_normal(shape), rng.standard_normal(shape)
+
     return sample
 
 
@@ -54,29 +58,64 @@ for red in ("mean", "sum"):
         kw = {"reduction": red, "label_smoothing": eps}
         tag = f"{red}-ls{eps}"
         CASES += [
-            (f"ce-indices-{tag}", lambda kw=kw: lf.CrossEntropyLoss(**kw),
-             lambda nn, kw=kw: nn.CrossEntropyLoss(**kw), _ce_indices((5, 4))),
-            (f"ce-indices-2d-{tag}", lambda kw=kw: lf.CrossEntropyLoss(**kw),
-             lambda nn, kw=kw: nn.CrossEntropyLoss(**kw), _ce_indices((2, 3, 2, 3), classes=3)),
-            (f"ce-probs-{tag}", lambda kw=kw: lf.CrossEntropyLoss(**kw),
-             lambda nn, kw=kw: nn.CrossEntropyLoss(**kw), _ce_probs((5, 4))),
-            (f"ce-probs-unnormalised-{tag}", lambda kw=kw: lf.CrossEntropyLoss(**kw),
-             lambda nn, kw=kw: nn.CrossEntropyLoss(**kw), _ce_probs((4, 3), normalised=False)),
-            (f"ce-probs-2d-{tag}", lambda kw=kw: lf.CrossEntropyLoss(**kw),
-             lambda nn, kw=kw: nn.CrossEntropyLoss(**kw), _ce_probs((2, 3, 2, 2))),
+            (
+                f"ce-indices-{tag}",
+                lambda kw=kw: lf.CrossEntropyLoss(**kw),
+                lambda nn, kw=kw: nn.CrossEntropyLoss(**kw),
+                _ce_indices((5, 4)),
+            ),
+            (
+                f"ce-indices-2d-{tag}",
+                lambda kw=kw: lf.CrossEntropyLoss(**kw),
+                lambda nn, kw=kw: nn.CrossEntropyLoss(**kw),
+                _ce_indices((2, 3, 2, 3), classes=3),
+            ),
+            (
+                f"ce-probs-{tag}",
+                lambda kw=kw: lf.CrossEntropyLoss(**kw),
+                lambda nn, kw=kw: nn.CrossEntropyLoss(**kw),
+                _ce_probs((5, 4)),
+            ),
+            (
+                f"ce-probs-unnormalised-{tag}",
+                lambda kw=kw: lf.CrossEntropyLoss(**kw),
+                lambda nn, kw=kw: nn.CrossEntropyLoss(**kw),
+                _ce_probs((4, 3), normalised=False),
+            ),
+            (
+                f"ce-probs-2d-{tag}",
+                lambda kw=kw: lf.CrossEntropyLoss(**kw),
+                lambda nn, kw=kw: nn.CrossEntropyLoss(**kw),
+                _ce_probs((2, 3, 2, 2)),
+            ),
         ]
     rk = {"reduction": red}
     CASES += [
-        (f"bce-{red}", lambda rk=rk: lf.BCEWithLogitsLoss(**rk),
-         lambda nn, rk=rk: nn.BCEWithLogitsLoss(**rk), _binary((4, 3))),
-        (f"bce-image-{red}", lambda rk=rk: lf.BCEWithLogitsLoss(**rk),
-         lambda nn, rk=rk: nn.BCEWithLogitsLoss(**rk), _binary((2, 1, 3, 3))),
-        (f"mse-{red}", lambda rk=rk: lf.MSELoss(**rk),
-         lambda nn, rk=rk: nn.MSELoss(**rk), _regression((4, 3))),
-        (f"mse-image-{red}", lambda rk=rk: lf.MSELoss(**rk),
-         lambda nn, rk=rk: nn.MSELoss(**rk), _regression((2, 2, 3, 3))),
-        (f"l1-{red}", lambda rk=rk: lf.L1Loss(**rk),
-         lambda nn, rk=rk: nn.L1Loss(**rk), _regression((4, 3))),
+        (
+            f"bce-{red}",
+            lambda rk=rk: lf.BCEWithLogitsLoss(**rk),
+            lambda nn, rk=rk: nn.BCEWithLogitsLoss(**rk),
+            _binary((4, 3)),
+        ),
+        (
+            f"bce-image-{red}",
+            lambda rk=rk: lf.BCEWithLogitsLoss(**rk),
+            lambda nn, rk=rk: nn.BCEWithLogitsLoss(**rk),
+            _binary((2, 1, 3, 3)),
+        ),
+        (
+            f"mse-{red}",
+            lambda rk=rk: lf.MSELoss(**rk),
+            lambda nn, rk=rk: nn.MSELoss(**rk),
+            _regression((4, 3)),
+        ),
+        (
+            f"mse-image-{red}",
+            lambda rk=rk: lf.MSELoss(**rk),
+            lambda nn, rk=rk: nn.MSELoss(**rk),
+            _regression((2, 2, 3, 3)),
+        ),
+        (f"l1-{red}", lambda rk=rk: lf.L1Loss(**rk), lambda nn, rk=rk: nn.L1Loss(**rk), _regression((4, 3))),
     ]
 CASES.append(("squared-error", lambda: lf.SquaredError(), None, _regression((4, 3))))
 
@@ -115,8 +154,9 @@ def test_delta_matches_finite_differences(case):
     [(np.float64, 1e-10, 1e-12), (np.float32, 1e-4, 1e-6)],
     ids=["float64", "float32"],
 )
-@pytest.mark.parametrize("case", [c for c in CASES if c[2] is not None],
-                         ids=[c[0] for c in CASES if c[2] is not None])
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c[2] is not None], ids=[c[0] for c in CASES if c[2] is not None]
+)
 def test_torch_parity(case, dtype, rtol, atol):
     torch = pytest.importorskip("torch")
     _, make, make_torch, sample = case
@@ -246,8 +286,12 @@ def test_exact_regression_losses_agree_with_float64(cls, reduction):
 
 
 def test_config_round_trip_and_training_integration():
-    for loss in [lf.CrossEntropyLoss("sum", 0.1), lf.BCEWithLogitsLoss("sum"), lf.MSELoss(),
-                 lf.L1Loss("sum")]:
+    for loss in [
+        lf.CrossEntropyLoss("sum", 0.1),
+        lf.BCEWithLogitsLoss("sum"),
+        lf.MSELoss(),
+        lf.L1Loss("sum"),
+    ]:
         again = type(loss)(**loss.get_config())
         assert again.get_config() == loss.get_config()
         assert vars(again)["reduction"] == loss.reduction

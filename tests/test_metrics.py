@@ -42,8 +42,9 @@ def test_registry_and_errors():
         rng = np.random.default_rng(0)
         x, y = rng.standard_normal((20, 3)).astype(np.float32), rng.integers(0, 2, 20)
         model = lf.Sequential(lf.Input(3), lf.Linear(3, 2))
-        hist = model.fit(x, y, epochs=1, loss=lf.CrossEntropyLoss(), metrics=("always_half",),
-                         verbose=0, seed=0)
+        hist = model.fit(
+            x, y, epochs=1, loss=lf.CrossEntropyLoss(), metrics=("always_half",), verbose=0, seed=0
+        )
         assert hist.history["always_half"] == [0.5]
     finally:
         METRICS.pop("always_half")

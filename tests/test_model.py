@@ -10,7 +10,7 @@ import learnflux as lf
 
 def residual_model(seed: int = 0) -> lf.Model:
     """x → Linear → ReLU ─┬─ Linear → Tanh ─┐
-                          └─────────────────Add → Linear → out   (a residual block)"""
+    └─────────────────Add → Linear → out   (a residual block)"""
     lf.seed(seed)
     x = lf.Input(4)
     h = lf.ReLU()(lf.Linear(4, 5)(x))
@@ -161,12 +161,12 @@ def test_batch_gradient_is_the_mean_of_per_sample_gradients():
     x, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
     per_sample = []
     for i in range(4):
-        loss(model(x[i:i + 1]), y[i:i + 1])
+        loss(model(x[i : i + 1]), y[i : i + 1])
         model.backward(loss.backward())
         per_sample.append([p.grad.copy() for p in model.parameters()])
     batch_loss = loss(model(x), y)
     model.backward(loss.backward())
     for k, p in enumerate(model.parameters()):
         np.testing.assert_allclose(p.grad, np.mean([g[k] for g in per_sample], axis=0), rtol=1e-12)
-    per_sample_losses = [loss(model(x[i:i + 1]), y[i:i + 1]) for i in range(4)]
+    per_sample_losses = [loss(model(x[i : i + 1]), y[i : i + 1]) for i in range(4)]
     assert batch_loss == pytest.approx(np.mean(per_sample_losses), rel=1e-12)

@@ -20,18 +20,20 @@ def _copy_params_to_torch(layer, module, torch):
     "make,make_torch,shape",
     [
         (lambda: lf.BatchNorm1d(4), lambda nn: nn.BatchNorm1d(4), (8, 4)),
-        (lambda: lf.BatchNorm1d(3, momentum=0.25), lambda nn: nn.BatchNorm1d(3, momentum=0.25),
-         (5, 3, 6)),
-        (lambda: lf.BatchNorm1d(3, momentum=None), lambda nn: nn.BatchNorm1d(3, momentum=None),
-         (6, 3)),
+        (lambda: lf.BatchNorm1d(3, momentum=0.25), lambda nn: nn.BatchNorm1d(3, momentum=0.25), (5, 3, 6)),
+        (lambda: lf.BatchNorm1d(3, momentum=None), lambda nn: nn.BatchNorm1d(3, momentum=None), (6, 3)),
         (lambda: lf.BatchNorm2d(3), lambda nn: nn.BatchNorm2d(3), (4, 3, 5, 5)),
-        (lambda: lf.BatchNorm2d(2, affine=False, eps=1e-3),
-         lambda nn: nn.BatchNorm2d(2, affine=False, eps=1e-3), (3, 2, 4, 4)),
+        (
+            lambda: lf.BatchNorm2d(2, affine=False, eps=1e-3),
+            lambda nn: nn.BatchNorm2d(2, affine=False, eps=1e-3),
+            (3, 2, 4, 4),
+        ),
     ],
     ids=["bn1d", "bn1d-ncl-momentum", "bn1d-cumulative", "bn2d", "bn2d-noaffine"],
 )
-@pytest.mark.parametrize("dtype,rtol,atol", [(np.float64, 1e-10, 1e-12), (np.float32, 1e-4, 1e-5)],
-                         ids=["float64", "float32"])
+@pytest.mark.parametrize(
+    "dtype,rtol,atol", [(np.float64, 1e-10, 1e-12), (np.float32, 1e-4, 1e-5)], ids=["float64", "float32"]
+)
 def test_batchnorm_training_steps_match_torch(make, make_torch, shape, dtype, rtol, atol):
     """Five SGD steps on random batches (shifted and scaled, so the statistics move): the running
     statistics, the parameters and then the eval-mode outputs agree with PyTorch."""
@@ -58,14 +60,13 @@ def test_batchnorm_training_steps_match_torch(make, make_torch, shape, dtype, rt
             t_opt.step()
             t_opt.zero_grad()
     buffers = dict(module.named_buffers())
-    np.testing.assert_allclose(layer.running_mean, buffers["running_mean"].numpy(), rtol=rtol,
-                               atol=atol)
-    np.testing.assert_allclose(layer.running_var, buffers["running_var"].numpy(), rtol=rtol,
-                               atol=atol)
+    np.testing.assert_allclose(layer.running_mean, buffers["running_mean"].numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(layer.running_var, buffers["running_var"].numpy(), rtol=rtol, atol=atol)
     assert int(layer.num_batches_tracked) == int(buffers["num_batches_tracked"]) == 5
     for name, p in dict(module.named_parameters()).items():
-        np.testing.assert_allclose(dict(layer.named_parameters())[name].value,
-                                   p.detach().numpy(), rtol=rtol, atol=atol)
+        np.testing.assert_allclose(
+            dict(layer.named_parameters())[name].value, p.detach().numpy(), rtol=rtol, atol=atol
+        )
     layer.eval()
     module.eval()
     x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
@@ -83,8 +84,7 @@ def test_batchnorm_standardises_per_channel_as_spec_convention_9():
     out = bn(x)
     mu = x.mean(axis=(0, 2, 3), keepdims=True)
     sigma = np.sqrt(x.var(axis=(0, 2, 3), keepdims=True) + 1e-5)  # biased variance
-    expected = bn.bias.value.reshape(1, 3, 1, 1) + bn.weight.value.reshape(1, 3, 1, 1) * (
-        (x - mu) / sigma)
+    expected = bn.bias.value.reshape(1, 3, 1, 1) + bn.weight.value.reshape(1, 3, 1, 1) * ((x - mu) / sigma)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
     # per channel, the normalised output has mean β and standard deviation ≈ γ
     np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), bn.bias.value, atol=1e-12)
@@ -114,8 +114,7 @@ def test_batchnorm_running_var_is_unbiased():
 
 def test_batchnorm_state_dict_names_follow_pytorch():
     bn = lf.BatchNorm2d(3)
-    assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var",
-                                     "num_batches_tracked"]
+    assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
     assert list(lf.BatchNorm2d(3, affine=False, track_running_stats=False).state_dict()) == []
     model = lf.Sequential(lf.Linear(2, 3), lf.BatchNorm1d(3))
     assert "1.running_var" in model.state_dict()
@@ -157,8 +156,7 @@ def test_batchnorm_in_a_model_trains_and_round_trips(tmp_path):
     assert int(model.layers[1].num_batches_tracked) == 3
     lf.save(model, tmp_path / "m.lf")
     loaded = lf.load(tmp_path / "m.lf")
-    np.testing.assert_array_equal(loaded.state_dict()["1.running_mean"],
-                                  model.state_dict()["1.running_mean"])
+    np.testing.assert_array_equal(loaded.state_dict()["1.running_mean"], model.state_dict()["1.running_mean"])
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
@@ -179,5 +177,4 @@ def test_layernorm_errors():
     with pytest.raises(lf.ConfigError):
         lf.LayerNorm(0)
     assert lf.LayerNorm((4, 5)).output_shape((3, 4, 5)) == (3, 4, 5)
-    assert lf.LayerNorm.from_config(lf.LayerNorm((4, 5), bias=False).get_config()).params()[0].shape \
-        == (4, 5)
+    assert lf.LayerNorm.from_config(lf.LayerNorm((4, 5), bias=False).get_config()).params()[0].shape == (4, 5)

@@ -17,8 +17,7 @@ torch = pytest.importorskip("torch")
 SHAPES = [(3, 4), (4,), (2, 3, 2)]
 STEPS = 20
 
-OURS = {"SGD": lf.SGD, "Adam": lf.Adam, "AdamW": lf.AdamW, "RMSprop": lf.RMSprop,
-        "Adagrad": lf.Adagrad}
+OURS = {"SGD": lf.SGD, "Adam": lf.Adam, "AdamW": lf.AdamW, "RMSprop": lf.RMSprop, "Adagrad": lf.Adagrad}
 
 CONFIGS = [
     ("SGD", {"lr": 0.1}),
@@ -125,8 +124,9 @@ def test_parity_with_torch_param_groups(name):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("config", [CONFIGS[2], CONFIGS[10], CONFIGS[13], CONFIGS[18], CONFIGS[22]],
-                         ids=config_id)
+@pytest.mark.parametrize(
+    "config", [CONFIGS[2], CONFIGS[10], CONFIGS[13], CONFIGS[18], CONFIGS[22]], ids=config_id
+)
 def test_float32_end_to_end(config):
     name, kwargs = config
     init, grads = make_data(np.float32, seed=1)
@@ -171,6 +171,7 @@ def test_gradient_is_never_written_into():
 
 # ---------------------------------------------------------------------------- state saving
 
+
 def _plain(obj) -> bool:
     if isinstance(obj, dict):
         return all(isinstance(k, (int, str)) and _plain(v) for k, v in obj.items())
@@ -179,8 +180,9 @@ def _plain(obj) -> bool:
     return isinstance(obj, (int, float, bool, str, type(None), np.ndarray))
 
 
-@pytest.mark.parametrize("config", [CONFIGS[4], CONFIGS[10], CONFIGS[13], CONFIGS[18], CONFIGS[22]],
-                         ids=config_id)
+@pytest.mark.parametrize(
+    "config", [CONFIGS[4], CONFIGS[10], CONFIGS[13], CONFIGS[18], CONFIGS[22]], ids=config_id
+)
 def test_state_dict_resumes_bit_identically(config):
     name, kwargs = config
     init, grads = make_data(np.float32, seed=7, steps=10)
@@ -226,6 +228,7 @@ def test_state_dict_keeps_group_options_and_checks_layout():
 
 
 # ---------------------------------------------------------------------------- param groups
+
 
 class TinyNorm(lf.Layer):
     def __init__(self) -> None:
@@ -291,6 +294,7 @@ def test_optimizer_accepts_a_model_and_checks_its_arguments():
 
 # ---------------------------------------------------------------------------- phases, skips
 
+
 @pytest.mark.parametrize("name", sorted(OURS))
 def test_skips_params_without_grad_and_refuses_inference_phase(name):
     a, b = Param(np.ones(3)), Param(np.ones(2))
@@ -321,6 +325,7 @@ def test_model_in_inference_phase_is_refused():
 
 # ---------------------------------------------------------------------------- exact arithmetic
 
+
 def test_sgd_momentum_in_exact_arithmetic():
     p = Param(np.array([F(1), F(2)], dtype=object))
     opt = lf.SGD([p], lr=0.1, momentum=0.5, dampening=0.5, weight_decay=0.25)
@@ -345,6 +350,7 @@ def test_adaptive_optimizers_refuse_exact_arithmetic(name):
 
 
 # ---------------------------------------------------------------------------- accumulation
+
 
 def _step_on_batches(dtype, batches, k_scale):
     rng = np.random.default_rng(11)
@@ -372,7 +378,7 @@ def test_gradient_accumulation_equals_one_big_batch(dtype):
     x = rng.integers(-5, 6, size=(12, 3))
     y = rng.integers(-5, 6, size=(12, 2))
     k = 3
-    small = [(x[i * 4:(i + 1) * 4], y[i * 4:(i + 1) * 4]) for i in range(k)]
+    small = [(x[i * 4 : (i + 1) * 4], y[i * 4 : (i + 1) * 4]) for i in range(k)]
     accumulated = _step_on_batches(dtype, small, k)
     big = _step_on_batches(dtype, [(x, y)], 1)
     for a, b in zip(accumulated, big):
@@ -381,5 +387,6 @@ def test_gradient_accumulation_equals_one_big_batch(dtype):
         else:
             np.testing.assert_allclose(a, b, rtol=1e-13)
     # without accumulate, only the last batch would count: a different step
-    assert not np.allclose(np.asarray(accumulated[0], float),
-                           np.asarray(_step_on_batches(dtype, small[-1:], 1)[0], float))
+    assert not np.allclose(
+        np.asarray(accumulated[0], float), np.asarray(_step_on_batches(dtype, small[-1:], 1)[0], float)
+    )

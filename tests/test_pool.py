@@ -21,8 +21,7 @@ def test_spec_convention_8_seven_by_seven_gives_four_by_four_exactly():
     assert out.shape == (1, 1, 4, 4) and layer.output_shape((1, 7, 7)) == (1, 4, 4)
     rows = [1, 3, 5, 6]  # the last window holds only row/column 6: a partial window
     assert out[0, 0].tolist() == [[F(7 * r + c) for c in rows] for r in rows]
-    delta = np.array([[[[F(i + 1, 16) for i in range(4 * a, 4 * a + 4)] for a in range(4)]]],
-                     dtype=object)
+    delta = np.array([[[[F(i + 1, 16) for i in range(4 * a, 4 * a + 4)] for a in range(4)]]], dtype=object)
     d_in = layer.backward(delta)
     expected = np.full((7, 7), F(0), dtype=object)
     for a, r in enumerate(rows):
@@ -50,8 +49,11 @@ def test_ties_agree_with_torch_indices():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     x = rng.integers(0, 3, size=(2, 3, 7, 9)).astype(np.float64)  # many ties
-    for kwargs in (dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
-                   dict(kernel_size=(2, 3), stride=1)):
+    for kwargs in (
+        dict(kernel_size=2),
+        dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+        dict(kernel_size=(2, 3), stride=1),
+    ):
         layer = lf.MaxPool2d(**kwargs).astype(np.float64)
         out = layer(x)
         up = rng.standard_normal(out.shape)
@@ -119,26 +121,34 @@ def test_global_average_pooling():
     assert lf.GlobalAvgPool2d().output_shape((3, 5, 5)) == (3,)
 
 
-@pytest.mark.parametrize("size,k,s,p", [
-    (h, k, s, p)
-    for h, k, s, p in itertools.product((4, 5, 6, 7), (2, 3), (1, 2, 3), (0, 1))
-    if 2 * p <= k and h + 2 * p >= k
-])
+@pytest.mark.parametrize(
+    "size,k,s,p",
+    [
+        (h, k, s, p)
+        for h, k, s, p in itertools.product((4, 5, 6, 7), (2, 3), (1, 2, 3), (0, 1))
+        if 2 * p <= k and h + 2 * p >= k
+    ],
+)
 def test_output_sizes_match_torch(size, k, s, p):
     torch = pytest.importorskip("torch")
     x = torch.zeros(1, 1, size, size + 1)
     for ceil in (False, True):
-        for ours, theirs in ((lf.MaxPool2d(k, s, p, ceil), torch.nn.MaxPool2d(k, s, p, ceil_mode=ceil)),
-                             (lf.AvgPool2d(k, s, p, ceil), torch.nn.AvgPool2d(k, s, p, ceil_mode=ceil))):
+        for ours, theirs in (
+            (lf.MaxPool2d(k, s, p, ceil), torch.nn.MaxPool2d(k, s, p, ceil_mode=ceil)),
+            (lf.AvgPool2d(k, s, p, ceil), torch.nn.AvgPool2d(k, s, p, ceil_mode=ceil)),
+        ):
             expected = tuple(theirs(x).shape[1:])
             assert ours.output_shape((1, size, size + 1)) == expected
             assert ours(np.zeros((1, 1, size, size + 1), dtype=np.float32)).shape[1:] == expected
 
 
 def test_config_round_trip_through_json():
-    for layer in (lf.MaxPool2d(3, stride=(2, 1), padding=1, ceil_mode=True),
-                  lf.AvgPool2d((2, 3), count_include_pad=False),
-                  lf.GlobalAvgPool2d(keepdims=True), lf.AdaptiveAvgPool2d(1)):
+    for layer in (
+        lf.MaxPool2d(3, stride=(2, 1), padding=1, ceil_mode=True),
+        lf.AvgPool2d((2, 3), count_include_pad=False),
+        lf.GlobalAvgPool2d(keepdims=True),
+        lf.AdaptiveAvgPool2d(1),
+    ):
         clone = type(layer).from_config(json.loads(json.dumps(layer.get_config())))
         assert clone.get_config() == layer.get_config()
         assert repr(clone) == repr(layer)
@@ -146,8 +156,15 @@ def test_config_round_trip_through_json():
 
 
 # ---------------------------------------------------------------------- errors
-@pytest.mark.parametrize("make", [lambda: lf.MaxPool2d(2), lambda: lf.AvgPool2d(2),
-                                  lambda: lf.GlobalAvgPool2d(), lambda: lf.AdaptiveAvgPool2d(1)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: lf.MaxPool2d(2),
+        lambda: lf.AvgPool2d(2),
+        lambda: lf.GlobalAvgPool2d(),
+        lambda: lf.AdaptiveAvgPool2d(1),
+    ],
+)
 def test_rank_error_names_the_layer(make):
     layer = make()
     with pytest.raises(lf.ShapeError, match=rf"{type(layer).__name__}\(.*expected input of shape"):
@@ -161,13 +178,16 @@ def test_window_larger_than_input():
         lf.AvgPool2d(4).output_shape((1, 3, 3))
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: lf.MaxPool2d(2, padding=2), "at most half the kernel"),
-    (lambda: lf.AvgPool2d(0), "kernel_size must be a positive"),
-    (lambda: lf.MaxPool2d(2, stride=0), "stride must be a positive"),
-    (lambda: lf.AdaptiveAvgPool2d(2), "only output_size=1"),
-    (lambda: lf.AdaptiveAvgPool2d((1, 2)), "only output_size=1"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: lf.MaxPool2d(2, padding=2), "at most half the kernel"),
+        (lambda: lf.AvgPool2d(0), "kernel_size must be a positive"),
+        (lambda: lf.MaxPool2d(2, stride=0), "stride must be a positive"),
+        (lambda: lf.AdaptiveAvgPool2d(2), "only output_size=1"),
+        (lambda: lf.AdaptiveAvgPool2d((1, 2)), "only output_size=1"),
+    ],
+)
 def test_bad_arguments(make, match):
     with pytest.raises(lf.ConfigError, match=match):
         make()

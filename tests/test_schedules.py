@@ -27,21 +27,29 @@ CASES = [
     ("LinearLR", {}),
     ("LinearLR", {"start_factor": 0.1, "end_factor": 0.5, "total_iters": 8}),
     ("OneCycleLR", {"max_lr": 0.5, "total_steps": 40}),
-    ("OneCycleLR", {"max_lr": [0.5, 0.2], "total_steps": 40, "anneal_strategy": "linear",
-                    "pct_start": 0.25}),
-    ("OneCycleLR", {"max_lr": 0.5, "epochs": 4, "steps_per_epoch": 10, "three_phase": True,
-                    "div_factor": 10.0, "final_div_factor": 100.0}),
+    ("OneCycleLR", {"max_lr": [0.5, 0.2], "total_steps": 40, "anneal_strategy": "linear", "pct_start": 0.25}),
+    (
+        "OneCycleLR",
+        {
+            "max_lr": 0.5,
+            "epochs": 4,
+            "steps_per_epoch": 10,
+            "three_phase": True,
+            "div_factor": 10.0,
+            "final_div_factor": 100.0,
+        },
+    ),
 ]
 
 
 def ours_and_theirs(opt_name="SGD", opt_kwargs=None):
     opt_kwargs = {"momentum": 0.9} if opt_kwargs is None and opt_name == "SGD" else (opt_kwargs or {})
     a, b = Param(np.zeros(2)), Param(np.zeros(3))
-    ours = getattr(lf, opt_name)([{"params": [a], "lr": LR[0]}, {"params": [b], "lr": LR[1]}],
-                                 **opt_kwargs)
+    ours = getattr(lf, opt_name)([{"params": [a], "lr": LR[0]}, {"params": [b], "lr": LR[1]}], **opt_kwargs)
     ta, tb = torch.zeros(2, requires_grad=True), torch.zeros(3, requires_grad=True)
     theirs = getattr(torch.optim, opt_name)(
-        [{"params": [ta], "lr": LR[0]}, {"params": [tb], "lr": LR[1]}], **opt_kwargs)
+        [{"params": [ta], "lr": LR[0]}, {"params": [tb], "lr": LR[1]}], **opt_kwargs
+    )
     return ours, theirs
 
 
@@ -69,8 +77,11 @@ def test_same_values_as_torch(case):
             np.testing.assert_allclose(mine, ref, rtol=1e-12, atol=1e-15, err_msg=f"step {i}")
             assert [g["lr"] for g in ours.param_groups] == mine
             if name == "OneCycleLR":
-                np.testing.assert_allclose([g["momentum"] for g in ours.param_groups],
-                                           [g["momentum"] for g in theirs.param_groups], rtol=1e-12)
+                np.testing.assert_allclose(
+                    [g["momentum"] for g in ours.param_groups],
+                    [g["momentum"] for g in theirs.param_groups],
+                    rtol=1e-12,
+                )
             seen.add(round(mine[0], 12))
     assert len(seen) > 2  # the schedule really changed the rate
 
@@ -85,8 +96,9 @@ def test_onecycle_cycles_adam_beta1():
             sched.step()
             tsched.step()
             assert ours.param_groups[0]["betas"][1] == 0.999
-            np.testing.assert_allclose(ours.param_groups[0]["betas"][0],
-                                       theirs.param_groups[0]["betas"][0], rtol=1e-12)
+            np.testing.assert_allclose(
+                ours.param_groups[0]["betas"][0], theirs.param_groups[0]["betas"][0], rtol=1e-12
+            )
             np.testing.assert_allclose(sched.get_last_lr(), tsched.get_last_lr(), rtol=1e-12)
     with pytest.raises(ConfigError, match="total_steps"):
         for _ in range(5):
@@ -95,10 +107,14 @@ def test_onecycle_cycles_adam_beta1():
 
 def test_chained_schedules_match_torch():
     ours, theirs = ours_and_theirs()
-    mine = [schedules.LinearLR(ours, start_factor=0.2, total_iters=4),
-            schedules.ExponentialLR(ours, gamma=0.9)]
-    ref = [torch.optim.lr_scheduler.LinearLR(theirs, start_factor=0.2, total_iters=4),
-           torch.optim.lr_scheduler.ExponentialLR(theirs, gamma=0.9)]
+    mine = [
+        schedules.LinearLR(ours, start_factor=0.2, total_iters=4),
+        schedules.ExponentialLR(ours, gamma=0.9),
+    ]
+    ref = [
+        torch.optim.lr_scheduler.LinearLR(theirs, start_factor=0.2, total_iters=4),
+        torch.optim.lr_scheduler.ExponentialLR(theirs, gamma=0.9),
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(12):
@@ -107,11 +123,14 @@ def test_chained_schedules_match_torch():
             np.testing.assert_allclose(mine[1].get_last_lr(), ref[1].get_last_lr(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {},
-    {"mode": "max", "factor": 0.5, "patience": 2, "cooldown": 1, "min_lr": [0.01, 0.005]},
-    {"threshold_mode": "abs", "threshold": 0.05, "patience": 1, "factor": 0.3, "min_lr": 0.004},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"mode": "max", "factor": 0.5, "patience": 2, "cooldown": 1, "min_lr": [0.01, 0.005]},
+        {"threshold_mode": "abs", "threshold": 0.05, "patience": 1, "factor": 0.3, "min_lr": 0.004},
+    ],
+)
 def test_reduce_on_plateau_matches_torch(kwargs):
     ours, theirs = ours_and_theirs()
     sched = schedules.ReduceLROnPlateau(ours, **kwargs)

@@ -29,8 +29,15 @@ def seed_model(dtype="exact") -> lf.Sequential:
 
 def run(dtype="exact", lr=1, batch_size=1, epochs=1, x=X, y=Y) -> lf.Trace:
     model = seed_model(dtype)
-    return lf.trace.record(model, lf.SquaredError(), lf.SGD(model.parameters(), lr=lr), x, y,
-                           batch_size=batch_size, epochs=epochs)
+    return lf.trace.record(
+        model,
+        lf.SquaredError(),
+        lf.SGD(model.parameters(), lr=lr),
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+    )
 
 
 def flat(a) -> list:
@@ -63,12 +70,12 @@ def test_every_delta_and_every_update_of_the_article_exactly():
     # sample 3: o2 = 0 exactly, ReLU'(0) = 1 lets δ4 = −1 through
     assert flat(s3.output(2)) == [0]
     assert s3.loss == F(1, 2)
-    assert flat(s3.delta(4)) == [-1]          # δ4 = o3 − y
-    assert flat(s3.delta(3)) == [-1]          # δ3 = δ4 if o2 ≥ 0 else 0
+    assert flat(s3.delta(4)) == [-1]  # δ4 = o3 − y
+    assert flat(s3.delta(3)) == [-1]  # δ3 = δ4 if o2 ≥ 0 else 0
     assert flat(s3.delta(2)) == [-w for w in W2]  # δ2 = δ3 · w2
     assert flat(s3.delta(1)) == flat(s3.delta(2))  # δ1 = δ2
     assert flat(s3.grads["w2"]) == [0, -2000, -3000]  # δw2 = δ3 · o1
-    assert flat(s3.weights_after["w2"]) == W2_FINAL   # ŵ2 = w2 − α·δw2
+    assert flat(s3.weights_after["w2"]) == W2_FINAL  # ŵ2 = w2 − α·δw2
 
 
 def test_final_weights_are_exactly_the_articles():
@@ -93,7 +100,7 @@ def test_a_batch_gives_exactly_the_mean_of_the_per_sample_gradients():
     for i in range(3):  # each sample alone, from the same start weights, no update
         model = seed_model()
         rec = lf.Recorder(model, lf.SquaredError(), None)
-        per_sample.append(rec.step(X[i:i + 1], Y[i:i + 1]).grads["w2"])
+        per_sample.append(rec.step(X[i : i + 1], Y[i : i + 1]).grads["w2"])
     mean = sum(per_sample[1:], per_sample[0]) / 3
     assert flat(batch.grads["w2"]) == flat(mean) == [0, F(-2000, 3), -1000]
     assert flat(batch.delta(4)) == [0, 0, F(-1, 3)]  # the 1/n enters once, in the loss δ
@@ -113,8 +120,9 @@ def test_batch_convention_with_bias_and_random_exact_data():
         return m
 
     batch = lf.Recorder(model(), lf.SquaredError(), None).step(x, y)
-    singles = [lf.Recorder(model(), lf.SquaredError(), None).step(x[i:i + 1], y[i:i + 1])
-               for i in range(4)]
+    singles = [
+        lf.Recorder(model(), lf.SquaredError(), None).step(x[i : i + 1], y[i : i + 1]) for i in range(4)
+    ]
     for name in ("w2", "b2"):
         mean = sum((s.grads[name] for s in singles[1:]), singles[0].grads[name]) / 4
         assert flat(batch.grads[name]) == flat(mean)
@@ -154,8 +162,9 @@ def test_float64_rounding_makes_o2_slightly_negative_so_nothing_is_learned():
 def test_float32_forward_table_is_the_articles_to_within_1e_7():
     trace = run(np.float32)
     assert trace.final.weights["w2"].dtype == np.float32
-    np.testing.assert_allclose(trace.initial.outputs[1].reshape(-1).astype(np.float64),
-                               [0, 1, 0], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(
+        trace.initial.outputs[1].reshape(-1).astype(np.float64), [0, 1, 0], rtol=0, atol=1e-7
+    )
 
 
 def test_float32_reproduces_the_articles_update_on_the_third_sample():
@@ -166,16 +175,17 @@ def test_float32_reproduces_the_articles_update_on_the_third_sample():
     o2 = float(step.output(2)[0, 0])
     assert 0 < o2 < 1e-7
     np.testing.assert_allclose(step.grads["w2"].reshape(-1), [0, -2000, -3000], rtol=1e-6)
-    np.testing.assert_allclose(trace.final.weights["w2"].reshape(-1),
-                               [float(w) for w in W2_FINAL], rtol=1e-6)
+    np.testing.assert_allclose(trace.final.weights["w2"].reshape(-1), [float(w) for w in W2_FINAL], rtol=1e-6)
 
 
 def test_float32_with_a_small_learning_rate_stays_within_1e_6_of_exact():
     exact = run(lr="1e-7")
     f32 = run(np.float32, lr=1e-7)
-    np.testing.assert_allclose(f32.final.weights["w2"].reshape(-1),
-                               [float(w) for w in exact.final.weights["w2"].reshape(-1)],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        f32.final.weights["w2"].reshape(-1),
+        [float(w) for w in exact.final.weights["w2"].reshape(-1)],
+        rtol=1e-6,
+    )
 
 
 def test_float32_full_run_is_decided_by_the_first_samples_rounding_residue():
@@ -201,7 +211,7 @@ def test_the_readme_quickstart_loop_matches_the_trace(dtype):
     model = seed_model(dtype)
     loss, opt = lf.SquaredError(), lf.SGD(model.parameters(), lr=1)
     for i in range(3):
-        loss(model(X[i:i + 1]), Y[i:i + 1])
+        loss(model(X[i : i + 1]), Y[i : i + 1])
         model.backward(loss.backward())
         opt.step()
     trace = run(dtype)

@@ -76,12 +76,14 @@ def test_flatten_in_a_cnn_like_model_round_trips(tmp_path):
 
 
 def test_erf_agrees_with_math_erf_to_float64_precision():
-    xs = np.concatenate([
-        np.linspace(-7.0, 7.0, 14001),
-        np.geomspace(1e-300, 1.0, 200),
-        -np.geomspace(1e-300, 1.0, 200),
-        [0.0, 0.5, -0.5, 6.0, 30.0, -30.0],
-    ])
+    xs = np.concatenate(
+        [
+            np.linspace(-7.0, 7.0, 14001),
+            np.geomspace(1e-300, 1.0, 200),
+            -np.geomspace(1e-300, 1.0, 200),
+            [0.0, 0.5, -0.5, 6.0, 30.0, -30.0],
+        ]
+    )
     ref = np.array([math.erf(v) for v in xs])
     got = erf(xs)
     assert got.dtype == np.float64

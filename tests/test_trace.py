@@ -49,7 +49,7 @@ def test_recorder_step_matches_a_hand_written_training_step():
     assert len(step.outputs) == n and len(step.deltas) == n + 1
     np.testing.assert_array_equal(step.output(n), small_model().forward(x))  # o^n before the update
     np.testing.assert_array_equal(step.delta(n + 1), d_out)  # δ^(n+1) is the loss's δ
-    np.testing.assert_array_equal(step.delta(1), d_in)       # δ^1 is the model input's δ
+    np.testing.assert_array_equal(step.delta(1), d_in)  # δ^1 is the model input's δ
     assert step.loss == pytest.approx(value)
     assert set(step.grads) == {"w2", "b2", "w4", "b4"}
     np.testing.assert_array_equal(step.grads["w2"], grads["1.weight"])
@@ -87,16 +87,18 @@ def test_graph_model_with_fan_out_records_summed_deltas():
     # o3 = 2·o2, δ for o2 is the sum over both paths: 2·δ(o3)
     np.testing.assert_allclose(step.delta(3), 2 * step.delta(4))
     np.testing.assert_allclose(step.grads["w2"], step.delta(3).T @ x)
-    text = lf.trace.record(model, lf.SquaredError(), lf.SGD(model.parameters(), lr=0.1),
-                           x, np.zeros((1, 2))).to_text()
+    text = lf.trace.record(
+        model, lf.SquaredError(), lf.SGD(model.parameters(), lr=0.1), x, np.zeros((1, 2))
+    ).to_text()
     assert "δ4" in text and "δw2" in text
 
 
 def test_record_follows_dataset_order_batches_and_epochs():
     x, y = data(5)
     model = small_model()
-    trace = lf.trace.record(model, lf.SquaredError(), lf.SGD(model.parameters(), lr=0.01), x, y,
-                            batch_size=2, epochs=2)
+    trace = lf.trace.record(
+        model, lf.SquaredError(), lf.SGD(model.parameters(), lr=0.01), x, y, batch_size=2, epochs=2
+    )
     assert [s.samples for s in trace.steps] == [[0, 1], [2, 3], [4]] * 2
     assert [s.epoch for s in trace.steps] == [1, 1, 1, 2, 2, 2]
     assert [s.index for s in trace.steps] == [1, 2, 3, 4, 5, 6]
@@ -111,8 +113,17 @@ def test_record_shuffle_is_reproducible_from_the_seed():
 
     def samples(seed):
         model = small_model()
-        trace = lf.trace.record(model, lf.SquaredError(), lf.SGD(model.parameters(), lr=0.01),
-                                x, y, batch_size=2, epochs=2, shuffle=True, seed=seed)
+        trace = lf.trace.record(
+            model,
+            lf.SquaredError(),
+            lf.SGD(model.parameters(), lr=0.01),
+            x,
+            y,
+            batch_size=2,
+            epochs=2,
+            shuffle=True,
+            seed=seed,
+        )
         return [s.samples for s in trace.steps]
 
     first = samples(7)
@@ -162,8 +173,21 @@ def test_renderers_text_markdown_json():
     y = np.array([[1], [0]])
     trace = lf.trace.record(model, lf.SquaredError(), lf.SGD(model.parameters(), lr="0.1"), x, y)
     text = trace.to_text()
-    for token in ("L2 = Linear(2 → 1)", "δ4", "δ3", "δ2", "δ1", "δw2", "δb2", "ŵ2", "b̂2",
-                  "δ4 if o2 ≥ 0 else 0", "δ3 · w2", "w2 − α·δw2", "(-1/6) ≈ (-0.166666667)"):
+    for token in (
+        "L2 = Linear(2 → 1)",
+        "δ4",
+        "δ3",
+        "δ2",
+        "δ1",
+        "δw2",
+        "δb2",
+        "ŵ2",
+        "b̂2",
+        "δ4 if o2 ≥ 0 else 0",
+        "δ3 · w2",
+        "w2 − α·δw2",
+        "(-1/6) ≈ (-0.166666667)",
+    ):
         assert token in text, token
     md = trace.to_markdown()
     assert "| sample | x | o1 | o2 | o3 | y | loss |" in md

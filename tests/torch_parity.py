@@ -27,22 +27,33 @@ def compare_with_torch(case, dtype, rtol, atol, torch, batch=3, seed=5):
             t.requires_grad_(True)
     out = layer.forward(x)
     t_out = module(*tx)
-    np.testing.assert_allclose(out, t_out.detach().numpy(), rtol=rtol, atol=atol,
-                               err_msg=f"{case.id}: forward")
+    np.testing.assert_allclose(
+        out, t_out.detach().numpy(), rtol=rtol, atol=atol, err_msg=f"{case.id}: forward"
+    )
     up = rng.standard_normal(out.shape).astype(dtype)
     d_in = layer.backward(up)
     t_out.backward(torch.from_numpy(up))
     d_ins = d_in if isinstance(d_in, list) else [d_in]
     for k, (t, d) in enumerate(zip(tx, d_ins)):
         if t.dtype.is_floating_point:
-            np.testing.assert_allclose(d, t.grad.numpy(), rtol=rtol, atol=atol,
-                                       err_msg=f"{case.id}: input δ[{k}]")
+            np.testing.assert_allclose(
+                d, t.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"{case.id}: input δ[{k}]"
+            )
     t_params = dict(module.named_parameters())
     for name, p in layer.named_parameters():
-        np.testing.assert_allclose(p.grad, t_params[name].grad.numpy(), rtol=rtol, atol=atol,
-                                   err_msg=f"{case.id}: gradient of {name}")
+        np.testing.assert_allclose(
+            p.grad,
+            t_params[name].grad.numpy(),
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"{case.id}: gradient of {name}",
+        )
     t_buffers = dict(module.named_buffers())
     for name, b in layer.named_buffers():
-        np.testing.assert_allclose(np.asarray(b, dtype=np.float64),
-                                   t_buffers[name].numpy().astype(np.float64),
-                                   rtol=rtol, atol=atol, err_msg=f"{case.id}: buffer {name}")
+        np.testing.assert_allclose(
+            np.asarray(b, dtype=np.float64),
+            t_buffers[name].numpy().astype(np.float64),
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"{case.id}: buffer {name}",
+        )

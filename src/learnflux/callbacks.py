@@ -97,8 +97,7 @@ class _Monitor:
     def value(self, logs: dict[str, Any]) -> float:
         if self.monitor not in logs:
             raise ConfigError(
-                f"cannot monitor {self.monitor!r}: the logs have {sorted(logs)} "
-                "(val_* needs validation_data)"
+                f"cannot monitor {self.monitor!r}: the logs have {sorted(logs)} (val_* needs validation_data)"
             )
         return float(logs[self.monitor])
 
@@ -295,8 +294,9 @@ class CSVLogger(Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         row = {"epoch": epoch + 1, **{k: _plain(v) for k, v in logs.items()}}
         if self._writer is None:
-            self._writer = csv.DictWriter(self._fh, fieldnames=list(row), extrasaction="ignore",
-                                          lineterminator="\n")
+            self._writer = csv.DictWriter(
+                self._fh, fieldnames=list(row), extrasaction="ignore", lineterminator="\n"
+            )
             if not self._header_written:
                 self._writer.writeheader()
         self._writer.writerow(row)

@@ -125,13 +125,26 @@ seed = 0
 
 _TABLES = {"data", "model", "loss", "optimizer", "schedule", "training", "output"}
 _DATA_KEYS = {
-    "dataset": str, "root": str, "download": bool, "path": str, "target": (int, str),
-    "val_fraction": float, "test_fraction": float, "stratify": bool, "standardize": bool,
-    "limit": int, "base_url": str,
+    "dataset": str,
+    "root": str,
+    "download": bool,
+    "path": str,
+    "target": (int, str),
+    "val_fraction": float,
+    "test_fraction": float,
+    "stratify": bool,
+    "standardize": bool,
+    "limit": int,
+    "base_url": str,
 }
 _TRAINING_KEYS = {
-    "epochs": int, "batch_size": int, "seed": int, "metrics": list, "clip_norm": float,
-    "accumulate": int, "early_stopping": int,
+    "epochs": int,
+    "batch_size": int,
+    "seed": int,
+    "metrics": list,
+    "clip_norm": float,
+    "accumulate": int,
+    "early_stopping": int,
 }
 _DATASETS = ("digits", "mnist", "fashion", "csv")
 #: arguments inferred from the incoming shape when a layer table leaves them out
@@ -139,8 +152,14 @@ _INFERRED = {"in_features": -1, "in_channels": 0, "num_features": 0}
 
 
 def _kind(t: Any) -> str:
-    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-             list: "a list", dict: "a table"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }
     if isinstance(t, tuple):
         return " or ".join(names[x] for x in t)
     return names[t]
@@ -256,8 +275,9 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
     _parse_model(cfg, raw.get("model"))
     _parse_training(cfg, raw.get("training", {}))
     cfg.loss = _parse_component(cfg, "loss", raw.get("loss"), required=False)
-    cfg.optimizer = _parse_component(cfg, "optimizer", raw.get("optimizer"), required=False,
-                                     extra=("no_decay",)) or {"type": "Adam", "args": {"lr": 0.001}}
+    cfg.optimizer = _parse_component(
+        cfg, "optimizer", raw.get("optimizer"), required=False, extra=("no_decay",)
+    ) or {"type": "Adam", "args": {"lr": 0.001}}
     no_decay = cfg.optimizer.get("no_decay")
     if no_decay is not None:
         if not isinstance(no_decay, list) or not all(isinstance(p, str) for p in no_decay):
@@ -268,7 +288,7 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
     if cfg.schedule is not None:
         interval = cfg.schedule.get("interval", "epoch")
         if interval not in ("epoch", "step"):
-            raise cfg.error(["schedule", "interval"], f"expected \"epoch\" or \"step\", got {interval!r}")
+            raise cfg.error(["schedule", "interval"], f'expected "epoch" or "step", got {interval!r}')
     out = raw.get("output", {})
     for key, value in out.items():
         if key != "dir":
@@ -289,8 +309,16 @@ def _check_keys(cfg: RunConfig, table: str, values: dict, schema: dict) -> None:
 
 def _parse_data(cfg: RunConfig, data: dict) -> None:
     _check_keys(cfg, "data", data, _DATA_KEYS)
-    d = {"dataset": "digits", "val_fraction": 0.15, "test_fraction": 0.15, "stratify": True,
-         "standardize": False, "limit": 0, "download": False, "target": -1}
+    d = {
+        "dataset": "digits",
+        "val_fraction": 0.15,
+        "test_fraction": 0.15,
+        "stratify": True,
+        "standardize": False,
+        "limit": 0,
+        "download": False,
+        "target": -1,
+    }
     d.update(data)
     if d["dataset"] not in _DATASETS:
         raise cfg.error(["data", "dataset"], f"expected one of {list(_DATASETS)}, got {d['dataset']!r}")
@@ -302,10 +330,11 @@ def _parse_data(cfg: RunConfig, data: dict) -> None:
     if d["limit"] < 0:
         raise cfg.error(["data", "limit"], f"expected 0 (all) or a positive count, got {d['limit']}")
     if d["dataset"] in ("mnist", "fashion") and "root" not in d:
-        raise cfg.error(["data", "root"],
-                        f"dataset {d['dataset']!r} needs root = the folder with the IDX files")
+        raise cfg.error(
+            ["data", "root"], f"dataset {d['dataset']!r} needs root = the folder with the IDX files"
+        )
     if d["dataset"] == "csv" and "path" not in d:
-        raise cfg.error(["data", "path"], "dataset \"csv\" needs path = the CSV file")
+        raise cfg.error(["data", "path"], 'dataset "csv" needs path = the CSV file')
     base = Path(cfg.source).parent if cfg.source not in ("<config>", "<default>") else Path(".")
     for key in ("root", "path"):  # relative: from the current folder, else the config's folder
         if key in d and not Path(d[key]).is_absolute() and not Path(d[key]).exists():
@@ -368,8 +397,11 @@ def _check_layer_args(cfg: RunConfig, path: list, cls: type, args: dict) -> None
     params = _signature(cls)
     for key, value in args.items():
         if key not in params or key == "rng":
-            raise cfg.error([*path, key], f"{cls.__name__} has no argument {key!r}; "
-                            f"expected one of {[p for p in params if p != 'rng']}")
+            raise cfg.error(
+                [*path, key],
+                f"{cls.__name__} has no argument {key!r}; "
+                f"expected one of {[p for p in params if p != 'rng']}",
+            )
         default = params[key].default
         if default is inspect.Parameter.empty or default is None:
             continue
@@ -390,16 +422,23 @@ def _check_layer_args(cfg: RunConfig, path: list, cls: type, args: dict) -> None
 
 def _parse_training(cfg: RunConfig, training: dict) -> None:
     _check_keys(cfg, "training", training, _TRAINING_KEYS)
-    t = {"epochs": 20, "batch_size": 32, "seed": 0, "metrics": None, "clip_norm": 0,
-         "accumulate": 1, "early_stopping": 0}
+    t = {
+        "epochs": 20,
+        "batch_size": 32,
+        "seed": 0,
+        "metrics": None,
+        "clip_norm": 0,
+        "accumulate": 1,
+        "early_stopping": 0,
+    }
     t.update(training)
-    for key, low in (("epochs", 1), ("batch_size", 1), ("accumulate", 1), ("seed", 0),
-                     ("early_stopping", 0)):
+    for key, low in (("epochs", 1), ("batch_size", 1), ("accumulate", 1), ("seed", 0), ("early_stopping", 0)):
         if t[key] < low:
             raise cfg.error(["training", key], f"expected an integer >= {low}, got {t[key]}")
     if t["clip_norm"] < 0:
-        raise cfg.error(["training", "clip_norm"],
-                        f"expected 0 (off) or a positive number, got {t['clip_norm']}")
+        raise cfg.error(
+            ["training", "clip_norm"], f"expected 0 (off) or a positive number, got {t['clip_norm']}"
+        )
     if t["metrics"] is not None:
         from .metrics import get_metric
 
@@ -411,8 +450,9 @@ def _parse_training(cfg: RunConfig, training: dict) -> None:
     cfg.training = t
 
 
-def _parse_component(cfg: RunConfig, table: str, spec: Any, required: bool,
-                     extra: Sequence[str] = ()) -> Optional[dict[str, Any]]:
+def _parse_component(
+    cfg: RunConfig, table: str, spec: Any, required: bool, extra: Sequence[str] = ()
+) -> Optional[dict[str, Any]]:
     if spec is None:
         if required:
             raise cfg.error([table], "missing")
@@ -428,8 +468,11 @@ def _parse_component(cfg: RunConfig, table: str, spec: Any, required: bool,
         params = _signature(known[name])
         for key in args:
             if key not in params or key in ("params", "optimizer"):
-                raise cfg.error([table, key], f"{name} has no argument {key!r}; expected one of "
-                                f"{[p for p in params if p not in ('params', 'optimizer')]}")
+                raise cfg.error(
+                    [table, key],
+                    f"{name} has no argument {key!r}; expected one of "
+                    f"{[p for p in params if p not in ('params', 'optimizer')]}",
+                )
     out = {"type": name, "args": args}
     out.update({k: spec[k] for k in extra if k in spec})
     return out
@@ -534,8 +577,10 @@ def build_model(cfg: RunConfig, sample_shape: Optional[Sequence[int]] = None) ->
     if shape is None:
         raise cfg.error(["model", "input_shape"], "missing: the per-sample input shape, e.g. [1, 28, 28]")
     if sample_shape is not None and cfg.input_shape is not None and tuple(sample_shape) != cfg.input_shape:
-        raise cfg.error(["model", "input_shape"],
-                        f"is {list(cfg.input_shape)} but the data's samples have shape {list(sample_shape)}")
+        raise cfg.error(
+            ["model", "input_shape"],
+            f"is {list(cfg.input_shape)} but the data's samples have shape {list(sample_shape)}",
+        )
     set_seed(cfg.seed)
     layers = [Input(tuple(shape))]
     current = tuple(shape)
@@ -560,17 +605,26 @@ def build_model(cfg: RunConfig, sample_shape: Optional[Sequence[int]] = None) ->
             raise cfg.error([*path, named[0]] if named else path, text) from None
         for name, axis in _INFERRED.items():
             if name in spec["args"] and name in params and current and spec["args"][name] != current[axis]:
-                raise cfg.error([*path, name], f"is {spec['args'][name]} but the input arriving here "
-                                f"has shape {list(current)} (so {name} = {current[axis]})")
+                raise cfg.error(
+                    [*path, name],
+                    f"is {spec['args'][name]} but the input arriving here "
+                    f"has shape {list(current)} (so {name} = {current[axis]})",
+                )
         before = current
         try:
             current = tuple(int(s) for s in layer.output_shape(current))
         except (LearnfluxError, TypeError, ValueError, IndexError) as exc:
-            raise cfg.error(path, f"{spec['type']} cannot take the input of shape {list(current)} "
-                            f"arriving from the previous layer: {exc}") from None
+            raise cfg.error(
+                path,
+                f"{spec['type']} cannot take the input of shape {list(current)} "
+                f"arriving from the previous layer: {exc}",
+            ) from None
         if any(s <= 0 for s in current):
-            raise cfg.error(path, f"{spec['type']} would output the empty shape {list(current)} "
-                            f"from the input shape {list(before)}; use a smaller kernel or stride")
+            raise cfg.error(
+                path,
+                f"{spec['type']} would output the empty shape {list(current)} "
+                f"from the input shape {list(before)}; use a smaller kernel or stride",
+            )
         layers.append(layer)
     return Sequential(*layers)
 
@@ -579,20 +633,23 @@ def check_output(cfg: RunConfig, model: Any, dataset: Dataset) -> None:
     """The model's output must fit the targets (e.g. one logit per class)."""
     out = model.output_shape(dataset.sample_shape)
     last = ["model", "layers", len(cfg.layers) - 1]
-    if dataset.n_classes is not None and cfg.loss.get("type", "CrossEntropyLoss") in (
-        "CrossEntropyLoss",
-    ):
+    if dataset.n_classes is not None and cfg.loss.get("type", "CrossEntropyLoss") in ("CrossEntropyLoss",):
         if len(out) != 1 or out[0] < dataset.n_classes:
-            raise cfg.error(last, f"the model outputs shape {list(out)} but the data has "
-                            f"{dataset.n_classes} classes: the last layer must output "
-                            f"{dataset.n_classes} values")
+            raise cfg.error(
+                last,
+                f"the model outputs shape {list(out)} but the data has "
+                f"{dataset.n_classes} classes: the last layer must output "
+                f"{dataset.n_classes} values",
+            )
 
 
 def build_loss(cfg: RunConfig, dataset: Optional[Dataset] = None) -> Any:
     from . import losses
 
-    spec = cfg.loss or {"type": "CrossEntropyLoss" if dataset is None or dataset.n_classes else "MSELoss",
-                        "args": {}}
+    spec = cfg.loss or {
+        "type": "CrossEntropyLoss" if dataset is None or dataset.n_classes else "MSELoss",
+        "args": {},
+    }
     cls = getattr(losses, spec["type"], None)
     if cls is None:
         raise cfg.error(["loss", "type"], f"loss {spec['type']!r} is not available in this build")

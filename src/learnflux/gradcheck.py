@@ -99,8 +99,10 @@ def gradcheck(
     """
     layer = copy.deepcopy(target).astype(np.float64).train()
     multi = isinstance(x, (list, tuple))
-    xs = [np.array(xi, dtype=np.float64) if np.asarray(xi).dtype.kind == "f" else np.asarray(xi)
-          for xi in (x if multi else [x])]
+    xs = [
+        np.array(xi, dtype=np.float64) if np.asarray(xi).dtype.kind == "f" else np.asarray(xi)
+        for xi in (x if multi else [x])
+    ]
     gens = _generators(layer)
     states = [copy.deepcopy(getattr(obj, attr).bit_generator.state) for obj, attr in gens]
 

@@ -101,9 +101,7 @@ def initialize(
         try:
             fn = INITIALIZERS[init]
         except KeyError:
-            raise ConfigError(
-                f"unknown initialiser {init!r}; choose one of {sorted(INITIALIZERS)}"
-            ) from None
+            raise ConfigError(f"unknown initialiser {init!r}; choose one of {sorted(INITIALIZERS)}") from None
     else:
         fn = init
     return np.asarray(fn(tuple(shape), fan_in, fan_out, get_rng(rng)), dtype=np.float64)

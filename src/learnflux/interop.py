@@ -38,9 +38,7 @@ def _import_torch() -> Any:
     try:
         import torch
     except ImportError:  # pragma: no cover - depends on the environment
-        raise ConfigError(
-            "PyTorch interop needs torch, which is not installed (pip install torch)"
-        ) from None
+        raise ConfigError("PyTorch interop needs torch, which is not installed (pip install torch)") from None
     return torch
 
 
@@ -58,27 +56,46 @@ def _from_torch_table(nn: Any) -> dict[type, Callable[[Any, str], Layer]]:
     def conv2d(m: Any, path: str) -> Layer:
         if m.padding_mode != "zeros":
             raise _unsupported(m, path, f"padding_mode={m.padding_mode!r} (only 'zeros')")
-        return L.Conv2d(m.in_channels, m.out_channels, tuple(m.kernel_size), stride=tuple(m.stride),
-                        padding=m.padding if isinstance(m.padding, str) else tuple(m.padding),
-                        dilation=tuple(m.dilation), groups=m.groups, bias=m.bias is not None)
+        return L.Conv2d(
+            m.in_channels,
+            m.out_channels,
+            tuple(m.kernel_size),
+            stride=tuple(m.stride),
+            padding=m.padding if isinstance(m.padding, str) else tuple(m.padding),
+            dilation=tuple(m.dilation),
+            groups=m.groups,
+            bias=m.bias is not None,
+        )
 
     def batchnorm(cls: type) -> Callable[[Any, str], Layer]:
         def build(m: Any, path: str) -> Layer:
-            return cls(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
-                       track_running_stats=m.track_running_stats)
+            return cls(
+                m.num_features,
+                eps=m.eps,
+                momentum=m.momentum,
+                affine=m.affine,
+                track_running_stats=m.track_running_stats,
+            )
+
         return build
 
     def layernorm(m: Any, path: str) -> Layer:
         bias = getattr(m, "bias", None) is not None or not m.elementwise_affine
-        return L.LayerNorm(tuple(m.normalized_shape), eps=m.eps,
-                           elementwise_affine=m.elementwise_affine, bias=bias)
+        return L.LayerNorm(
+            tuple(m.normalized_shape), eps=m.eps, elementwise_affine=m.elementwise_affine, bias=bias
+        )
 
     def along_axis(cls: type) -> Callable[[Any, str], Layer]:
         def build(m: Any, path: str) -> Layer:
             if m.dim is None:
-                raise _unsupported(m, path, "dim=None (PyTorch's implicit, deprecated choice of "
-                                   "axis); give the axis explicitly, e.g. dim=1")
+                raise _unsupported(
+                    m,
+                    path,
+                    "dim=None (PyTorch's implicit, deprecated choice of "
+                    "axis); give the axis explicitly, e.g. dim=1",
+                )
             return cls(dim=m.dim)
+
         return build
 
     def maxpool(m: Any, path: str) -> Layer:
@@ -86,20 +103,25 @@ def _from_torch_table(nn: Any) -> dict[type, Callable[[Any, str], Layer]]:
             raise _unsupported(m, path, f"dilation={m.dilation}")
         if m.return_indices:
             raise _unsupported(m, path, "return_indices=True")
-        return L.MaxPool2d(m.kernel_size, stride=m.stride, padding=m.padding,
-                           ceil_mode=m.ceil_mode)
+        return L.MaxPool2d(m.kernel_size, stride=m.stride, padding=m.padding, ceil_mode=m.ceil_mode)
 
     def avgpool(m: Any, path: str) -> Layer:
         if m.divisor_override is not None:
             raise _unsupported(m, path, f"divisor_override={m.divisor_override}")
-        return L.AvgPool2d(m.kernel_size, stride=m.stride, padding=m.padding,
-                           ceil_mode=m.ceil_mode, count_include_pad=m.count_include_pad)
+        return L.AvgPool2d(
+            m.kernel_size,
+            stride=m.stride,
+            padding=m.padding,
+            ceil_mode=m.ceil_mode,
+            count_include_pad=m.count_include_pad,
+        )
 
     def unflatten(m: Any, path: str) -> Layer:
         sizes = tuple(int(s) for s in m.unflattened_size)
         if m.dim != 1 or -1 in sizes:
-            raise _unsupported(m, path, "only Unflatten(1, sizes) with explicit sizes "
-                               "(it becomes lf.Reshape(sizes))")
+            raise _unsupported(
+                m, path, "only Unflatten(1, sizes) with explicit sizes (it becomes lf.Reshape(sizes))"
+            )
         return L.Reshape(sizes)
 
     def embedding(m: Any, path: str) -> Layer:
@@ -137,8 +159,7 @@ def _from_torch_table(nn: Any) -> dict[type, Callable[[Any, str], Layer]]:
 
 
 def _unsupported(m: Any, path: str, detail: str) -> ConfigError:
-    return ConfigError(f"from_torch: {type(m).__name__} at {_where(path)} is not supported "
-                       f"with {detail}")
+    return ConfigError(f"from_torch: {type(m).__name__} at {_where(path)} is not supported with {detail}")
 
 
 def _lookup(table: dict[type, Any], obj: Any) -> Optional[Any]:
@@ -182,20 +203,25 @@ def _convert_module(m: Any, path: str, nn: Any, table: dict[type, Any]) -> Layer
 
 
 def _module_dtype(module: Any, torch: Any) -> np.dtype:
-    dtypes = {t.dtype for t in list(module.parameters()) + list(module.buffers())
-              if t.dtype.is_floating_point}
+    dtypes = {
+        t.dtype for t in list(module.parameters()) + list(module.buffers()) if t.dtype.is_floating_point
+    }
     if not dtypes:
         return np.dtype(np.float32)
     if len(dtypes) > 1:
-        raise DtypeError(f"from_torch: the module mixes dtypes {sorted(map(str, dtypes))}; "
-                         "convert it with .float() or .double() first")
+        raise DtypeError(
+            f"from_torch: the module mixes dtypes {sorted(map(str, dtypes))}; "
+            "convert it with .float() or .double() first"
+        )
     dt = dtypes.pop()
     if dt == torch.float64:
         return np.dtype(np.float64)
     if dt == torch.float32:
         return np.dtype(np.float32)
-    raise DtypeError(f"from_torch: learnflux computes in float32 or float64, the module is {dt}; "
-                     "convert it with .float() or .double() first")
+    raise DtypeError(
+        f"from_torch: learnflux computes in float32 or float64, the module is {dt}; "
+        "convert it with .float() or .double() first"
+    )
 
 
 def from_torch(module: Any) -> Layer:
@@ -237,25 +263,41 @@ def _to_torch_layer(layer: Layer, path: str, nn: Any) -> Any:
     kind = type(layer)
     if isinstance(layer, Sequential):
         prefix = f"{path}." if path else ""
-        return nn.Sequential(*[_to_torch_layer(child, f"{prefix}{i}", nn)
-                               for i, child in enumerate(layer.layers)])
+        return nn.Sequential(
+            *[_to_torch_layer(child, f"{prefix}{i}", nn) for i, child in enumerate(layer.layers)]
+        )
     if kind is L.Input:
         return nn.Identity()
     if kind is L.Linear:
         return nn.Linear(layer.in_features, layer.out_features, bias=layer.use_bias)
     if kind is L.Conv2d:
         padding = layer.padding if isinstance(layer.padding, str) else tuple(layer.padding)
-        return nn.Conv2d(layer.in_channels, layer.out_channels, tuple(layer.kernel_size),
-                         stride=tuple(layer.stride), padding=padding,
-                         dilation=tuple(layer.dilation), groups=layer.groups, bias=layer.use_bias)
+        return nn.Conv2d(
+            layer.in_channels,
+            layer.out_channels,
+            tuple(layer.kernel_size),
+            stride=tuple(layer.stride),
+            padding=padding,
+            dilation=tuple(layer.dilation),
+            groups=layer.groups,
+            bias=layer.use_bias,
+        )
     if kind in (L.BatchNorm1d, L.BatchNorm2d):
         cls = nn.BatchNorm1d if kind is L.BatchNorm1d else nn.BatchNorm2d
-        return cls(layer.num_features, eps=layer.eps, momentum=layer.momentum,
-                   affine=layer.affine, track_running_stats=layer.track_running_stats)
+        return cls(
+            layer.num_features,
+            eps=layer.eps,
+            momentum=layer.momentum,
+            affine=layer.affine,
+            track_running_stats=layer.track_running_stats,
+        )
     if kind is L.LayerNorm:
-        return nn.LayerNorm(layer.normalized_shape, eps=layer.eps,
-                            elementwise_affine=layer.elementwise_affine,
-                            bias=layer.use_bias or not layer.elementwise_affine)
+        return nn.LayerNorm(
+            layer.normalized_shape,
+            eps=layer.eps,
+            elementwise_affine=layer.elementwise_affine,
+            bias=layer.use_bias or not layer.elementwise_affine,
+        )
     simple = {L.ReLU: nn.ReLU, L.Sigmoid: nn.Sigmoid, L.Tanh: nn.Tanh, L.SiLU: nn.SiLU}
     if kind in simple:
         return simple[kind]()
@@ -268,12 +310,20 @@ def _to_torch_layer(layer: Layer, path: str, nn: Any) -> Any:
     if kind is L.LogSoftmax:
         return nn.LogSoftmax(dim=layer.dim)
     if kind is L.MaxPool2d:
-        return nn.MaxPool2d(tuple(layer.kernel_size), stride=tuple(layer.stride),
-                            padding=tuple(layer.padding), ceil_mode=layer.ceil_mode)
+        return nn.MaxPool2d(
+            tuple(layer.kernel_size),
+            stride=tuple(layer.stride),
+            padding=tuple(layer.padding),
+            ceil_mode=layer.ceil_mode,
+        )
     if kind is L.AvgPool2d:
-        return nn.AvgPool2d(tuple(layer.kernel_size), stride=tuple(layer.stride),
-                            padding=tuple(layer.padding), ceil_mode=layer.ceil_mode,
-                            count_include_pad=layer.count_include_pad)
+        return nn.AvgPool2d(
+            tuple(layer.kernel_size),
+            stride=tuple(layer.stride),
+            padding=tuple(layer.padding),
+            ceil_mode=layer.ceil_mode,
+            count_include_pad=layer.count_include_pad,
+        )
     if kind is L.AdaptiveAvgPool2d or (kind is L.GlobalAvgPool2d and layer.keepdims):
         return nn.AdaptiveAvgPool2d(1)
     if kind is L.GlobalAvgPool2d:
@@ -309,8 +359,9 @@ def to_torch(model: Layer) -> Any:
     if not isinstance(model, Layer):
         raise ConfigError(f"to_torch: expects a learnflux layer or model, got {type(model).__name__}")
     if is_exact(model.dtype):
-        raise DtypeError("to_torch: the model computes in exact arithmetic; convert it first "
-                         "with model.astype('float64')")
+        raise DtypeError(
+            "to_torch: the model computes in exact arithmetic; convert it first with model.astype('float64')"
+        )
     try:
         module = _to_torch_layer(model, "", nn)
     except LearnfluxError:
@@ -322,11 +373,11 @@ def to_torch(model: Layer) -> Any:
     ours = model.state_dict()
     missing = sorted(set(target) - set(ours))
     if missing or set(ours) - set(target):
-        raise ConfigError(f"to_torch: state dict keys do not line up (torch only: {missing}, "
-                          f"learnflux only: {sorted(set(ours) - set(target))})")
-    module.load_state_dict(
-        {k: torch.tensor(np.array(ours[k]), dtype=target[k].dtype) for k in target}
-    )
+        raise ConfigError(
+            f"to_torch: state dict keys do not line up (torch only: {missing}, "
+            f"learnflux only: {sorted(set(ours) - set(target))})"
+        )
+    module.load_state_dict({k: torch.tensor(np.array(ours[k]), dtype=target[k].dtype) for k in target})
     module.train(model.training)
     return module
 

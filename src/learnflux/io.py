@@ -95,8 +95,9 @@ def _read(archive: Any, path: PathLike) -> Layer:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: corrupt header ({exc})") from None
     if header.get("format") != FORMAT or header.get("version", 0) > VERSION:
-        raise ConfigError(f"{path}: unsupported format {header.get('format')!r} "
-                          f"version {header.get('version')!r}")
+        raise ConfigError(
+            f"{path}: unsupported format {header.get('format')!r} version {header.get('version')!r}"
+        )
     model = deserialize_layer(header["model"])
     dtype = resolve_dtype(header.get("dtype", "float32"))
     model.astype(dtype)

@@ -156,9 +156,7 @@ class Layer:
         old = self._buffers[name]
         value = np.asarray(value)
         if value.shape != old.shape:
-            raise ShapeError(
-                f"{self.describe()}: buffer '{name}' has shape {old.shape}, got {value.shape}"
-            )
+            raise ShapeError(f"{self.describe()}: buffer '{name}' has shape {old.shape}, got {value.shape}")
         self._buffers[name] = value.astype(old.dtype) if old.dtype != object else cast(value, old.dtype)
 
     def zero_grad(self) -> None:

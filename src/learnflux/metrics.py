@@ -96,8 +96,9 @@ def top_k_accuracy(k: int) -> Metric:
     def metric(output: np.ndarray, target: Any) -> tuple[float, int]:
         output = np.asarray(output)
         if output.ndim < 2 or output.shape[-1] < 2:
-            raise ShapeError(f"top{k}_accuracy needs outputs of shape (batch, classes), "
-                             f"got {tuple(output.shape)}")
+            raise ShapeError(
+                f"top{k}_accuracy needs outputs of shape (batch, classes), got {tuple(output.shape)}"
+            )
         y = _class_targets(output, target)
         kk = min(k, output.shape[-1])
         top = np.argpartition(output, -kk, axis=-1)[..., -kk:]

@@ -153,9 +153,7 @@ class Model(Layer):
         for layer, ins in zip(layers, plan):
             learns = bool(layer.params()) or any(j >= 0 and upstream_learns[j] for j in ins)
             upstream_learns.append(learns)
-        self._input_delta_useful = [
-            any(j >= 0 and upstream_learns[j] for j in ins) for ins in plan
-        ]
+        self._input_delta_useful = [any(j >= 0 and upstream_learns[j] for j in ins) for ins in plan]
         reaches_input: list[bool] = []
         for ins in plan:
             reaches_input.append(any(j < 0 or reaches_input[j] for j in ins))
@@ -199,9 +197,7 @@ class Model(Layer):
             self.last_outputs = values
         return values[-1]
 
-    def backward(
-        self, delta_out: Any, need_input_delta: bool = True, accumulate: bool = False
-    ) -> Any:
+    def backward(self, delta_out: Any, need_input_delta: bool = True, accumulate: bool = False) -> Any:
         """Propagate ``δ = ∂Loss/∂output`` back through every layer.
 
         Each parameter's ``grad`` receives the gradient of this batch. With ``accumulate=True``
@@ -211,9 +207,7 @@ class Model(Layer):
         ``need_input_delta`` is False.
         """
         if not self.training:
-            raise PhaseError(
-                f"{self.describe()}: backward called in the inference phase; call model.train()"
-            )
+            raise PhaseError(f"{self.describe()}: backward called in the inference phase; call model.train()")
         self._set_accumulate(accumulate)
         return self._propagate(delta_out, need_input_delta)
 
@@ -260,7 +254,6 @@ class Model(Layer):
             for p in self.params():
                 p.accumulate = accumulate
             self._accumulating = accumulate
-
 
     def __call__(self, x: Any) -> Any:
         nodes = symbolic_inputs(x)

@@ -27,9 +27,24 @@ import numpy as np
 from .errors import ConfigError, LearnfluxError
 
 _PER_ELEMENT = {
-    "ReLU": 1, "LeakyReLU": 2, "Sigmoid": 4, "Tanh": 4, "GELU": 8, "SiLU": 5, "Softmax": 4,
-    "LogSoftmax": 4, "Add": 1, "Dropout": 0, "Flatten": 0, "Reshape": 0, "Input": 0, "Concat": 0,
-    "BatchNorm1d": 2, "BatchNorm2d": 2, "LayerNorm": 5, "Identity": 0,
+    "ReLU": 1,
+    "LeakyReLU": 2,
+    "Sigmoid": 4,
+    "Tanh": 4,
+    "GELU": 8,
+    "SiLU": 5,
+    "Softmax": 4,
+    "LogSoftmax": 4,
+    "Add": 1,
+    "Dropout": 0,
+    "Flatten": 0,
+    "Reshape": 0,
+    "Input": 0,
+    "Concat": 0,
+    "BatchNorm1d": 2,
+    "BatchNorm2d": 2,
+    "LayerNorm": 5,
+    "Identity": 0,
 }
 
 
@@ -94,8 +109,13 @@ class Summary:
         return {
             "input_shape": list(self.input_shape),
             "layers": [
-                {"index": r.index, "layer": r.name, "output_shape": list(r.output_shape),
-                 "params": r.params, "flops": r.flops}
+                {
+                    "index": r.index,
+                    "layer": r.name,
+                    "output_shape": list(r.output_shape),
+                    "params": r.params,
+                    "flops": r.flops,
+                }
                 for r in self.rows
             ],
             "total_params": self.total_params,
@@ -106,8 +126,13 @@ class Summary:
     def __str__(self) -> str:
         head = ("#", "layer", "output shape", "params", "FLOPs")
         body = [
-            (str(r.index), r.name, str(r.output_shape), f"{r.params:,}",
-             "?" if r.flops is None else f"{r.flops:,}")
+            (
+                str(r.index),
+                r.name,
+                str(r.output_shape),
+                f"{r.params:,}",
+                "?" if r.flops is None else f"{r.flops:,}",
+            )
             for r in self.rows
         ]
         flops = f"{self.total_flops:,}" + ("" if self.flops_complete else " + ?")
@@ -120,8 +145,14 @@ class Summary:
             return "  ".join(cells)
 
         rule = "-" * len(fmt(head))
-        lines = [f"{type(self.model).__name__}: input shape {tuple(self.input_shape)} per sample",
-                 fmt(head), rule, *map(fmt, body), rule, fmt(total)]
+        lines = [
+            f"{type(self.model).__name__}: input shape {tuple(self.input_shape)} per sample",
+            fmt(head),
+            rule,
+            *map(fmt, body),
+            rule,
+            fmt(total),
+        ]
         lines.append(
             f"parameters: {self.total_params:,} ({self.param_bytes / 1024:.1f} KiB), "
             f"buffers: {self.total_buffers:,}, FLOPs per sample (forward): {flops}"
@@ -173,8 +204,10 @@ def summary(model: Any, input_shape: Any = None) -> Summary:
         try:
             out = _shape_of(layer, in_shapes)
         except (LearnfluxError, ValueError, TypeError, IndexError) as exc:
-            raise ConfigError(f"summary: {layer.describe()} cannot take input of shape "
-                              f"{in_shapes[0] if len(in_shapes) == 1 else in_shapes}: {exc}") from None
+            raise ConfigError(
+                f"summary: {layer.describe()} cannot take input of shape "
+                f"{in_shapes[0] if len(in_shapes) == 1 else in_shapes}: {exc}"
+            ) from None
         shapes.append(out)
         flops = layer_flops(layer, in_shapes[0] if len(in_shapes) == 1 else in_shapes, out)
         rows.append(Row(i, layer.summary_name(), out, sum(p.size for p in layer.parameters()), flops))

@@ -83,8 +83,10 @@ def format_tensor(a: Any, decimals: bool = False) -> str:
     brackets. With ``decimals``, exact tensors that hold non-integers get `` ≈ (…)`` after them."""
     arr = np.asarray(a) if not isinstance(a, np.ndarray) else a
     text = _nested(arr, lambda v: format_value(v))
-    if decimals and _is_fraction_array(arr) and any(
-        isinstance(v, Fraction) and v.denominator != 1 for v in arr.reshape(-1)
+    if (
+        decimals
+        and _is_fraction_array(arr)
+        and any(isinstance(v, Fraction) and v.denominator != 1 for v in arr.reshape(-1))
     ):
         text += " ≈ " + _nested(arr, _decimal)
     return text
@@ -170,9 +172,7 @@ def layer_outputs(model: Model, x: Any) -> list[np.ndarray]:
     with model.inference():
         xs = [x] if model._single_input else list(x)
         if len(xs) != model.n_model_inputs:
-            raise ShapeError(
-                f"{model.describe()}: expects {model.n_model_inputs} inputs, got {len(xs)}"
-            )
+            raise ShapeError(f"{model.describe()}: expects {model.n_model_inputs} inputs, got {len(xs)}")
         xs = [prepare_input(xi, entry) for xi, entry in zip(xs, model._entry_layers)]
         values: list[Any] = []
         for layer, ins in zip(model.layers, model._plan):
@@ -243,9 +243,7 @@ class Step:
             "samples": list(self.samples),
             "outputs": {f"o{k + 1}": to_jsonable(o) for k, o in enumerate(self.outputs)},
             "loss": to_jsonable(self.loss),
-            "deltas": {
-                f"d{k + 1}": to_jsonable(d) for k, d in enumerate(self.deltas) if d is not None
-            },
+            "deltas": {f"d{k + 1}": to_jsonable(d) for k, d in enumerate(self.deltas) if d is not None},
             "grads": {k: to_jsonable(_flat_if_row(v)) for k, v in self.grads.items()},
             "weights_after": {k: to_jsonable(_flat_if_row(v)) for k, v in self.weights_after.items()},
         }
@@ -284,14 +282,11 @@ class Recorder:
             delta = self.loss.backward()
             model.backward(delta)
             outputs = [_copy(o) for o in model.last_outputs]
-            deltas = [_copy(model.last_input_deltas[0] if model._single_input
-                           else model.last_input_deltas)]
+            deltas = [_copy(model.last_input_deltas[0] if model._single_input else model.last_input_deltas)]
             deltas += [_copy(d) for d in model.last_deltas]
         finally:
             model.record_intermediates = previous
-        grads = {
-            article_name(n): _copy(p.grad) for n, p in model.named_parameters() if p.grad is not None
-        }
+        grads = {article_name(n): _copy(p.grad) for n, p in model.named_parameters() if p.grad is not None}
         if self.optimizer is not None:
             self.optimizer.step()
         n = outputs[-1].shape[0]
@@ -318,7 +313,7 @@ class Recorder:
         out = outputs[-1]
         y_arr = np.asarray(y)
         losses = [
-            _loss_scalar(fresh.forward(out[i:i + 1], y_arr[i:i + 1]), self.model.dtype)
+            _loss_scalar(fresh.forward(out[i : i + 1], y_arr[i : i + 1]), self.model.dtype)
             for i in range(out.shape[0])
         ]
         return Snapshot(np.asarray(x), y_arr, outputs, losses, self.weights())
@@ -399,8 +394,7 @@ class Trace:
 
         def per_sample(a: Any) -> list[str]:
             if many:
-                return [f"sample {s + 1}: {format_tensor(a[j], exact)}"
-                        for j, s in enumerate(step.samples)]
+                return [f"sample {s + 1}: {format_tensor(a[j], exact)}" for j, s in enumerate(step.samples)]
             return [format_tensor(a[0], exact)]
 
         for k in range(n + 1, 0, -1):
@@ -409,12 +403,16 @@ class Trace:
                 continue
             items.append((f"δ{k}", formulas.get(f"d{k}", ""), per_sample(d)))
         for name, g in step.grads.items():
-            items.append((f"δ{name}", formulas.get(f"g{name}", ""),
-                          [format_tensor(_flat_if_row(g), exact)]))
+            items.append((f"δ{name}", formulas.get(f"g{name}", ""), [format_tensor(_flat_if_row(g), exact)]))
         for name, w in step.weights_after.items():
             if name in step.grads:
-                items.append((updated_name(name), formulas.get(f"u{name}", ""),
-                              [format_tensor(_flat_if_row(w), exact)]))
+                items.append(
+                    (
+                        updated_name(name),
+                        formulas.get(f"u{name}", ""),
+                        [format_tensor(_flat_if_row(w), exact)],
+                    )
+                )
         if markdown:
             rows = [[f"`{q}`", f"`{f}`" if f else "", "<br>".join(v)] for q, f, v in items]
             return [_table(["quantity", "formula", "value"], rows, True)]
@@ -431,12 +429,20 @@ class Trace:
         samples = ", ".join(str(s + 1) for s in step.samples)
         word = "sample" if len(step.samples) == 1 else "samples"
         exact = is_exact(self.model.dtype)
-        return (f"Step {step.index} · epoch {step.epoch} · {word} {samples} · "
-                f"batch loss {format_value(step.loss, decimals=exact)}")
+        return (
+            f"Step {step.index} · epoch {step.epoch} · {word} {samples} · "
+            f"batch loss {format_value(step.loss, decimals=exact)}"
+        )
 
     def to_text(self) -> str:
-        out = [self.describe(), "", "Forward pass before training (inference phase):", "",
-               self.forward_table(self.initial), ""]
+        out = [
+            self.describe(),
+            "",
+            "Forward pass before training (inference phase):",
+            "",
+            self.forward_table(self.initial),
+            "",
+        ]
         for step in self.steps:
             out.append(self.step_header(step))
             out.extend(self.step_lines(step))
@@ -445,8 +451,16 @@ class Trace:
         return "\n".join(out) + "\n"
 
     def to_markdown(self) -> str:
-        out = ["```", self.describe(), "```", "", "#### Forward pass before training", "",
-               self.forward_table(self.initial, markdown=True), ""]
+        out = [
+            "```",
+            self.describe(),
+            "```",
+            "",
+            "#### Forward pass before training",
+            "",
+            self.forward_table(self.initial, markdown=True),
+            "",
+        ]
         for step in self.steps:
             out += [f"#### {self.step_header(step)}", ""]
             out += self.step_lines(step, markdown=True)
@@ -576,7 +590,7 @@ def record(
     for epoch in range(1, int(epochs) + 1):
         order = rng.permutation(n) if shuffle else np.arange(n)
         for start in range(0, n, int(batch_size)):
-            idx = order[start:start + int(batch_size)]
+            idx = order[start : start + int(batch_size)]
             rec.step(x_arr[idx], y_arr[idx], epoch=epoch, samples=idx.tolist())
     final = rec.snapshot(x_arr, y_arr)
     return Trace(model, loss, optimizer, lr, int(batch_size), int(epochs), initial, rec.steps, final)

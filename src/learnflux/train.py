@@ -67,8 +67,7 @@ class History:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per epoch: ``{"epoch": 1, "loss": ..., ...}`` (epochs counted from 1)."""
         return [
-            {"epoch": e + 1, **{k: v[i] for k, v in self.history.items()}}
-            for i, e in enumerate(self.epoch)
+            {"epoch": e + 1, **{k: v[i] for k, v in self.history.items()}} for i, e in enumerate(self.epoch)
         ]
 
     def to_csv(self, path: Any = None) -> str:
@@ -99,8 +98,14 @@ def _resolve_loss(loss: Any) -> Loss:
         from . import losses
 
         names = {n.lower(): n for n in dir(losses) if isinstance(getattr(losses, n), type)}
-        aliases = {"mse": "MSELoss", "cross_entropy": "CrossEntropyLoss", "crossentropy": "CrossEntropyLoss",
-                   "squared_error": "SquaredError", "l1": "L1Loss", "bce": "BCEWithLogitsLoss"}
+        aliases = {
+            "mse": "MSELoss",
+            "cross_entropy": "CrossEntropyLoss",
+            "crossentropy": "CrossEntropyLoss",
+            "squared_error": "SquaredError",
+            "l1": "L1Loss",
+            "bce": "BCEWithLogitsLoss",
+        }
         key = aliases.get(loss.lower(), names.get(loss.lower()))
         if key is None or not hasattr(losses, key):
             raise ConfigError(f"unknown loss {loss!r}; known: {sorted(names.values())}")
@@ -505,12 +510,28 @@ def fit(
     """Train ``model`` on ``(x, y)``; see :class:`Trainer` for the arguments. The loss and
     metrics are remembered on the model, so a later ``model.evaluate(x, y)`` uses them."""
     trainer = Trainer(
-        model, loss=loss, optimizer=optimizer, metrics=metrics, callbacks=callbacks,
-        scheduler=scheduler, scheduler_interval=scheduler_interval, clip_norm=clip_norm,
-        clip_value=clip_value, accumulate=accumulate, seed=seed, verbose=verbose,
+        model,
+        loss=loss,
+        optimizer=optimizer,
+        metrics=metrics,
+        callbacks=callbacks,
+        scheduler=scheduler,
+        scheduler_interval=scheduler_interval,
+        clip_norm=clip_norm,
+        clip_value=clip_value,
+        accumulate=accumulate,
+        seed=seed,
+        verbose=verbose,
     )
-    history = trainer.fit(x, y, epochs=epochs, batch_size=batch_size,
-                          validation_data=validation_data, shuffle=shuffle, drop_last=drop_last)
+    history = trainer.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        validation_data=validation_data,
+        shuffle=shuffle,
+        drop_last=drop_last,
+    )
     model._fit_defaults = {"loss": trainer.loss, "metrics": trainer._metric_spec}
     return history
 

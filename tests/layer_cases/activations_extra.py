@@ -22,16 +22,35 @@ def _wide(rng, shape):
 CASES = [
     LayerCase("gelu", lambda: lf.GELU(), (7,), input_fn=_wide, torch=_torch(lambda nn: nn.GELU())),
     LayerCase("gelu-image", lambda: lf.GELU(), (2, 3, 3), torch=_torch(lambda nn: nn.GELU())),
-    LayerCase("gelu-tanh", lambda: lf.GELU(approximate="tanh"), (7,), input_fn=_wide,
-              torch=_torch(lambda nn: nn.GELU(approximate="tanh"))),
+    LayerCase(
+        "gelu-tanh",
+        lambda: lf.GELU(approximate="tanh"),
+        (7,),
+        input_fn=_wide,
+        torch=_torch(lambda nn: nn.GELU(approximate="tanh")),
+    ),
     LayerCase("silu", lambda: lf.SiLU(), (7,), input_fn=_wide, torch=_torch(lambda nn: nn.SiLU())),
-    LayerCase("softmax", lambda: lf.Softmax(), (5,), input_fn=_wide,
-              torch=_torch(lambda nn: nn.Softmax(dim=-1))),
+    LayerCase(
+        "softmax", lambda: lf.Softmax(), (5,), input_fn=_wide, torch=_torch(lambda nn: nn.Softmax(dim=-1))
+    ),
     LayerCase("softmax-dim1", lambda: lf.Softmax(dim=1), (4, 3), torch=_torch(lambda nn: nn.Softmax(dim=1))),
-    LayerCase("softmax-image-channels", lambda: lf.Softmax(dim=1), (3, 2, 2),
-              torch=_torch(lambda nn: nn.Softmax(dim=1))),
-    LayerCase("logsoftmax", lambda: lf.LogSoftmax(), (5,), input_fn=_wide,
-              torch=_torch(lambda nn: nn.LogSoftmax(dim=-1))),
-    LayerCase("logsoftmax-dim1", lambda: lf.LogSoftmax(dim=1), (4, 2, 3),
-              torch=_torch(lambda nn: nn.LogSoftmax(dim=1))),
+    LayerCase(
+        "softmax-image-channels",
+        lambda: lf.Softmax(dim=1),
+        (3, 2, 2),
+        torch=_torch(lambda nn: nn.Softmax(dim=1)),
+    ),
+    LayerCase(
+        "logsoftmax",
+        lambda: lf.LogSoftmax(),
+        (5,),
+        input_fn=_wide,
+        torch=_torch(lambda nn: nn.LogSoftmax(dim=-1)),
+    ),
+    LayerCase(
+        "logsoftmax-dim1",
+        lambda: lf.LogSoftmax(dim=1),
+        (4, 2, 3),
+        torch=_torch(lambda nn: nn.LogSoftmax(dim=1)),
+    ),
 ]

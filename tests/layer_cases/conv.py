@@ -31,8 +31,7 @@ def _torch(*args, **kwargs):
 
 
 def _case(id, input_shape, *args, exact=False, **kwargs):
-    return LayerCase(id, _conv(*args, **kwargs), input_shape, exact=exact,
-                     torch=_torch(*args, **kwargs))
+    return LayerCase(id, _conv(*args, **kwargs), input_shape, exact=exact, torch=_torch(*args, **kwargs))
 
 
 CASES = [
@@ -46,7 +45,6 @@ CASES = [
     _case("conv2d-nobias", (2, 4, 5), 2, 3, 2, bias=False, exact=True),
     _case("conv2d-same-even-kernel", (2, 5, 6), 2, 2, 4, padding="same"),
     _case("conv2d-1x1", (3, 4, 4), 3, 2, 1),
-    _case("conv2d-rect-mixed", (2, 6, 7), 2, 3, (2, 3), stride=(2, 1), dilation=(1, 2),
-          padding=(0, 1)),
+    _case("conv2d-rect-mixed", (2, 6, 7), 2, 3, (2, 3), stride=(2, 1), dilation=(1, 2), padding=(0, 1)),
     _case("conv2d-valid-string", (1, 4, 4), 1, 2, 3, padding="valid"),
 ]

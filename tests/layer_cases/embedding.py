@@ -16,8 +16,20 @@ def _torch(factory):
 
 
 CASES = [
-    LayerCase("embedding", lambda: lf.Embedding(10, 4), (5,), input_kind="index", index_high=10,
-              torch=_torch(lambda nn: nn.Embedding(10, 4))),
-    LayerCase("embedding-2d-ids", lambda: lf.Embedding(6, 3, rng=0), (2, 3), input_kind="index",
-              index_high=6, torch=_torch(lambda nn: nn.Embedding(6, 3))),
+    LayerCase(
+        "embedding",
+        lambda: lf.Embedding(10, 4),
+        (5,),
+        input_kind="index",
+        index_high=10,
+        torch=_torch(lambda nn: nn.Embedding(10, 4)),
+    ),
+    LayerCase(
+        "embedding-2d-ids",
+        lambda: lf.Embedding(6, 3, rng=0),
+        (2, 3),
+        input_kind="index",
+        index_high=6,
+        torch=_torch(lambda nn: nn.Embedding(6, 3)),
+    ),
 ]

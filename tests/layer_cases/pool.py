@@ -25,13 +25,24 @@ def _torch(factory):
 
 
 def _max(id, input_shape, *args, exact=True, **kwargs):
-    return LayerCase(id, lambda: lf.MaxPool2d(*args, **kwargs), input_shape, exact=exact,
-                     input_fn=distinct, torch=_torch(lambda nn: nn.MaxPool2d(*args, **kwargs)))
+    return LayerCase(
+        id,
+        lambda: lf.MaxPool2d(*args, **kwargs),
+        input_shape,
+        exact=exact,
+        input_fn=distinct,
+        torch=_torch(lambda nn: nn.MaxPool2d(*args, **kwargs)),
+    )
 
 
 def _avg(id, input_shape, *args, **kwargs):
-    return LayerCase(id, lambda: lf.AvgPool2d(*args, **kwargs), input_shape, exact=True,
-                     torch=_torch(lambda nn: nn.AvgPool2d(*args, **kwargs)))
+    return LayerCase(
+        id,
+        lambda: lf.AvgPool2d(*args, **kwargs),
+        input_shape,
+        exact=True,
+        torch=_torch(lambda nn: nn.AvgPool2d(*args, **kwargs)),
+    )
 
 
 CASES = [
@@ -47,13 +58,29 @@ CASES = [
     _avg("avgpool-3x3-s2-pad1", (2, 7, 7), 3, stride=2, padding=1),
     _avg("avgpool-pad-exclude", (2, 7, 6), 3, stride=2, padding=1, count_include_pad=False),
     _avg("avgpool-pad-ceil", (1, 6, 6), 3, stride=2, padding=1, ceil_mode=True),
-    _avg("avgpool-pad-ceil-exclude", (1, 6, 5), 3, stride=2, padding=1, ceil_mode=True,
-         count_include_pad=False),
+    _avg(
+        "avgpool-pad-ceil-exclude", (1, 6, 5), 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False
+    ),
     _avg("avgpool-rect", (2, 5, 7), (2, 3), stride=(1, 2)),
-    LayerCase("global-avgpool", lambda: lf.GlobalAvgPool2d(), (3, 5, 4), exact=True,
-              torch=_torch(lambda nn: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()))),
-    LayerCase("global-avgpool-keepdims", lambda: lf.GlobalAvgPool2d(keepdims=True), (2, 3, 3),
-              exact=True, torch=_torch(lambda nn: nn.AdaptiveAvgPool2d(1))),
-    LayerCase("adaptive-avgpool-1", lambda: lf.AdaptiveAvgPool2d(1), (3, 4, 5), exact=True,
-              torch=_torch(lambda nn: nn.AdaptiveAvgPool2d(1))),
+    LayerCase(
+        "global-avgpool",
+        lambda: lf.GlobalAvgPool2d(),
+        (3, 5, 4),
+        exact=True,
+        torch=_torch(lambda nn: nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())),
+    ),
+    LayerCase(
+        "global-avgpool-keepdims",
+        lambda: lf.GlobalAvgPool2d(keepdims=True),
+        (2, 3, 3),
+        exact=True,
+        torch=_torch(lambda nn: nn.AdaptiveAvgPool2d(1)),
+    ),
+    LayerCase(
+        "adaptive-avgpool-1",
+        lambda: lf.AdaptiveAvgPool2d(1),
+        (3, 4, 5),
+        exact=True,
+        torch=_torch(lambda nn: nn.AdaptiveAvgPool2d(1)),
+    ),
 ]

@@ -16,17 +16,33 @@ def _torch(factory):
 
 
 CASES = [
-    LayerCase("flatten", lambda: lf.Flatten(), (2, 3, 4), exact=True,
-              torch=_torch(lambda nn: nn.Flatten())),
-    LayerCase("flatten-vector", lambda: lf.Flatten(), (5,), exact=True,
-              torch=_torch(lambda nn: nn.Flatten())),
-    LayerCase("flatten-start2", lambda: lf.Flatten(2), (2, 3, 4), exact=True,
-              torch=_torch(lambda nn: nn.Flatten(2))),
-    LayerCase("flatten-1-to-minus2", lambda: lf.Flatten(1, -2), (2, 3, 4), exact=True,
-              torch=_torch(lambda nn: nn.Flatten(1, -2))),
-    LayerCase("reshape-unflatten", lambda: lf.Reshape((3, 4)), (12,), exact=True,
-              torch=_torch(lambda nn: nn.Unflatten(1, (3, 4)))),
-    LayerCase("reshape-minus1", lambda: lf.Reshape((-1,)), (2, 3, 3), exact=True,
-              torch=_torch(lambda nn: nn.Flatten())),
+    LayerCase("flatten", lambda: lf.Flatten(), (2, 3, 4), exact=True, torch=_torch(lambda nn: nn.Flatten())),
+    LayerCase(
+        "flatten-vector", lambda: lf.Flatten(), (5,), exact=True, torch=_torch(lambda nn: nn.Flatten())
+    ),
+    LayerCase(
+        "flatten-start2", lambda: lf.Flatten(2), (2, 3, 4), exact=True, torch=_torch(lambda nn: nn.Flatten(2))
+    ),
+    LayerCase(
+        "flatten-1-to-minus2",
+        lambda: lf.Flatten(1, -2),
+        (2, 3, 4),
+        exact=True,
+        torch=_torch(lambda nn: nn.Flatten(1, -2)),
+    ),
+    LayerCase(
+        "reshape-unflatten",
+        lambda: lf.Reshape((3, 4)),
+        (12,),
+        exact=True,
+        torch=_torch(lambda nn: nn.Unflatten(1, (3, 4))),
+    ),
+    LayerCase(
+        "reshape-minus1",
+        lambda: lf.Reshape((-1,)),
+        (2, 3, 3),
+        exact=True,
+        torch=_torch(lambda nn: nn.Flatten()),
+    ),
     LayerCase("reshape-image", lambda: lf.Reshape((2, -1)), (3, 4), exact=True),
 ]

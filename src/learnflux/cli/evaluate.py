@@ -39,8 +39,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("model", metavar="MODEL", help="a model file (model.lf of a run folder)")
     p.add_argument("--data", default="run", help="what to evaluate on (see below; default: run)")
     p.add_argument("--labels", metavar="Y.npy", help="targets, when --data is a .npy array")
-    p.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
-                   help="which part of the dataset (default: test)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("train", "val", "test", "all"),
+        help="which part of the dataset (default: test)",
+    )
     p.add_argument("--seed", type=int, default=None, help="split seed (default: the run's, else 0)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -94,8 +98,9 @@ def apply_preprocess(model_path: Path, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def load_eval_data(spec: str, model_path: Path, split: str, seed: Optional[int],
-                   labels: Optional[str]) -> tuple[np.ndarray, np.ndarray, str]:
+def load_eval_data(
+    spec: str, model_path: Path, split: str, seed: Optional[int], labels: Optional[str]
+) -> tuple[np.ndarray, np.ndarray, str]:
     """``(x, y, description)`` for a ``--data`` spec (see ``learnflux evaluate --help``)."""
     from ..config import default_config, load_config, load_data
 
@@ -120,8 +125,10 @@ def load_eval_data(spec: str, model_path: Path, split: str, seed: Optional[int],
         cfg = default_config()
         kind, _, where = spec.partition(":")
         if kind not in ("digits", "mnist", "fashion", "csv") or (kind != "digits" and not where):
-            raise ConfigError(f"--data {spec!r}: expected run, CONFIG.toml, digits, mnist:DIR, "
-                              "fashion:DIR, csv:FILE, X.npy (with --labels) or DATA.npz")
+            raise ConfigError(
+                f"--data {spec!r}: expected run, CONFIG.toml, digits, mnist:DIR, "
+                "fashion:DIR, csv:FILE, X.npy (with --labels) or DATA.npz"
+            )
         cfg.data.update({"dataset": kind})
         if kind in ("mnist", "fashion"):
             cfg.data["root"] = where

@@ -56,8 +56,16 @@ def run(dtype: Any = "exact", lr: Any = 1, batch_size: int = 1, epochs: int = 1)
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
     alpha = parse_lr(lr, dtype)
     model, x, y = seed_example(dtype)
-    trace = record(model, SquaredError(), SGD(model.parameters(), lr=alpha), x, y,
-                   batch_size=int(batch_size), epochs=int(epochs), lr=alpha)
+    trace = record(
+        model,
+        SquaredError(),
+        SGD(model.parameters(), lr=alpha),
+        x,
+        y,
+        batch_size=int(batch_size),
+        epochs=int(epochs),
+        lr=alpha,
+    )
     return trace
 
 
@@ -70,20 +78,27 @@ def _step_comment(step: Any, batch_size: int) -> str:
     grad = step.grads["w2"].reshape(-1)
     parts = []
     if batch_size > 1:
-        parts.append(f"δ4 carries the 1/n of the batch mean (n = {len(step.samples)}); δw2 sums "
-                     "δ3·o1 over the batch, i.e. the mean of the per-sample gradients.")
+        parts.append(
+            f"δ4 carries the 1/n of the batch mean (n = {len(step.samples)}); δw2 sums "
+            "δ3·o1 over the batch, i.e. the mean of the per-sample gradients."
+        )
     zero_pass = [s + 1 for s, a, d in zip(step.samples, o2, d4) if a == 0 and d != 0]
     blocked = [s + 1 for s, a, d in zip(step.samples, o2, d4) if a < 0 and d != 0]
     if zero_pass:
-        parts.append(f"o2 = 0 for sample {', '.join(map(str, zero_pass))}: ReLU's derivative at 0 "
-                     "is 1 (x ≥ 0), so δ4 passes to δ3 and w2 learns.")
+        parts.append(
+            f"o2 = 0 for sample {', '.join(map(str, zero_pass))}: ReLU's derivative at 0 "
+            "is 1 (x ≥ 0), so δ4 passes to δ3 and w2 learns."
+        )
     if blocked:
-        parts.append(f"o2 < 0 for sample {', '.join(map(str, blocked))}: ReLU blocks the flow "
-                     "(δ3 = 0), nothing is learned from it.")
+        parts.append(
+            f"o2 < 0 for sample {', '.join(map(str, blocked))}: ReLU blocks the flow "
+            "(δ3 = 0), nothing is learned from it."
+        )
     if all(g == 0 for g in grad):
         if all(v == 0 for v in d4):
-            parts.append("loss = 0: the model already gives the expected result; nothing to "
-                         "learn, w2 is unchanged.")
+            parts.append(
+                "loss = 0: the model already gives the expected result; nothing to learn, w2 is unchanged."
+            )
         elif all(v == 0 for v in d3) and not blocked:
             parts.append("δ3 = 0: the learning flow stops at ReLU, so w2 is unchanged.")
     else:
@@ -100,8 +115,7 @@ def _float_notes(trace: Trace, exact: Trace) -> list[str]:
     notes = [
         f"{name} keeps {bits} significant bits (about {7 if bits == 24 else 16} decimal digits). "
         "1/200, -3/11600 and 1/5800 have no finite binary expansion, so the start weights are "
-        f"rounded: w2 = {format_tensor(w0)} (rounding errors "
-        + ", ".join(f"{e:.2g}" for e in errors) + ").",
+        f"rounded: w2 = {format_tensor(w0)} (rounding errors " + ", ".join(f"{e:.2g}" for e in errors) + ").",
         "For samples 1 and 3 the exact o2 is exactly 0: the three products cancel. In floating "
         "point the rounded products leave a tiny residue, of either sign. Before training "
         f"{name} gives o2 = {format_value(trace.initial.outputs[1][0, 0])} for sample 1 and "
@@ -121,25 +135,35 @@ def _float_notes(trace: Trace, exact: Trace) -> list[str]:
             e_d3 = es.deltas[2][j, 0]
             if e_o2 == 0 and (f_o2 != 0 or (f_d3 == 0) != (e_d3 == 0)):
                 if f_d3 == 0 and e_d3 != 0:
-                    what = (f"ReLU blocks the flow: δ3 = 0 instead of {format_value(e_d3)}, so "
-                            "this sample teaches nothing, whereas the exact run learns from it.")
+                    what = (
+                        f"ReLU blocks the flow: δ3 = 0 instead of {format_value(e_d3)}, so "
+                        "this sample teaches nothing, whereas the exact run learns from it."
+                    )
                 elif f_d3 != 0 and e_d3 == 0:
-                    what = (f"ReLU lets the residue through: δ3 = {format_value(f_d3)} instead of "
-                            "0, so w2 moves (by −α·δ3·o1) where the exact run does not move.")
+                    what = (
+                        f"ReLU lets the residue through: δ3 = {format_value(f_d3)} instead of "
+                        "0, so w2 moves (by −α·δ3·o1) where the exact run does not move."
+                    )
                 elif f_d3 != 0:
-                    what = (f"ReLU lets δ through, as in the exact run: δ3 = {format_value(f_d3)} "
-                            f"(exact {format_value(e_d3)}), so the update is approximately the "
-                            "article's.")
+                    what = (
+                        f"ReLU lets δ through, as in the exact run: δ3 = {format_value(f_d3)} "
+                        f"(exact {format_value(e_d3)}), so the update is approximately the "
+                        "article's."
+                    )
                 else:
                     what = "δ3 = 0 in both runs."
-                notes.append(f"Step {fs.index} (sample {s + 1}): exact o2 = 0, {name} o2 = "
-                             f"{format_value(f_o2)}. {what}")
+                notes.append(
+                    f"Step {fs.index} (sample {s + 1}): exact o2 = 0, {name} o2 = "
+                    f"{format_value(f_o2)}. {what}"
+                )
         gap = _max_rel_gap(fs.weights_after["w2"], es.weights_after["w2"])
         if not diverged and gap > 1e-3 and fs.index < len(trace.steps):
             diverged = True
-            notes.append(f"After step {fs.index} the {name} weights differ from the exact ones by "
-                         f"{gap:.3g} (largest relative difference); later steps start from "
-                         "different weights, so the two runs no longer match.")
+            notes.append(
+                f"After step {fs.index} the {name} weights differ from the exact ones by "
+                f"{gap:.3g} (largest relative difference); later steps start from "
+                "different weights, so the two runs no longer match."
+            )
     f_w = trace.final.weights["w2"].reshape(-1)
     e_w = exact.final.weights["w2"].reshape(-1)
     gap = _max_rel_gap(f_w, e_w)
@@ -150,9 +174,11 @@ def _float_notes(trace: Trace, exact: Trace) -> list[str]:
     if gap <= 1e-3:
         notes.append(f"So {name} reproduces the exact result approximately (to rounding).")
     else:
-        notes.append(f"So {name} does not reproduce the exact result: a rounding residue at "
-                     "ReLU's kink (o2 = 0) decided what was learned. Use --dtype exact to get the "
-                     "exact numbers (with the default settings, the article's).")
+        notes.append(
+            f"So {name} does not reproduce the exact result: a rounding residue at "
+            "ReLU's kink (o2 = 0) decided what was learned. Use --dtype exact to get the "
+            "exact numbers (with the default settings, the article's)."
+        )
     return notes
 
 
@@ -181,30 +207,59 @@ def render(trace: Trace, fmt: str = "text", notes: Optional[list[str]] = None) -
     exact = trace.dtype == "exact"
     w0 = trace.initial.weights["w2"].reshape(-1)
     wf = trace.final.weights["w2"].reshape(-1)
-    title = (f"learnflux explain: the seed's worked example (\"The Weights\"), "
-             f"replayed in {'exact arithmetic' if exact else trace.dtype}")
-    setting = (f"Training: α = {format_value(trace.lr, decimals=exact)}, batch size "
-               f"{trace.batch_size}, {trace.epochs} epoch{'s' if trace.epochs != 1 else ''}, "
-               "dataset order (each step sees the weights left by the previous one).")
+    title = (
+        f'learnflux explain: the seed\'s worked example ("The Weights"), '
+        f"replayed in {'exact arithmetic' if exact else trace.dtype}"
+    )
+    setting = (
+        f"Training: α = {format_value(trace.lr, decimals=exact)}, batch size "
+        f"{trace.batch_size}, {trace.epochs} epoch{'s' if trace.epochs != 1 else ''}, "
+        "dataset order (each step sees the weights left by the previous one)."
+    )
     out: list[str] = []
     if md:
-        out += [f"## {title}", "", "```", *_MODEL, "```", "",
-                f"Start weights: w2 = {format_tensor(w0, exact)}", "", setting, ""]
+        out += [
+            f"## {title}",
+            "",
+            "```",
+            *_MODEL,
+            "```",
+            "",
+            f"Start weights: w2 = {format_tensor(w0, exact)}",
+            "",
+            setting,
+            "",
+        ]
     else:
-        out += [title, "=" * len(title), "", "The model:", *("  " + m for m in _MODEL), "",
-                f"Start weights: w2 = {format_tensor(w0, exact)}", setting, ""]
+        out += [
+            title,
+            "=" * len(title),
+            "",
+            "The model:",
+            *("  " + m for m in _MODEL),
+            "",
+            f"Start weights: w2 = {format_tensor(w0, exact)}",
+            setting,
+            "",
+        ]
 
     def heading(text: str) -> None:
         out.extend([f"### {text}", ""] if md else [text, "-" * len(text)])
 
     heading("1. Forward pass before training")
-    out += ["The information flow: each layer computes its output from the previous one; the loss "
-            "compares o3 with the expectation y.", ""]
+    out += [
+        "The information flow: each layer computes its output from the previous one; the loss "
+        "compares o3 with the expectation y.",
+        "",
+    ]
     out += [trace.forward_table(trace.initial, markdown=md), ""]
     heading("2. Backward pass and update, step by step")
-    out += ["The learning flow δ = ∂Loss/∂(input of the layer) goes from the loss back to L1; "
-            "L2 turns it into its weight gradient δw2 = ∂Loss/∂w2, and the optimizer updates "
-            "ŵ2 = w2 − α·δw2.", ""]
+    out += [
+        "The learning flow δ = ∂Loss/∂(input of the layer) goes from the loss back to L1; "
+        "L2 turns it into its weight gradient δw2 = ∂Loss/∂w2, and the optimizer updates "
+        "ŵ2 = w2 − α·δw2.",
+        "",
+    ]
     for step in trace.steps:
         if md:
             out += [f"#### {trace.step_header(step)}", ""]
@@ -212,27 +267,35 @@ def render(trace: Trace, fmt: str = "text", notes: Optional[list[str]] = None) -
             out.append(trace.step_header(step))
         o = step.outputs
         if len(step.samples) == 1:
-            out.append(f"{'' if md else '  '}forward: x = {format_tensor(step.x[0])}, "
-                       f"o2 = {format_tensor(o[1][0], exact)}, o3 = {format_tensor(o[2][0], exact)}, "
-                       f"y = {format_tensor(step.y[0])}")
+            out.append(
+                f"{'' if md else '  '}forward: x = {format_tensor(step.x[0])}, "
+                f"o2 = {format_tensor(o[1][0], exact)}, o3 = {format_tensor(o[2][0], exact)}, "
+                f"y = {format_tensor(step.y[0])}"
+            )
         else:
+
             def col(a: Any) -> str:
                 return ", ".join(format_tensor(v, exact) for v in a)
 
-            out.append(f"{'' if md else '  '}forward: o2 = {col(o[1])}; o3 = {col(o[2])}; "
-                       f"y = {col(step.y)}")
+            out.append(f"{'' if md else '  '}forward: o2 = {col(o[1])}; o3 = {col(o[2])}; y = {col(step.y)}")
         if md:
             out.append("")
         out += trace.step_lines(step, markdown=md)
         comment = _step_comment(step, len(step.samples))
         out += ["", comment, ""] if md else [f"  → {comment}", ""]
     heading("3. Forward pass after training")
-    out += [trace.forward_table(trace.final, markdown=md), "",
-            f"Final weights: w2 = {format_tensor(wf, exact)}", ""]
+    out += [
+        trace.forward_table(trace.final, markdown=md),
+        "",
+        f"Final weights: w2 = {format_tensor(wf, exact)}",
+        "",
+    ]
     if exact:
-        out.append("Every number above is exact (fractions of integers, no rounding); with the "
-                   "default settings they are the article's numbers. Try --dtype float32 or "
-                   "--dtype float64 to see what rounding does.")
+        out.append(
+            "Every number above is exact (fractions of integers, no rounding); with the "
+            "default settings they are the article's numbers. Try --dtype float32 or "
+            "--dtype float64 to see what rounding does."
+        )
     if notes:
         heading(f"4. {trace.dtype} versus exact arithmetic: how and why they differ")
         for note in notes:
@@ -242,8 +305,9 @@ def render(trace: Trace, fmt: str = "text", notes: Optional[list[str]] = None) -
     return "\n".join(out).rstrip() + "\n"
 
 
-def explain(dtype: str = "exact", lr: Any = "1", batch_size: int = 1, epochs: int = 1,
-            fmt: str = "text") -> str:
+def explain(
+    dtype: str = "exact", lr: Any = "1", batch_size: int = 1, epochs: int = 1, fmt: str = "text"
+) -> str:
     """Everything ``learnflux explain`` prints, as a string."""
     trace = run(dtype, lr, batch_size, epochs)
     notes = None
@@ -268,15 +332,23 @@ def register(subparsers: Any) -> None:
             "forward table after training."
         ),
     )
-    parser.add_argument("--dtype", choices=["exact", "float32", "float64"], default="exact",
-                        help="arithmetic: exact fractions (default, the article's numbers), "
-                             "float32 or float64")
-    parser.add_argument("--lr", default="1",
-                        help="learning rate α (default 1); in exact mode 1e-7 means exactly 1/10^7")
+    parser.add_argument(
+        "--dtype",
+        choices=["exact", "float32", "float64"],
+        default="exact",
+        help="arithmetic: exact fractions (default, the article's numbers), float32 or float64",
+    )
+    parser.add_argument(
+        "--lr", default="1", help="learning rate α (default 1); in exact mode 1e-7 means exactly 1/10^7"
+    )
     parser.add_argument("--batch-size", type=_positive_int, default=1, help="samples per step")
     parser.add_argument("--epochs", type=_positive_int, default=1, help="passes over the 3 samples")
-    parser.add_argument("--format", choices=["text", "markdown", "json"], default="text",
-                        help="output format (json: the documented machine-readable contract)")
+    parser.add_argument(
+        "--format",
+        choices=["text", "markdown", "json"],
+        default="text",
+        help="output format (json: the documented machine-readable contract)",
+    )
     parser.set_defaults(func=_command)
 
 

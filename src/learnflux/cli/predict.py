@@ -37,8 +37,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("model", metavar="MODEL", help="a model file (model.lf of a run folder)")
     p.add_argument("input", metavar="INPUT", help="X.npy or an image file (PNG, JPEG)")
     p.add_argument("--top", type=int, default=3, help="how many classes to list per sample (default 3)")
-    p.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
-                   help="invert image brightness (default: auto)")
+    p.add_argument(
+        "--invert",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="invert image brightness (default: auto)",
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--save", metavar="OUT.npy", help="write the model outputs to this file")
     p.add_argument("--json", action="store_true", help="print JSON lines")
@@ -60,8 +64,10 @@ def main(args: argparse.Namespace) -> int:
             x = x[None]
     else:
         if shape is None:
-            raise ConfigError(f"{args.model}: the model has no Input layer with a known shape, "
-                              "so an image cannot be resized for it; pass a .npy array")
+            raise ConfigError(
+                f"{args.model}: the model has no Input layer with a known shape, "
+                "so an image cannot be resized for it; pass a .npy array"
+            )
         x = load_image(path, shape, invert=args.invert)[None]
     x = apply_preprocess(Path(args.model), x.astype(np.float32, copy=False))
     out = np.asarray(model.predict(x, batch_size=args.batch_size))
@@ -73,8 +79,11 @@ def main(args: argparse.Namespace) -> int:
         for i, p in enumerate(probs):
             order = np.argsort(-p)[:k]
             if args.json:
-                print(json.dumps({"sample": i, "class": int(order[0]),
-                                  "top": [[int(c), float(p[c])] for c in order]}))
+                print(
+                    json.dumps(
+                        {"sample": i, "class": int(order[0]), "top": [[int(c), float(p[c])] for c in order]}
+                    )
+                )
             else:
                 top = ", ".join(f"{c} ({p[c]:.3f})" for c in order)
                 print(f"sample {i}: class {order[0]} (p = {p[order[0]]:.3f}) · top {k}: {top}")
@@ -159,6 +168,7 @@ def load_image(path: Path, shape: tuple, invert: str = "auto") -> np.ndarray:
 
 
 def _light_background(img: np.ndarray) -> bool:
-    border = np.concatenate([img[:, 0, :].ravel(), img[:, -1, :].ravel(),
-                             img[:, :, 0].ravel(), img[:, :, -1].ravel()])
+    border = np.concatenate(
+        [img[:, 0, :].ravel(), img[:, -1, :].ravel(), img[:, :, 0].ravel(), img[:, :, -1].ravel()]
+    )
     return bool(border.mean() > 0.5)

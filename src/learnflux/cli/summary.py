@@ -22,8 +22,11 @@ def register(subparsers: Any) -> None:
         "saved model file; CONFIG a TOML run config (its model is built, not trained).",
     )
     p.add_argument("target", metavar="MODEL|CONFIG", help="a model file or a .toml run config")
-    p.add_argument("--input-shape", metavar="C,H,W", help="per-sample input shape, when the model "
-                   "does not start with an Input layer of known shape")
+    p.add_argument(
+        "--input-shape",
+        metavar="C,H,W",
+        help="per-sample input shape, when the model does not start with an Input layer of known shape",
+    )
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=main)
 

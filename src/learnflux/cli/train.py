@@ -132,8 +132,7 @@ def main(args: argparse.Namespace) -> int:
     if acc is not None:
         line += f" (test loss {result['test_loss']:.4f})"
     print(line)
-    print(f"run folder: {out}  (model.lf, metrics.json, history.csv"
-          f"{'' if args.no_plot else ', curves.png'})")
+    print(f"run folder: {out}  (model.lf, metrics.json, history.csv{'' if args.no_plot else ', curves.png'})")
     return 0
 
 
@@ -169,28 +168,48 @@ def run(cfg: RunConfig, out: Path, verbose: Any = 0, plot: bool = True) -> dict[
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "config.toml", cfg.text, atomic_write)
     if dataset.standardizer is not None:
-        _write_text(out / "preprocess.json", json.dumps({"standardizer": dataset.standardizer.get_config()}),
-                    atomic_write)
+        _write_text(
+            out / "preprocess.json",
+            json.dumps({"standardizer": dataset.standardizer.get_config()}),
+            atomic_write,
+        )
     callbacks: list[Any] = [TerminateOnNaN(), CSVLogger(out / "history.csv")]
     if t["early_stopping"]:
-        callbacks.append(EarlyStopping("val_loss" if dataset.val else "loss", patience=t["early_stopping"],
-                                       restore_best=True))
+        callbacks.append(
+            EarlyStopping(
+                "val_loss" if dataset.val else "loss", patience=t["early_stopping"], restore_best=True
+            )
+        )
     metrics = t["metrics"] if t["metrics"] is not None else (["accuracy"] if dataset.n_classes else [])
     trainer = Trainer(
-        model, loss=loss, optimizer=optimizer, metrics=metrics, callbacks=callbacks,
-        scheduler=schedule, scheduler_interval=interval, clip_norm=t["clip_norm"] or None,
-        accumulate=t["accumulate"], seed=cfg.seed, verbose=verbose,
+        model,
+        loss=loss,
+        optimizer=optimizer,
+        metrics=metrics,
+        callbacks=callbacks,
+        scheduler=schedule,
+        scheduler_interval=interval,
+        clip_norm=t["clip_norm"] or None,
+        accumulate=t["accumulate"],
+        seed=cfg.seed,
+        verbose=verbose,
     )
     if verbose:
         s = summary(model)
-        sizes = ", ".join(f"{name} {len(part[0])}" for name, part in
-                          (("train", dataset.train), ("val", dataset.val), ("test", dataset.test)) if part)
+        sizes = ", ".join(
+            f"{name} {len(part[0])}"
+            for name, part in (("train", dataset.train), ("val", dataset.val), ("test", dataset.test))
+            if part
+        )
         print(f"data: {dataset.description} · {sizes}")
-        print(f"model: {len(model.layers) - 1} layers, {s.total_params:,} parameters, "
-              f"{s.total_flops:,} FLOPs per sample · {type(optimizer).__name__} · "
-              f"{t['epochs']} epochs of batches of {t['batch_size']}")
-    history = trainer.fit(*dataset.train, epochs=t["epochs"], batch_size=t["batch_size"],
-                          validation_data=dataset.val)
+        print(
+            f"model: {len(model.layers) - 1} layers, {s.total_params:,} parameters, "
+            f"{s.total_flops:,} FLOPs per sample · {type(optimizer).__name__} · "
+            f"{t['epochs']} epochs of batches of {t['batch_size']}"
+        )
+    history = trainer.fit(
+        *dataset.train, epochs=t["epochs"], batch_size=t["batch_size"], validation_data=dataset.val
+    )
     model_path = out / "model.lf"
     save(model, model_path)
     result: dict[str, Any] = {}
@@ -198,19 +217,24 @@ def run(cfg: RunConfig, out: Path, verbose: Any = 0, plot: bool = True) -> dict[
         test = trainer.evaluate(*dataset.test)
         result.update({f"test_{k}": v for k, v in test.items()})
     last = {k: v[-1] for k, v in history.history.items()}
-    result.update({
-        "epochs": len(history),
-        "seconds": round(history.seconds, 3),
-        "model_path": str(model_path),
-        "dataset": cfg.data["dataset"],
-        "samples": {"train": n_train, "val": len(dataset.val[0]) if dataset.val else 0,
-                    "test": len(dataset.test[0]) if dataset.test else 0},
-        "seed": cfg.seed,
-        "parameters": int(sum(p.size for p in model.parameters())),
-        "final": last,
-        "stop_reason": history.stop_reason,
-        "config": cfg.source,
-    })
+    result.update(
+        {
+            "epochs": len(history),
+            "seconds": round(history.seconds, 3),
+            "model_path": str(model_path),
+            "dataset": cfg.data["dataset"],
+            "samples": {
+                "train": n_train,
+                "val": len(dataset.val[0]) if dataset.val else 0,
+                "test": len(dataset.test[0]) if dataset.test else 0,
+            },
+            "seed": cfg.seed,
+            "parameters": int(sum(p.size for p in model.parameters())),
+            "final": last,
+            "stop_reason": history.stop_reason,
+            "config": cfg.source,
+        }
+    )
     if "test_loss" not in result:  # no test split: report the validation (or training) values
         src = "val_" if "val_loss" in last else ""
         result["test_loss"] = last[src + "loss"]

@@ -22,6 +22,17 @@ from .pool import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from .shape import Flatten, Reshape
 
 __all__ = ["Activation", "Add", "Concat", "Input", "LeakyReLU", "Linear", "ReLU", "Sigmoid", "Tanh"]
-__all__ += ["BatchNorm1d", "BatchNorm2d", "Dropout", "Embedding", "Flatten", "GELU", "LayerNorm",
-            "LogSoftmax", "Reshape", "SiLU", "Softmax"]
+__all__ += [
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "GELU",
+    "LayerNorm",
+    "LogSoftmax",
+    "Reshape",
+    "SiLU",
+    "Softmax",
+]
 __all__ += ["AdaptiveAvgPool2d", "AvgPool2d", "Conv2d", "GlobalAvgPool2d", "MaxPool2d"]

@@ -160,23 +160,42 @@ class Tanh(Activation):
 # below 1e-19. One formula covers every z ≥ 0; the relative error is below 1e-14 for z < 6
 # (checked against mpmath) and comes only from rounding z². float32 uses the first 15 terms.
 _ERFC_CHEB = (
-    -0.6513268598908547, 0.6419697923564902, 0.019476473204185836, -0.009561514786808632,
-    -0.0009465953444820369, 0.00036683949785276145, 4.252332480690777e-05,
-    -2.0278578112534242e-05, -1.6242900046470256e-06, 1.3036558355805232e-06,
-    1.5626441722066142e-08, -8.523809591492654e-08, 6.5290544390988515e-09,
-    5.059343495551469e-09, -9.91364156493033e-10, -2.273651222931836e-10,
-    9.646791102015527e-11, 2.3940380830391146e-12, -6.886027526497553e-12,
-    8.944879273090725e-13, 3.130921399342958e-13, -1.1270822361367252e-13,
-    3.810905255189232e-16, 7.106097613609237e-15, -1.5230282014571043e-15,
-    -9.457494571291233e-17, 1.210237189224279e-16, -2.816663087747177e-17,
-    5.003005559445902e-20, 2.3281042579529253e-18, -8.446077682509006e-19,
+    -0.6513268598908547,
+    0.6419697923564902,
+    0.019476473204185836,
+    -0.009561514786808632,
+    -0.0009465953444820369,
+    0.00036683949785276145,
+    4.252332480690777e-05,
+    -2.0278578112534242e-05,
+    -1.6242900046470256e-06,
+    1.3036558355805232e-06,
+    1.5626441722066142e-08,
+    -8.523809591492654e-08,
+    6.5290544390988515e-09,
+    5.059343495551469e-09,
+    -9.91364156493033e-10,
+    -2.273651222931836e-10,
+    9.646791102015527e-11,
+    2.3940380830391146e-12,
+    -6.886027526497553e-12,
+    8.944879273090725e-13,
+    3.130921399342958e-13,
+    -1.1270822361367252e-13,
+    3.810905255189232e-16,
+    7.106097613609237e-15,
+    -1.5230282014571043e-15,
+    -9.457494571291233e-17,
+    1.210237189224279e-16,
+    -2.816663087747177e-17,
+    5.003005559445902e-20,
+    2.3281042579529253e-18,
+    -8.446077682509006e-19,
     7.376840893227907e-20,
 )
 _ERFC_TERMS = {np.dtype(np.float64): 32, np.dtype(np.float32): 15}
 # erf(x) = (2/√π)·Σ_n (−1)ⁿ x^(2n+1) / (n!(2n+1)): exact Taylor coefficients, used for |x| < 1/2
-_ERF_TAYLOR = tuple(
-    (-1) ** n * 2 / math.sqrt(math.pi) / (math.factorial(n) * (2 * n + 1)) for n in range(14)
-)
+_ERF_TAYLOR = tuple((-1) ** n * 2 / math.sqrt(math.pi) / (math.factorial(n) * (2 * n + 1)) for n in range(14))
 
 
 def _erfc_nonneg(z: np.ndarray, z2: Optional[np.ndarray] = None) -> np.ndarray:
@@ -367,8 +386,9 @@ class _AlongAxis(Activation):
         super().__init__()
         self.dim = int(dim)
         if self.dim == 0:
-            raise ConfigError(f"{type(self).__name__}: dim 0 is the batch axis; use dim >= 1 "
-                              "(or a negative dim)")
+            raise ConfigError(
+                f"{type(self).__name__}: dim 0 is the batch axis; use dim >= 1 (or a negative dim)"
+            )
 
     def _axis(self, ndim: int) -> int:
         axis = self.dim + ndim if self.dim < 0 else self.dim
@@ -457,6 +477,15 @@ class LogSoftmax(_AlongAxis):
 
 
 __all__ = [
-    "Activation", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-    "GELU", "SiLU", "Softmax", "LogSoftmax", "erf", "erfc",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "GELU",
+    "SiLU",
+    "Softmax",
+    "LogSoftmax",
+    "erf",
+    "erfc",
 ]

@@ -40,7 +40,7 @@ def compact(p: tuple[int, int]) -> Union[int, list[int]]:
 def offset_view(xp: np.ndarray, i0: int, j0: int, out_h: int, out_w: int, sh: int, sw: int) -> np.ndarray:
     """The zero-copy strided view ``v[..., a, b] = xp[..., i0 + sh·a, j0 + sw·b]``
     (``a < out_h``, ``b < out_w``): the pixel that kernel offset ``(i0, j0)`` sees in every window."""
-    return xp[..., i0:i0 + sh * (out_h - 1) + 1:sh, j0:j0 + sw * (out_w - 1) + 1:sw]
+    return xp[..., i0 : i0 + sh * (out_h - 1) + 1 : sh, j0 : j0 + sw * (out_w - 1) + 1 : sw]
 
 
 def conv_output_size(size: int, pad_total: int, kernel: int, stride: int, dilation: int = 1) -> int:
@@ -164,8 +164,7 @@ class Conv2d(Layer):
     ) -> None:
         super().__init__()
         name = "Conv2d"
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                           ("groups", groups)):
+        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name}: {arg} must be a positive int, got {value!r}")
         self.in_channels = int(in_channels)
@@ -231,8 +230,7 @@ class Conv2d(Layer):
     def _check_shape(self, shape: tuple) -> None:
         if len(shape) != 4 or shape[1] != self.in_channels:
             raise self.shape_error(
-                f"expected input of shape (batch, {self.in_channels}, height, width), "
-                f"got {tuple(shape)}"
+                f"expected input of shape (batch, {self.in_channels}, height, width), got {tuple(shape)}"
             )
 
     def output_shape(self, input_shape: tuple) -> tuple:
@@ -248,7 +246,7 @@ class Conv2d(Layer):
         top, bottom, left, right = self._pads
         if top or bottom or left or right:
             xp = zeros_like_dtype((n, c, h + top + bottom, w + left + right), x.dtype)
-            xp[:, :, top:top + h, left:left + w] = x
+            xp[:, :, top : top + h, left : left + w] = x
         else:
             xp = x
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
@@ -295,8 +293,7 @@ class Conv2d(Layer):
 
     def _use_flat(self, dtype: np.dtype, wo: int) -> bool:
         waste = self.dilation[1] * (self.kernel_size[1] - 1)  # W̃ − W_out at stride 1
-        return (self.stride == (1, 1) and not is_exact(dtype)
-                and waste <= self.FLAT_MAX_WASTE * wo)
+        return self.stride == (1, 1) and not is_exact(dtype) and waste <= self.FLAT_MAX_WASTE * wo
 
     def _work(self, key: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
         """A work buffer kept between calls (allocated zeroed once per shape and dtype)."""
@@ -324,7 +321,7 @@ class Conv2d(Layer):
         # padded input, channel-major (C, N, H̃ + 1, W̃); its zero border (and the spare bottom
         # row that the last shifts run into) is written once, the interior on every call
         xp = self._work("xp", (c, n, hp + 1, wp), dt)
-        np.copyto(xp[:, :, top:top + h, left:left + w], x.transpose(1, 0, 2, 3))
+        np.copyto(xp[:, :, top : top + h, left : left + w], x.transpose(1, 0, 2, 3))
         xp3 = xp.reshape(c, n, frame)
         k = c * len(shifts)
         per = max(1, min(n, self.CHUNK_ELEMS // (k * length)))
@@ -335,11 +332,11 @@ class Conv2d(Layer):
             nc = min(per, n - n0)
             cols = shared_block("cols", (c, len(shifts), nc, length), dt)
             for t, s in enumerate(shifts):  # im2col: rows of H_out·W̃ contiguous values
-                np.copyto(cols[:, t], xp3[:, n0:n0 + nc, s:s + length])
+                np.copyto(cols[:, t], xp3[:, n0 : n0 + nc, s : s + length])
             prod = shared_block("prod", (g, o // g, nc * length), dt)
             np.matmul(wmat, cols.reshape(g, k // g, nc * length), out=prod)
             valid = prod.reshape(o, nc, ho, wp)[..., :wo]
-            dst = out[n0:n0 + nc].transpose(1, 0, 2, 3)
+            dst = out[n0 : n0 + nc].transpose(1, 0, 2, 3)
             if bias is None:
                 np.copyto(dst, valid)
             else:
@@ -356,7 +353,7 @@ class Conv2d(Layer):
         ho, wo = delta_out.shape[2:]
         dc = shared_block("delta", (o, nc, ho, wp), delta_out.dtype)
         dc[..., wo:] = 0
-        np.copyto(dc[..., :wo], delta_out[n0:n0 + nc].transpose(1, 0, 2, 3))
+        np.copyto(dc[..., :wo], delta_out[n0 : n0 + nc].transpose(1, 0, 2, 3))
         return dc.reshape(g, o // g, nc * ho * wp)
 
     def _input_delta_block(self, dc: np.ndarray, d_in: np.ndarray, n0: int, nc: int) -> None:
@@ -375,18 +372,19 @@ class Conv2d(Layer):
         np.copyto(dxp[:, :, :length], dcols4[:, 0])
         dxp[:, :, length:] = 0
         for t, s in enumerate(shifts[1:], start=1):
-            view = dxp[:, :, s:s + length]
+            view = dxp[:, :, s : s + length]
             np.add(view, dcols4[:, t], out=view)
-        inner = dxp.reshape(c, nc, hp + 1, wp)[:, :, top:top + h, left:left + w]
-        np.copyto(d_in[n0:n0 + nc].transpose(1, 0, 2, 3), inner)
+        inner = dxp.reshape(c, nc, hp + 1, wp)[:, :, top : top + h, left : left + w]
+        np.copyto(d_in[n0 : n0 + nc].transpose(1, 0, 2, 3), inner)
 
     def _block_size(self, n: int, c: int, length: int) -> int:
         """Samples per block: the columns of a block hold about ``CHUNK_ELEMS`` values."""
         k = c * self.kernel_size[0] * self.kernel_size[1]
         return max(1, min(n, self.CHUNK_ELEMS // (k * length)))
 
-    def _backward_flat(self, xp: np.ndarray, shape: tuple, delta_out: np.ndarray,
-                       need_input_delta: bool) -> Optional[np.ndarray]:
+    def _backward_flat(
+        self, xp: np.ndarray, shape: tuple, delta_out: np.ndarray, need_input_delta: bool
+    ) -> Optional[np.ndarray]:
         n, c, h, w = shape
         hp, wp, shifts = self._flat_geometry(h, w)
         frame, g, o = (hp + 1) * wp, self.groups, self.out_channels
@@ -404,7 +402,7 @@ class Conv2d(Layer):
             dc = self._delta_block(delta_out, n0, nc, wp)
             cols = shared_block("cols", (c, len(shifts), nc, length), dt)  # rebuilt from x̃
             for t, s in enumerate(shifts):
-                np.copyto(cols[:, t], xp3[:, n0:n0 + nc, s:s + length])
+                np.copyto(cols[:, t], xp3[:, n0 : n0 + nc, s : s + length])
             gw += weight_grad(dc, cols.reshape(g, k // g, nc * length))
             if d_in is not None:
                 self._input_delta_block(dc, d_in, n0, nc)  # reuses the columns' memory
@@ -429,8 +427,9 @@ class Conv2d(Layer):
             self._cache = ("general", cols, tuple(x.shape))
         return out
 
-    def _backward_general(self, cols: np.ndarray, shape: tuple, delta_out: np.ndarray,
-                          need_input_delta: bool) -> Optional[np.ndarray]:
+    def _backward_general(
+        self, cols: np.ndarray, shape: tuple, delta_out: np.ndarray, need_input_delta: bool
+    ) -> Optional[np.ndarray]:
         n, c, h, w = shape
         ho, wo = delta_out.shape[2:]
         g = self.groups
@@ -470,7 +469,7 @@ class Conv2d(Layer):
                 view = offset_view(dxp, i * dh, j * dw, ho, wo, sh, sw)
                 view += dcols[:, i, j]
         d_in = np.empty((n, c, h, w), dtype=dcols.dtype)
-        d_in[...] = dxp[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3)
+        d_in[...] = dxp[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
         return d_in
 
     def _cache_attrs(self) -> tuple[str, ...]:
@@ -501,8 +500,11 @@ class Conv2d(Layer):
 
     def summary_name(self) -> str:
         kh, kw = self.kernel_size
-        extras = [f"{k}={v!r}" for k, v in self.get_config().items()
-                  if k not in ("in_channels", "out_channels", "kernel_size")]
+        extras = [
+            f"{k}={v!r}"
+            for k, v in self.get_config().items()
+            if k not in ("in_channels", "out_channels", "kernel_size")
+        ]
         tail = "".join(", " + e for e in extras)
         return f"Conv2d({self.in_channels} → {self.out_channels}, {kh}×{kw}{tail})"
 

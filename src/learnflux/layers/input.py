@@ -40,8 +40,7 @@ class Input(Layer):
                 e is not None and e != a for e, a in zip(self.shape, s[1:])
             ):
                 raise self.shape_error(
-                    f"expected input of shape (batch, {', '.join(map(str, self.shape))}), "
-                    f"got {tuple(s)}"
+                    f"expected input of shape (batch, {', '.join(map(str, self.shape))}), got {tuple(s)}"
                 )
         return x
 

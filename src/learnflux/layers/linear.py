@@ -51,8 +51,7 @@ class Linear(Layer):
         self.out_features = int(out_features)
         self.use_bias = bool(bias)
         self.init = init
-        w = initialize(init, (self.out_features, self.in_features), self.in_features,
-                       self.out_features, rng)
+        w = initialize(init, (self.out_features, self.in_features), self.in_features, self.out_features, rng)
         self.add_param("weight", w)
         if self.use_bias:
             self.add_param("bias", np.zeros(self.out_features))

@@ -62,8 +62,8 @@ class Concat(Layer):
         ndim = xs[0].ndim
         axis = self.axis % ndim
         for x in xs[1:]:
-            if x.ndim != ndim or x.shape[:axis] + x.shape[axis + 1:] != (
-                xs[0].shape[:axis] + xs[0].shape[axis + 1:]
+            if x.ndim != ndim or x.shape[:axis] + x.shape[axis + 1 :] != (
+                xs[0].shape[:axis] + xs[0].shape[axis + 1 :]
             ):
                 raise self.shape_error(
                     f"inputs must agree on every axis but {self.axis}, "

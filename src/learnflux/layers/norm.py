@@ -42,13 +42,11 @@ class _BatchNorm(Layer):
     ) -> None:
         super().__init__()
         if int(num_features) <= 0:
-            raise ConfigError(f"{type(self).__name__}: num_features must be positive, "
-                              f"got {num_features}")
+            raise ConfigError(f"{type(self).__name__}: num_features must be positive, got {num_features}")
         if eps <= 0:
             raise ConfigError(f"{type(self).__name__}: eps must be positive, got {eps}")
         if momentum is not None and not 0 <= momentum <= 1:
-            raise ConfigError(f"{type(self).__name__}: momentum must be in [0, 1] or None, "
-                              f"got {momentum}")
+            raise ConfigError(f"{type(self).__name__}: momentum must be in [0, 1] or None, got {momentum}")
         self.num_features = int(num_features)
         self.eps = float(eps)
         self.momentum = None if momentum is None else float(momentum)
@@ -83,8 +81,7 @@ class _BatchNorm(Layer):
         """Validate the input; return the reduction axes and the broadcast shape of (C,)."""
         if x.ndim not in self._ndims or x.shape[1] != self.num_features:
             raise self.shape_error(
-                f"expected input of shape {self._layout.format(c=self.num_features)}, "
-                f"got {tuple(x.shape)}"
+                f"expected input of shape {self._layout.format(c=self.num_features)}, got {tuple(x.shape)}"
             )
         axes = (0,) + tuple(range(2, x.ndim))
         bshape = (1, self.num_features) + (1,) * (x.ndim - 2)

@@ -96,7 +96,7 @@ class _Pool2d(Layer):
         if (hp, wp) == (h, w) and ph == 0 and pw == 0:
             return x
         xp = np.full((n, c, hp, wp), fill, dtype=x.dtype)
-        xp[:, :, ph:ph + h, pw:pw + w] = x
+        xp[:, :, ph : ph + h, pw : pw + w] = x
         return xp
 
     def _views(self, xp: np.ndarray, ho: int, wo: int):
@@ -111,7 +111,7 @@ class _Pool2d(Layer):
         ph, pw = self.padding
         if dxp.shape == shape:
             return dxp
-        return dxp[:, :, ph:ph + h, pw:pw + w]
+        return dxp[:, :, ph : ph + h, pw : pw + w]
 
     def _tiles(self, shape: tuple) -> bool:
         """True when the windows tile the image exactly (no padding, stride = kernel, sizes

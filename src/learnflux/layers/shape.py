@@ -34,8 +34,10 @@ class Flatten(Layer):
         self.start_dim = int(start_dim)
         self.end_dim = int(end_dim)
         if self.start_dim == 0 or self.end_dim == 0:
-            raise ConfigError("Flatten: axis 0 is the batch axis and is never flattened; "
-                              "use start_dim >= 1 (or a negative axis)")
+            raise ConfigError(
+                "Flatten: axis 0 is the batch axis and is never flattened; "
+                "use start_dim >= 1 (or a negative axis)"
+            )
         self._in_shape: Optional[tuple] = None
 
     def _target(self, shape: tuple) -> tuple:
@@ -48,9 +50,9 @@ class Flatten(Layer):
                 f"{tuple(shape)} (axis 0 is the batch axis)"
             )
         merged = 1
-        for s in shape[start:end + 1]:
+        for s in shape[start : end + 1]:
             merged *= s
-        return tuple(shape[:start]) + (merged,) + tuple(shape[end + 1:])
+        return tuple(shape[:start]) + (merged,) + tuple(shape[end + 1 :])
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         target = self._target(x.shape)
@@ -62,9 +64,7 @@ class Flatten(Layer):
         shape = self._in_shape
         self.check_trainable(shape)
         if delta_out.shape != self._target(shape):
-            raise self.shape_error(
-                f"δ has shape {tuple(delta_out.shape)}, expected {self._target(shape)}"
-            )
+            raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {self._target(shape)}")
         return delta_out.reshape(shape)
 
     def _cache_attrs(self) -> tuple[str, ...]:
@@ -100,12 +100,8 @@ class Reshape(Layer):
         if isinstance(shape, (int, np.integer)):
             shape = (int(shape),)
         self.shape = tuple(int(s) for s in shape)
-        if sum(1 for s in self.shape if s == -1) > 1 or any(
-            s < -1 or s == 0 for s in self.shape
-        ):
-            raise ConfigError(
-                f"Reshape: invalid target shape {self.shape} (positive sizes, at most one -1)"
-            )
+        if sum(1 for s in self.shape if s == -1) > 1 or any(s < -1 or s == 0 for s in self.shape):
+            raise ConfigError(f"Reshape: invalid target shape {self.shape} (positive sizes, at most one -1)")
         self._in_shape: Optional[tuple] = None
 
     def _target(self, sample_shape: tuple) -> tuple:
@@ -119,8 +115,7 @@ class Reshape(Layer):
         if -1 in self.shape:
             if known == 0 or size % known:
                 raise self.shape_error(
-                    f"cannot reshape a sample of shape {tuple(sample_shape)} ({size} values) "
-                    f"to {self.shape}"
+                    f"cannot reshape a sample of shape {tuple(sample_shape)} ({size} values) to {self.shape}"
                 )
             return tuple(size // known if s == -1 else s for s in self.shape)
         if known != size:

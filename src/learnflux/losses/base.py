@@ -47,8 +47,7 @@ class Loss:
         y = target if isinstance(target, np.ndarray) else np.asarray(target)
         if y.dtype.kind not in "fiubO":
             raise DtypeError(
-                f"{self.describe()}: the target must hold real numbers, got an array of dtype "
-                f"{y.dtype}"
+                f"{self.describe()}: the target must hold real numbers, got an array of dtype {y.dtype}"
             )
         if y.shape != output.shape:
             if output.ndim == 2 and output.shape[1] == 1 and y.shape == output.shape[:1]:
@@ -64,9 +63,7 @@ class Loss:
             try:
                 y = cast(y, output.dtype)
             except (TypeError, ValueError) as exc:
-                raise DtypeError(
-                    f"{self.describe()}: the target must hold real numbers ({exc})"
-                ) from None
+                raise DtypeError(f"{self.describe()}: the target must hold real numbers ({exc})") from None
         return y
 
 
@@ -78,11 +75,12 @@ def check_reduction(loss_name: str, reduction: str) -> str:
     if reduction not in REDUCTIONS:
         from ..errors import ConfigError
 
-        hint = (" (a loss returns one number per batch; compute per-element losses yourself)"
-                if reduction == "none" else "")
-        raise ConfigError(
-            f"{loss_name}: reduction must be 'mean' or 'sum', got {reduction!r}{hint}"
+        hint = (
+            " (a loss returns one number per batch; compute per-element losses yourself)"
+            if reduction == "none"
+            else ""
         )
+        raise ConfigError(f"{loss_name}: reduction must be 'mean' or 'sum', got {reduction!r}{hint}")
     return reduction
 
 
@@ -93,8 +91,7 @@ def as_output(loss: Loss, output: Any) -> np.ndarray:
         if out.dtype.kind in "iub":
             return out.astype(np.float64)
         raise DtypeError(
-            f"{loss.describe()}: the model output must hold real numbers, got an array of dtype "
-            f"{out.dtype}"
+            f"{loss.describe()}: the model output must hold real numbers, got an array of dtype {out.dtype}"
         )
     if out.ndim == 0:
         raise ShapeError(f"{loss.describe()}: the output must have a batch axis, got a scalar")

@@ -63,9 +63,7 @@ class CrossEntropyLoss(Loss):
         if not 0.0 <= label_smoothing <= 1.0:
             from ..errors import ConfigError
 
-            raise ConfigError(
-                f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}"
-            )
+            raise ConfigError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}")
         self.label_smoothing = label_smoothing
 
     # ------------------------------------------------------------------ targets
@@ -115,8 +113,7 @@ class CrossEntropyLoss(Loss):
         if kind in "iu":
             labels = self._indices(out, y)
         elif kind == "f":
-            if y.shape != out.shape and y.shape in ((out.shape[0], *out.shape[2:]),
-                                                    (out.shape[0], 1)):
+            if y.shape != out.shape and y.shape in ((out.shape[0], *out.shape[2:]), (out.shape[0], 1)):
                 raise DtypeError(
                     f"{self.describe()}: class labels must be integers, got an array of dtype "
                     f"{y.dtype} and shape {tuple(y.shape)} (convert with .astype(np.int64); "

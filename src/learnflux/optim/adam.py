@@ -64,13 +64,9 @@ class Adam(Optimizer):
         try:
             b1, b2 = (float(b) for b in betas)
         except (TypeError, ValueError):
-            raise ConfigError(
-                f"{type(self).__name__}: betas must be two numbers, got {betas!r}"
-            ) from None
+            raise ConfigError(f"{type(self).__name__}: betas must be two numbers, got {betas!r}") from None
         if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
-            raise ConfigError(
-                f"{type(self).__name__}: betas must be in [0, 1), got {tuple(betas)!r}"
-            )
+            raise ConfigError(f"{type(self).__name__}: betas must be in [0, 1), got {tuple(betas)!r}")
         group["betas"] = tuple(betas)
 
     def _update(self, p: Param, g: np.ndarray, group: dict[str, Any], state: dict[str, Any]) -> None:

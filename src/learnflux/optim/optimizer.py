@@ -65,8 +65,7 @@ class Optimizer:
         """Add a group of parameters with its own options (missing options take the defaults)."""
         if not isinstance(group, dict) or "params" not in group:
             raise ConfigError(
-                f"{type(self).__name__}: a parameter group is a dict with a 'params' key, "
-                f"got {group!r}"
+                f"{type(self).__name__}: a parameter group is a dict with a 'params' key, got {group!r}"
             )
         group = dict(group)
         group["params"] = _as_param_list(group["params"])
@@ -79,12 +78,14 @@ class Optimizer:
                 )
             if id(p) in seen:
                 raise ConfigError(
-                    f"{type(self).__name__}: {p.describe()} appears in more than one "
-                    "parameter group"
+                    f"{type(self).__name__}: {p.describe()} appears in more than one parameter group"
                 )
             seen.add(id(p))
-        unknown = set(group) - set(self.defaults) - {"params", "initial_lr", "max_lr", "min_lr",
-                                                     "max_momentum", "base_momentum", "name"}
+        unknown = (
+            set(group)
+            - set(self.defaults)
+            - {"params", "initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum", "name"}
+        )
         if unknown:
             raise ConfigError(
                 f"{type(self).__name__}: unknown option(s) {sorted(unknown)} in a parameter "
@@ -98,8 +99,15 @@ class Optimizer:
     def _validate_group(self, group: dict[str, Any]) -> None:
         """Check the options of one group (subclasses extend it); raise ConfigError."""
         name = type(self).__name__
-        for key in ("lr", "weight_decay", "eps", "momentum", "dampening", "lr_decay",
-                    "initial_accumulator_value"):
+        for key in (
+            "lr",
+            "weight_decay",
+            "eps",
+            "momentum",
+            "dampening",
+            "lr_decay",
+            "initial_accumulator_value",
+        ):
             if key in group:
                 try:
                     value = float(group[key])
@@ -209,9 +217,7 @@ class Optimizer:
             st = self.state.get(p)
             if not st:
                 continue
-            state[index[id(p)]] = {
-                k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()
-            }
+            state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -206,9 +206,7 @@ class CosineAnnealingLR(LRScheduler):
         last_epoch: see :class:`LRScheduler`.
     """
 
-    def __init__(
-        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
-    ) -> None:
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         if T_max <= 0:
             raise ConfigError(f"CosineAnnealingLR: T_max must be > 0, got {T_max!r}")
         self.T_max = T_max
@@ -220,17 +218,14 @@ class CosineAnnealingLR(LRScheduler):
         if self._is_initial:
             return self._group_lrs()
         if self._step_count == 1 and t > 0:
-            return [
-                eta + (base - eta) * (1 + math.cos(t * math.pi / T)) / 2 for base in self.base_lrs
-            ]
+            return [eta + (base - eta) * (1 + math.cos(t * math.pi / T)) / 2 for base in self.base_lrs]
         if (t - 1 - T) % (2 * T) == 0:
             return [
                 lr + (base - eta) * (1 - math.cos(math.pi / T)) / 2
                 for base, lr in zip(self.base_lrs, self._group_lrs())
             ]
         return [
-            (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T)) * (lr - eta)
-            + eta
+            (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T)) * (lr - eta) + eta
             for lr in self._group_lrs()
         ]
 
@@ -260,9 +255,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         if not isinstance(T_0, int) or T_0 <= 0:
             raise ConfigError(f"CosineAnnealingWarmRestarts: T_0 must be a positive integer, got {T_0!r}")
         if not isinstance(T_mult, int) or T_mult < 1:
-            raise ConfigError(
-                f"CosineAnnealingWarmRestarts: T_mult must be an integer >= 1, got {T_mult!r}"
-            )
+            raise ConfigError(f"CosineAnnealingWarmRestarts: T_mult must be an integer >= 1, got {T_mult!r}")
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult
@@ -272,8 +265,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def get_lr(self) -> list[float]:
         return [
-            self.eta_min
-            + (base - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+            self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
             for base in self.base_lrs
         ]
 
@@ -411,16 +403,31 @@ class OneCycleLR(LRScheduler):
         pct_start = float(pct_start)
         if three_phase:
             self._phases = [
-                [float(pct_start * self.total_steps) - 1, "initial_lr", "max_lr",
-                 "max_momentum", "base_momentum"],
-                [float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr",
-                 "base_momentum", "max_momentum"],
+                [
+                    float(pct_start * self.total_steps) - 1,
+                    "initial_lr",
+                    "max_lr",
+                    "max_momentum",
+                    "base_momentum",
+                ],
+                [
+                    float(2 * pct_start * self.total_steps) - 2,
+                    "max_lr",
+                    "initial_lr",
+                    "base_momentum",
+                    "max_momentum",
+                ],
                 [self.total_steps - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum"],
             ]
         else:
             self._phases = [
-                [float(pct_start * self.total_steps) - 1, "initial_lr", "max_lr",
-                 "max_momentum", "base_momentum"],
+                [
+                    float(pct_start * self.total_steps) - 1,
+                    "initial_lr",
+                    "max_lr",
+                    "max_momentum",
+                    "base_momentum",
+                ],
                 [self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"],
             ]
         try:
@@ -462,9 +469,7 @@ class OneCycleLR(LRScheduler):
     def get_lr(self) -> list[float]:
         step_num = self.last_epoch
         if step_num > self.total_steps:
-            raise ConfigError(
-                f"OneCycleLR: stepped {step_num} times, but total_steps is {self.total_steps}"
-            )
+            raise ConfigError(f"OneCycleLR: stepped {step_num} times, but total_steps is {self.total_steps}")
         lrs = []
         for group in self.optimizer.param_groups:
             start_step = 0.0
@@ -595,8 +600,9 @@ class ReduceLROnPlateau(LRScheduler):
         return list(self._last_lr)
 
     def state_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, list) else v)
-                for k, v in self.__dict__.items() if k != "optimizer"}
+        return {
+            k: (list(v) if isinstance(v, list) else v) for k, v in self.__dict__.items() if k != "optimizer"
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.__dict__.update(state_dict)
