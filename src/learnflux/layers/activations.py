@@ -40,6 +40,16 @@ class Activation(Layer):
     def _cache_attrs(self) -> tuple[str, ...]:
         return ("_cache",)
 
+    def _saved_for(self, delta_out: np.ndarray) -> Any:
+        """What the forward pass kept (an array, or a tuple whose first array has the input's
+        shape), once checked that backward may run and that δ has the output's shape."""
+        saved = self._cache
+        self.check_trainable(saved)
+        ref = saved[0] if isinstance(saved, tuple) else saved
+        if delta_out.shape != ref.shape:
+            raise self.shape_error(f"δ has shape {delta_out.shape}, expected {ref.shape}")
+        return saved
+
     def output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape)
 
@@ -68,10 +78,7 @@ class ReLU(Activation):
         return relu_float(x)  # max(x, 0) = x·[x ≥ 0], NaN stays NaN
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
-        mask = self._cache
-        self.check_trainable(mask)
-        if delta_out.shape != mask.shape:
-            raise self.shape_error(f"δ has shape {delta_out.shape}, expected {mask.shape}")
+        mask = self._saved_for(delta_out)
         if delta_out.dtype == object:
             return np.where(mask, delta_out, Fraction(0))
         return np.multiply(delta_out, mask, dtype=delta_out.dtype)
@@ -100,10 +107,7 @@ class LeakyReLU(Activation):
         return np.where(mask, x, x * self._slope())
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
-        mask = self._cache
-        self.check_trainable(mask)
-        if delta_out.shape != mask.shape:
-            raise self.shape_error(f"δ has shape {delta_out.shape}, expected {mask.shape}")
+        mask = self._saved_for(delta_out)
         return np.where(mask, delta_out, delta_out * self._slope())
 
     def get_config(self) -> dict[str, Any]:
@@ -129,10 +133,7 @@ class Sigmoid(Activation):
         return out
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
-        out = self._cache
-        self.check_trainable(out)
-        if delta_out.shape != out.shape:
-            raise self.shape_error(f"δ has shape {delta_out.shape}, expected {out.shape}")
+        out = self._saved_for(delta_out)
         return delta_out * out * (1 - out)
 
 
@@ -146,10 +147,7 @@ class Tanh(Activation):
         return out
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
-        out = self._cache
-        self.check_trainable(out)
-        if delta_out.shape != out.shape:
-            raise self.shape_error(f"δ has shape {delta_out.shape}, expected {out.shape}")
+        out = self._saved_for(delta_out)
         return delta_out * (1 - out * out)
 
 
@@ -311,11 +309,7 @@ class GELU(Activation):
         return x * cdf
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
-        cache = self._cache
-        self.check_trainable(cache)
-        x, aux = cache
-        if delta_out.shape != x.shape:
-            raise self.shape_error(f"δ has shape {delta_out.shape}, expected {x.shape}")
+        x, aux = self._saved_for(delta_out)
         with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             return self._backward(delta_out, x, aux)
 
@@ -366,11 +360,7 @@ class SiLU(Activation):
         return x * sig
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
-        cache = self._cache
-        self.check_trainable(cache)
-        x, sig = cache
-        if delta_out.shape != x.shape:
-            raise self.shape_error(f"δ has shape {delta_out.shape}, expected {x.shape}")
+        x, sig = self._saved_for(delta_out)
         d = 1 - sig
         d *= x
         d += 1
@@ -436,10 +426,7 @@ class Softmax(_AlongAxis):
         return s
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
-        s = self._cache
-        self.check_trainable(s)
-        if delta_out.shape != s.shape:
-            raise self.shape_error(f"δ has shape {delta_out.shape}, expected {s.shape}")
+        s = self._saved_for(delta_out)
         axis = self._axis(s.ndim)
         d = delta_out - (delta_out * s).sum(axis=axis, keepdims=True)
         d *= s
@@ -465,10 +452,7 @@ class LogSoftmax(_AlongAxis):
         return shifted
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
-        out = self._cache
-        self.check_trainable(out)
-        if delta_out.shape != out.shape:
-            raise self.shape_error(f"δ has shape {delta_out.shape}, expected {out.shape}")
+        out = self._saved_for(delta_out)
         axis = self._axis(out.ndim)
         d = np.exp(out)
         d *= delta_out.sum(axis=axis, keepdims=True)

@@ -80,6 +80,15 @@ class _Pool2d(Layer):
         self._check_shape((None, *input_shape))
         return (input_shape[0], *self._output_hw(input_shape[1], input_shape[2]))
 
+    def _saved_for(self, delta_out: np.ndarray) -> tuple:
+        """The forward pass's cache ``(aux, input shape, H_out, W_out)``, once checked that
+        backward may run and that δ has the output's shape."""
+        self.check_trainable(self._cache)
+        _, (n, c, _, _), ho, wo = self._cache
+        if delta_out.shape != (n, c, ho, wo):
+            raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {(n, c, ho, wo)}")
+        return self._cache
+
     def _padded_extent(self, h: int, w: int, ho: int, wo: int) -> tuple[int, int]:
         """Height and width of the padded input the windows read: the padding on the top/left,
         and on the bottom/right whatever the last window needs (padding, or in ceil mode the
@@ -199,11 +208,7 @@ class MaxPool2d(_Pool2d):
         return out
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
-        self.check_trainable(self._cache)
-        winner, shape, ho, wo = self._cache
-        n, c, h, w = shape
-        if delta_out.shape != (n, c, ho, wo):
-            raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {(n, c, ho, wo)}")
+        winner, shape, ho, wo = self._saved_for(delta_out)
         dxp, tiled = self._delta_buffer(shape, ho, wo, delta_out.dtype)
         for k, view in self._views(dxp, ho, wo):
             if tiled:
@@ -280,11 +285,7 @@ class AvgPool2d(_Pool2d):
         return out
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
-        self.check_trainable(self._cache)
-        divisor, shape, ho, wo = self._cache
-        n, c, h, w = shape
-        if delta_out.shape != (n, c, ho, wo):
-            raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {(n, c, ho, wo)}")
+        divisor, shape, ho, wo = self._saved_for(delta_out)
         share = delta_out / divisor
         dxp, tiled = self._delta_buffer(shape, ho, wo, share.dtype)
         for _, view in self._views(dxp, ho, wo):
