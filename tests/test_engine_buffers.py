@@ -192,3 +192,15 @@ def test_backward_frees_each_delta_once_used():
     # each probe sees no earlier δ alive except, at most, the one just handed to it
     assert len(_DeltaProbe.alive_when_called) == 4
     assert max(_DeltaProbe.alive_when_called) <= 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_linear_batch_of_one_gradient_is_the_outer_product(dtype):
+    """Batch 1 takes the broadcast outer product instead of np.matmul (issue 5's batch-1 case)."""
+    model = _mlp(dtype=dtype)
+    x = np.random.default_rng(2).standard_normal((1, 4)).astype(dtype)
+    expected = _expected_grads(model, np.repeat(x, 2, axis=0))  # the same sample twice: same mean
+    _step_grads(model, x)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad, expected[name], rtol=1e-5 if dtype == "float32" else 1e-12)
+    assert lf.gradcheck(lf.Linear(4, 3), np.random.default_rng(3).standard_normal((1, 4)))
