@@ -93,3 +93,8 @@ def test_unknown_layer_class_in_file(tmp_path):
         np.savez(fh, __learnflux__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
     with pytest.raises(lf.ConfigError, match="unknown layer class 'NoSuchLayer'"):
         lf.load(path)
+
+
+def test_loading_a_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        lf.load(tmp_path / "absent.lf")
