@@ -242,3 +242,50 @@ def test_bad_arguments_are_clear_errors():
         model.fit(x, y, loss="hinge", verbose=0)
     with pytest.raises(lf.ConfigError, match="validation_data"):
         model.fit(x, y, validation_data=x, verbose=0)
+
+
+def test_validation_split_holds_out_the_last_samples_like_keras():
+    x, y = blobs(100)
+    kw = dict(epochs=2, batch_size=16, loss=lf.CrossEntropyLoss(), seed=3, verbose=0)
+    model = mlp()  # (built just before its fit: Dropout draws from the global generator)
+    hist = model.fit(x, y, optimizer=lf.SGD(model.parameters(), lr=0.1), validation_split=0.2, **kw)
+    twin = mlp()
+    same = twin.fit(
+        x[:80], y[:80], optimizer=lf.SGD(twin.parameters(), lr=0.1), validation_data=(x[80:], y[80:]), **kw
+    )
+    assert hist.history["val_loss"] == same.history["val_loss"]
+    assert hist.history["loss"] == same.history["loss"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"validation_split": 1.5}, "fraction in"),
+        ({"validation_split": 0.99}, "both need at least one"),
+        ({"validation_split": 0.2, "validation_data": "given"}, "not both"),
+    ],
+)
+def test_validation_split_errors(kwargs, message):
+    x, y = blobs(20)
+    if kwargs.get("validation_data") == "given":
+        kwargs["validation_data"] = (x, y)
+    model = mlp()
+    with pytest.raises(lf.ConfigError, match=message):
+        model.fit(
+            x,
+            y,
+            loss=lf.CrossEntropyLoss(),
+            optimizer=lf.SGD(model.parameters(), lr=0.1),
+            verbose=0,
+            **kwargs,
+        )
+
+
+def test_evaluate_verbose_prints_the_result_line(capsys):
+    x, y = blobs(30)
+    model = mlp()
+    quiet = model.evaluate(x, y, loss=lf.CrossEntropyLoss())
+    assert capsys.readouterr().out == ""
+    loud = model.evaluate(x, y, loss=lf.CrossEntropyLoss(), verbose=1)
+    out = capsys.readouterr().out
+    assert loud == quiet and out.startswith("evaluate: loss ") and "accuracy" in out

@@ -170,3 +170,14 @@ def test_batch_gradient_is_the_mean_of_per_sample_gradients():
         np.testing.assert_allclose(p.grad, np.mean([g[k] for g in per_sample], axis=0), rtol=1e-12)
     per_sample_losses = [loss(model(x[i : i + 1]), y[i : i + 1]) for i in range(4)]
     assert batch_loss == pytest.approx(np.mean(per_sample_losses), rel=1e-12)
+
+
+def test_model_summary_method_matches_lf_summary():
+    model = lf.Sequential(
+        lf.Input((1, 8, 8)), lf.Conv2d(1, 4, 3, padding=1), lf.ReLU(), lf.Flatten(), lf.Linear(256, 10)
+    )
+    table = model.summary()
+    assert table.total_params == 4 * 9 + 4 + 256 * 10 + 10
+    assert str(table) == str(lf.summary(model))
+    assert "Conv2d(1 → 4, 3×3" in str(table)
+    assert lf.Sequential(lf.Linear(3, 2)).summary((3,)).total_params == 8

@@ -261,6 +261,14 @@ class Model(Layer):
             return Node.create(self, nodes)
         return self.forward(x)
 
+    def summary(self, input_shape: Any = None) -> Any:
+        """The table of layers, output shapes, parameter counts and FLOPs per sample (print
+        it, as Keras's ``model.summary()``); see :func:`learnflux.summary`. ``input_shape`` is the
+        per-sample shape, needed unless the model starts with a sized ``Input``."""
+        from .summary import summary
+
+        return summary(self, input_shape)
+
     def predict(self, x: Any, batch_size: Optional[int] = 256) -> Any:
         """Forward pass in the inference phase (the phase is restored afterwards),
         ``batch_size`` samples at a time (``None``: all at once)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 import time
 from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
@@ -32,7 +33,7 @@ from .callbacks import Callback, CallbackList, LearningRateScheduler
 from .errors import ConfigError, ShapeError
 from .losses.base import Loss
 from .metrics import Metric, get_metric, looks_like_class_labels
-from .progress import Progress, Verbose
+from .progress import Progress, Verbose, format_logs, resolve_verbose
 from .seeding import get_rng
 
 
@@ -147,6 +148,24 @@ def _take(x: Any, idx: Any) -> Any:
     if isinstance(x, list):
         return [xi[idx] for xi in x]
     return x[idx]
+
+
+def _hold_out(x: Any, y: np.ndarray, fraction: Any, validation_data: Any) -> tuple[Any, np.ndarray, Any]:
+    """Keras's ``validation_split``: the last ``fraction`` of the samples become the
+    validation data; returns ``(x_train, y_train, (x_val, y_val))``."""
+    if validation_data is not None:
+        raise ConfigError("fit: give validation_data or validation_split, not both")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ConfigError(f"fit: validation_split must be a fraction in (0, 1), got {fraction!r}")
+    n = _n_samples(x)
+    split_at = int(n * (1 - fraction))
+    if split_at < 1 or split_at >= n:
+        raise ConfigError(
+            f"fit: validation_split={fraction} of {n} samples leaves "
+            f"{split_at} for training and {n - split_at} for validation; both need at least one"
+        )
+    train, val = slice(0, split_at), slice(split_at, n)
+    return _take(x, train), y[train], (_take(x, val), y[val])
 
 
 def _multi_input(model: Any) -> bool:
@@ -294,9 +313,14 @@ class Trainer:
         shuffle: bool = True,
         drop_last: bool = False,
         initial_epoch: int = 0,
+        validation_split: float = 0.0,
     ) -> History:
         """Train for ``epochs`` passes over ``(x, y)`` (arrays, or ``x`` an iterable of
-        ``(xb, yb)`` batches such as ``lf.data.ArrayLoader``, with ``y=None``)."""
+        ``(xb, yb)`` batches such as ``lf.data.ArrayLoader``, with ``y=None``).
+
+        ``validation_split`` (as in Keras): hold out that fraction of the samples, the **last**
+        ones of ``x`` and ``y`` as given (before any shuffling), as the validation data. For a
+        random, stratified hold-out use ``lf.data.train_val_split`` and ``validation_data``."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ConfigError(f"epochs must be a non-negative integer, got {epochs!r}")
         batch_size = _check_batch_size(batch_size)
@@ -310,7 +334,11 @@ class Trainer:
                 raise ShapeError(f"fit: x has {_n_samples(x)} samples but y has {y.shape[0]}")
             if _n_samples(x) == 0:
                 raise ConfigError("fit: no training samples")
+            if validation_split:
+                x, y, validation_data = _hold_out(x, y, validation_split, validation_data)
             self._resolve_metrics(y)
+        elif validation_split:
+            raise ConfigError("fit: validation_split needs arrays x and y, not an iterable of batches")
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ConfigError("validation_data must be a pair (x_val, y_val)")
@@ -506,9 +534,11 @@ def fit(
     scheduler: Any = None,
     scheduler_interval: str = "epoch",
     drop_last: bool = False,
+    validation_split: float = 0.0,
 ) -> History:
-    """Train ``model`` on ``(x, y)``; see :class:`Trainer` for the arguments. The loss and
-    metrics are remembered on the model, so a later ``model.evaluate(x, y)`` uses them."""
+    """Train ``model`` on ``(x, y)``; see :class:`Trainer` and :meth:`Trainer.fit` for the
+    arguments. The loss and metrics are remembered on the model, so a later
+    ``model.evaluate(x, y)`` uses them."""
     trainer = Trainer(
         model,
         loss=loss,
@@ -531,6 +561,7 @@ def fit(
         validation_data=validation_data,
         shuffle=shuffle,
         drop_last=drop_last,
+        validation_split=validation_split,
     )
     model._fit_defaults = {"loss": trainer.loss, "metrics": trainer._metric_spec}
     return history
@@ -543,17 +574,21 @@ def evaluate(
     loss: Any = None,
     metrics: Optional[Sequence[Union[str, Metric]]] = None,
     batch_size: int = 256,
+    verbose: Verbose = 0,
 ) -> dict[str, float]:
     """``{"loss": ..., <metric>: ...}`` over ``(x, y)`` in the inference phase. Without ``loss``
     / ``metrics``, those of the last ``fit`` are used (else ``SquaredError`` and accuracy for
-    class labels)."""
+    class labels). ``verbose=1`` (or ``"auto"`` on a terminal) also prints the result line."""
     defaults = getattr(model, "_fit_defaults", {})
     if loss is None:
         loss = defaults.get("loss")
     if metrics is None:
         metrics = defaults.get("metrics")
     trainer = Trainer(model, loss=loss, optimizer=_NoOptimizer(), metrics=metrics, verbose=0)
-    return trainer.evaluate(x, y, batch_size=batch_size)
+    result = trainer.evaluate(x, y, batch_size=batch_size)
+    if resolve_verbose(verbose, sys.stdout) >= 1:
+        print(f"evaluate: {format_logs(result)}", flush=True)
+    return result
 
 
 class _NoOptimizer:
