@@ -181,3 +181,12 @@ def test_model_summary_method_matches_lf_summary():
     assert str(table) == str(lf.summary(model))
     assert "Conv2d(1 → 4, 3×3" in str(table)
     assert lf.Sequential(lf.Linear(3, 2)).summary((3,)).total_params == 8
+
+
+def test_sequential_indexing_length_and_iteration():
+    layers = [lf.Linear(4, 8), lf.ReLU(), lf.Linear(8, 2)]
+    model = lf.Sequential(*layers)
+    assert model[0] is layers[0] and model[-1] is layers[2]
+    assert len(model) == 3 and list(model) == layers
+    with pytest.raises(TypeError, match="cannot be sliced"):
+        model[1:]

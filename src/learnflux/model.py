@@ -408,6 +408,23 @@ class Sequential(Model):
             out = layer.forward(out)
         return out
 
+    def __getitem__(self, index: int) -> Layer:
+        """``model[i]``: the i-th layer (negative indices count from the end)."""
+        if isinstance(index, slice):
+            # a layer belongs to one model (its name, its place in error messages and traces)
+            raise TypeError(
+                "Sequential cannot be sliced: a layer belongs to one model. For a model made of "
+                "some of these layers with their weights, build it from copies: "
+                "lf.Sequential(*[copy.deepcopy(l) for l in model.layers[a:b]])"
+            )
+        return self.layers[index]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
     def get_config(self) -> dict[str, Any]:
         return {"layers": [serialize_layer(layer) for layer in self.layers]}
 
