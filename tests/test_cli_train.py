@@ -167,3 +167,10 @@ def test_the_main_job_reaches_its_target(tmp_path, capsys):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["epochs"] == 30
     assert metrics["test_accuracy"] >= 0.98
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"learnflux {lf.__version__}"

@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="learnflux",
         description="learnflux: a deep-learning framework whose machinery is visible.",
     )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"learnflux {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
