@@ -117,9 +117,8 @@ class Conv2d(Layer):
 
     Narrow maps, other strides, and exact arithmetic on ``Fraction`` values take the general path:
     the ``kh·kw`` strided, zero-copy views of the padded input (one per kernel offset) are gathered
-    into ``X_col`` of shape ``(C·kh·kw, N·H_out·W_out)`` (im2col, cached for the backward pass;
-    in the inference phase only one cache-sized block of samples exists at a time), the forward
-    pass is ``W_mat · X_col`` block by block, the backward pass ``δW = δ_mat · X_colᵀ`` and ``δX_col =
+    into ``X_col`` of shape ``(C·kh·kw, N·H_out·W_out)`` (im2col, cached for the backward pass),
+    the forward pass is ``W_mat · X_col``, the backward pass ``δW = δ_mat · X_colᵀ`` and ``δX_col =
     W_matᵀ · δ_mat`` scattered back by adding ``kh·kw`` strided slices (at stride 1 in float, the
     input δ is computed block by block as on the fast path instead). Everything stays in the
     layer's dtype (float32 by default).
