@@ -239,10 +239,9 @@ class Conv2d(Layer):
         return (self.out_channels, ho, wo)
 
     # ------------------------------------------------------------------ forward / backward
-    def _im2col(self, x: np.ndarray, ho: int, wo: int, out: Optional[np.ndarray] = None) -> np.ndarray:
-        """``X_col[c, i, j, n, a, b] = x̃[n, c, s_h·a + d_h·i, s_w·b + d_w·j]``, shape
-        ``(C, kh, kw, N, H_out, W_out)`` (written into ``out`` when given): one copy of each kernel
-        offset's strided view."""
+    def _im2col(self, x: np.ndarray, ho: int, wo: int) -> np.ndarray:
+        """``X_col[(c, i, j), (n, a, b)] = x̃[n, c, s_h·a + d_h·i, s_w·b + d_w·j]``, shape
+        ``(C·kh·kw, N·H_out·W_out)``: one copy of each kernel offset's strided view."""
         n, c, h, w = x.shape
         top, bottom, left, right = self._pads
         if top or bottom or left or right:
@@ -251,11 +250,11 @@ class Conv2d(Layer):
         else:
             xp = x
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
-        cols = np.empty((c, kh, kw, n, ho, wo), dtype=x.dtype) if out is None else out
+        cols = np.empty((c, kh, kw, n, ho, wo), dtype=x.dtype)
         for i in range(kh):
             for j in range(kw):
                 cols[:, i, j] = offset_view(xp, i * dh, j * dw, ho, wo, sh, sw).transpose(1, 0, 2, 3)
-        return cols
+        return cols.reshape(c * kh * kw, n * ho * wo)
 
     def _weight_matrix(self) -> np.ndarray:
         """``W`` as ``(groups, out/groups, C_g·kh·kw)`` (a view)."""
@@ -412,42 +411,20 @@ class Conv2d(Layer):
 
     # ------------------------------------------------------------------ general path
     def _forward_general(self, x: np.ndarray, ho: int, wo: int) -> np.ndarray:
-        """One GEMM per group and block of samples over the exact columns. In the training phase
-        the blocks are slices of one ``X_col`` kept for the backward pass; in the inference phase
-        each block is built in a shared work buffer sized for the CPU cache and consumed at once
-        (a batch of 256 LeNet images would otherwise write 29 MB of columns, then read them back
-        from memory). Both phases run the same block products, so their outputs are identical."""
-        n, c = x.shape[:2]
-        (kh, kw), g, o = self.kernel_size, self.groups, self.out_channels
-        k, length, dt = c * kh * kw, ho * wo, x.dtype
-        exact = is_exact(dt)
-        per = n if exact else self._block_size(n, c, length)
-        cols_all = np.empty((c, kh, kw, n, ho, wo), dtype=dt) if self.training else None
+        n = x.shape[0]
+        cols = self._im2col(x, ho, wo)
         wmat = self._weight_matrix()
-        bias = self.bias.value[:, None, None, None] if self.use_bias else None
-        out = np.empty((n, o, ho, wo), dtype=dt)
-        for n0 in range(0, n, per):
-            nc = min(per, n - n0)
-            if cols_all is not None:
-                block = cols_all[:, :, :, n0 : n0 + nc]
-            elif exact:
-                block = None
-            else:
-                block = shared_block("cols", (c, kh, kw, nc, ho, wo), dt)
-            block = self._im2col(x[n0 : n0 + nc], ho, wo, out=block)
-            cmat = block.reshape(g, k // g, nc * length)  # a view: rows n·H_out·W_out apart
-            if exact:
-                prod = np.matmul(wmat, cmat)
-            else:
-                prod = np.matmul(wmat, cmat, out=shared_block("prod", (g, o // g, nc * length), dt))
-            prod4 = prod.reshape(o, nc, ho, wo)
-            dst = out[n0 : n0 + nc].transpose(1, 0, 2, 3)
-            if bias is None:
-                np.copyto(dst, prod4)
-            else:
-                np.add(prod4, bias, out=dst)
-        if cols_all is not None:
-            self._cache = ("general", cols_all.reshape(k, n * length), tuple(x.shape))
+        if self.groups == 1:
+            prod = wmat[0] @ cols  # (out, N·H_out·W_out): the one GEMM
+        else:
+            prod = np.matmul(wmat, cols.reshape(self.groups, -1, cols.shape[1]))  # one per group
+        prod = prod.reshape(self.out_channels, n * ho * wo)
+        if self.use_bias:
+            prod += self.bias.value[:, None]  # in place, on contiguous rows
+        out = np.empty((n, self.out_channels, ho, wo), dtype=prod.dtype)
+        out[...] = prod.reshape(self.out_channels, n, ho, wo).transpose(1, 0, 2, 3)
+        if self.training:
+            self._cache = ("general", cols, tuple(x.shape))
         return out
 
     def _backward_general(
