@@ -369,3 +369,34 @@ def test_path_choice_by_wasted_columns():
     exact = lf.Conv2d(1, 1, 1).astype("exact")
     exact.forward(np.full((1, 1, 2, 2), F(1, 3), dtype=object))
     assert exact._cache[0] == "general"
+
+
+@pytest.mark.parametrize("length", [1 << 15, (1 << 15) + 5])  # with and without a remainder
+@pytest.mark.parametrize("groups", [1, 2])
+def test_weight_grad_split_into_parts_equals_one_product(length, groups):
+    """A tiny gradient over a long reduction is summed in parts (conv.weight_grad): same result."""
+    from learnflux.layers.conv import weight_grad
+
+    rng = np.random.default_rng(5)
+    delta = rng.standard_normal((groups, 4, length))
+    cols = rng.standard_normal((groups, 9, length))
+    expected = np.einsum("gml,gkl->gmk", delta, cols)
+    np.testing.assert_allclose(weight_grad(delta, cols), expected, rtol=1e-12, atol=1e-9)
+
+
+def test_first_layer_gradient_on_a_large_batch_matches_torch():
+    """LeNet's first layer on a batch large enough to take the split weight-gradient path."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((48, 1, 28, 28))
+    layer = lf.Conv2d(1, 16, 3, padding=1, rng=0).astype("float64")
+    ref = torch.nn.Conv2d(1, 16, 3, padding=1).double()
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(layer.weight.value))
+        ref.bias.copy_(torch.from_numpy(layer.bias.value))
+    out = layer.forward(x)
+    delta = rng.standard_normal(out.shape)
+    layer.backward(delta, need_input_delta=False)
+    ref(torch.from_numpy(x)).backward(torch.from_numpy(delta))
+    np.testing.assert_allclose(layer.weight.grad, ref.weight.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.bias.grad, ref.bias.grad.numpy(), rtol=1e-10, atol=1e-10)
