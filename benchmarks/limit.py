@@ -7,7 +7,7 @@ learnflux and the NumPy reference lay them out, transposes being views):
 * backward, per layer: ``δᵀ (out×n) · x (n×in)`` for ``W.grad``, and ``δ (n×out) · W (out×in)``
   for the input δ of every layer but the first (nobody needs the data's δ).
 
-We time each product alone with ``np.matmul(a, b, out=c)`` (the median of several runs), which
+We time each product alone with ``np.matmul(a, b, out=c)`` (the best of several runs), which
 gives the **GEMM floor** of a step: the sum of those times, i.e. what the step would cost if it
 were nothing but BLAS calls. The step's *achieved* GFLOP/s (GEMM flops / measured step time) as a
 fraction of the floor's GFLOP/s tells how much of the step is spent outside BLAS. The same shapes
@@ -16,7 +16,6 @@ are timed with ``torch.mm`` when PyTorch is there (PyTorch calls its own BLAS, M
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
@@ -59,7 +58,10 @@ def _time(fn: Any, repeats: int, min_s: float) -> float:
             if el >= min_s:
                 break
         samples.append(el / n)
-    return statistics.median(samples)
+    # the best of the repeats: a floor is what the BLAS can do, and on a shared machine a noisy
+    # repeat only ever makes a product slower (a median let one noisy burst put the "floor"
+    # below the step's own achieved rate)
+    return min(samples)
 
 
 def measure(

@@ -298,7 +298,7 @@ def _limit(lim: Optional[dict[str, Any]], lim_unset: Optional[dict[str, Any]]) -
         "## The limit: GEMM throughput of the BLAS on the MLP's own shapes",
         "",
         f"One training step of MLP {'-'.join(map(str, lim['sizes']))} at batch {lim['batch']} "
-        f"is {lim['step_flops'] / 1e6:.0f} MFLOP of GEMMs. Each product timed alone "
+        f"is {lim['step_flops'] / 1e6:.0f} MFLOP of GEMMs. Each product timed alone, best of 5 "
         "(`np.matmul(a, b, out=c)` with the operand layouts the step uses; `torch.mm` for "
         "PyTorch's own BLAS):",
         "",
