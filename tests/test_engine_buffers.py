@@ -204,3 +204,13 @@ def test_linear_batch_of_one_gradient_is_the_outer_product(dtype):
     for name, p in model.named_parameters():
         np.testing.assert_allclose(p.grad, expected[name], rtol=1e-5 if dtype == "float32" else 1e-12)
     assert lf.gradcheck(lf.Linear(4, 3), np.random.default_rng(3).standard_normal((1, 4)))
+
+
+def test_relu_on_a_fortran_ordered_input_keeps_values_and_order():
+    """In inference a Linear hands ReLU a Fortran-ordered array; ReLU keeps that order (so the
+    next Linear reads it without a copy) and computes max(x, 0) exactly, NaN kept."""
+    x = np.asfortranarray(np.random.default_rng(4).standard_normal((6, 5)).astype(np.float32))
+    x[2, 3] = np.nan
+    out = lf.ReLU().eval().forward(x)
+    assert out.flags.f_contiguous
+    np.testing.assert_array_equal(out, np.maximum(x, 0))

@@ -21,6 +21,8 @@ def relu_float(x: np.ndarray) -> np.ndarray:
     0 through a slow broadcasting loop (measured 3× slower than a plain copy on a 3 MB map);
     against a contiguous row of zeros as long as one sample it takes the SIMD loop. The rows are
     shared by every ReLU (one per sample size and dtype)."""
+    if x.ndim >= 2 and not x.flags.c_contiguous and x.flags.f_contiguous:
+        return relu_float(x.T).T  # a Linear's output in the inference phase (see Linear.forward)
     if x.ndim < 2 or not x.flags.c_contiguous:
         return np.maximum(x, x.dtype.type(0))
     width = x.size // x.shape[0]
