@@ -73,9 +73,9 @@ def save(model: Layer, path: PathLike) -> None:
 
 def load(path: PathLike) -> Layer:
     """Rebuild the model saved at ``path``. Never runs code from the file (no pickle)."""
-    with open(path, "rb"):  # a missing file is a FileNotFoundError, as for any open()
-        pass
-    if not zipfile.is_zipfile(path):
+    with open(path, "rb") as fh:  # a missing file is a FileNotFoundError, as for any open()
+        is_archive = zipfile.is_zipfile(fh)
+    if not is_archive:
         raise ConfigError(f"{path}: not a learnflux model file (not a zip archive of arrays)")
     try:
         archive = np.load(path, allow_pickle=False)

@@ -326,12 +326,7 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         loader = _is_loader(x, y)
         if not loader:
-            if y is None:
-                raise ConfigError("fit needs targets y (or an iterable of (x, y) batches)")
-            x = _as_model_input(x, self.model)
-            y = np.asarray(y)
-            if _n_samples(x) != y.shape[0]:
-                raise ShapeError(f"fit: x has {_n_samples(x)} samples but y has {y.shape[0]}")
+            x, y = self._arrays("fit", x, y, "fit needs targets y (or an iterable of (x, y) batches)")
             if _n_samples(x) == 0:
                 raise ConfigError("fit: no training samples")
             if validation_split:
@@ -389,12 +384,7 @@ class Trainer:
         batch_size = _check_batch_size(batch_size)
         loader = _is_loader(x, y)
         if not loader:
-            if y is None:
-                raise ConfigError("evaluate needs targets y")
-            x = _as_model_input(x, self.model)
-            y = np.asarray(y)
-            if _n_samples(x) != y.shape[0]:
-                raise ShapeError(f"evaluate: x has {_n_samples(x)} samples but y has {y.shape[0]}")
+            x, y = self._arrays("evaluate", x, y, "evaluate needs targets y")
             self._resolve_metrics(y)
             batches: Any = iterate_batches(x, y, batch_size)
         else:
@@ -413,6 +403,17 @@ class Trainer:
         return meter.result()
 
     # ------------------------------------------------------------------ internals
+    def _arrays(self, caller: str, x: Any, y: Any, no_targets: str) -> tuple[Any, np.ndarray]:
+        """``x`` as the model's input and ``y`` as an array, checked to hold the same number of
+        samples (``no_targets`` is the error when ``y`` is missing)."""
+        if y is None:
+            raise ConfigError(no_targets)
+        x = _as_model_input(x, self.model)
+        y = np.asarray(y)
+        if _n_samples(x) != y.shape[0]:
+            raise ShapeError(f"{caller}: x has {_n_samples(x)} samples but y has {y.shape[0]}")
+        return x, y
+
     def _resolve_metrics(self, y: Any) -> None:
         if self.metrics is None:
             self.metrics = [get_metric("accuracy")] if looks_like_class_labels(y) else []
