@@ -60,7 +60,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
-import tomllib
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the backport (a core dependency there, see pyproject.toml)
+    import tomli as tomllib
 
 from .errors import ConfigError, LearnfluxError
 
