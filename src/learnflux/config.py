@@ -5,12 +5,15 @@ wrong type or range, and the shapes between layers (propagated with ``layer.outp
 data's sample shape). An error names the file, the line when it can be found, the key path
 (``model.layers[3].kernel_size``) and what was expected.
 
-The format (every table but ``[model]`` is optional; the values shown are the defaults)::
+The format (every table but ``[model]`` is optional; the values shown are the defaults, which
+live in ``DATA_DEFAULTS``, ``TRAINING_DEFAULTS`` and ``OPTIMIZER_DEFAULT``; ``learnflux train
+--help`` prints this reference generated from them)::
 
     [data]
     dataset = "digits"        # "digits" (embedded, 8×8) | "mnist" | "fashion" | "csv"
     root = "data/mnist"       # mnist / fashion: the folder with the IDX files (.gz or raw)
     download = false          # mnist / fashion: fetch missing files (SHA-256 checked)
+    base_url = "https://…/"   # optional: fetch them from this folder URL (official SHA-256 still)
     path = "data.csv"         # csv: the file; target = -1 (column index or name)
     val_fraction = 0.15       # held out from the training data for validation
     test_fraction = 0.15      # digits / csv: held out for the final test (mnist: its test files)
@@ -128,6 +131,30 @@ seed = 0
 """
 
 _TABLES = {"data", "model", "loss", "optimizer", "schedule", "training", "output"}
+#: the values of the [data] keys a config leaves out (``learnflux train --help`` prints them)
+DATA_DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "download": False,
+    "target": -1,
+    "val_fraction": 0.15,
+    "test_fraction": 0.15,
+    "stratify": True,
+    "standardize": False,
+    "limit": 0,
+}
+#: the values of the [training] keys a config leaves out (``metrics = None``: accuracy for class
+#: labels, nothing for numeric targets)
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "epochs": 20,
+    "batch_size": 32,
+    "seed": 0,
+    "metrics": None,
+    "clip_norm": 0,
+    "accumulate": 1,
+    "early_stopping": 0,
+}
+#: the optimizer of a config without an [optimizer] table
+OPTIMIZER_DEFAULT: dict[str, Any] = {"type": "Adam", "args": {"lr": 0.001}}
 _DATA_KEYS = {
     "dataset": str,
     "root": str,
@@ -201,6 +228,9 @@ class RunConfig:
     schedule: Optional[dict[str, Any]] = None
     training: dict[str, Any] = field(default_factory=dict)
     output_dir: Optional[str] = None
+    #: how the missing-files error of mnist / fashion says to fetch them (the command line
+    #: replaces it with its --download flag)
+    download_hint: str = "set download = true in [data] to fetch them (SHA-256 checked)"
 
     # ------------------------------------------------------------------ errors
     def error(self, path: Sequence[Union[str, int]], message: str) -> ConfigError:
@@ -281,7 +311,7 @@ def parse_config(text: str, source: str = "<config>") -> RunConfig:
     cfg.loss = _parse_component(cfg, "loss", raw.get("loss"), required=False)
     cfg.optimizer = _parse_component(
         cfg, "optimizer", raw.get("optimizer"), required=False, extra=("no_decay",)
-    ) or {"type": "Adam", "args": {"lr": 0.001}}
+    ) or {"type": OPTIMIZER_DEFAULT["type"], "args": dict(OPTIMIZER_DEFAULT["args"])}
     no_decay = cfg.optimizer.get("no_decay")
     if no_decay is not None:
         if not isinstance(no_decay, list) or not all(isinstance(p, str) for p in no_decay):
@@ -313,16 +343,7 @@ def _check_keys(cfg: RunConfig, table: str, values: dict, schema: dict) -> None:
 
 def _parse_data(cfg: RunConfig, data: dict) -> None:
     _check_keys(cfg, "data", data, _DATA_KEYS)
-    d = {
-        "dataset": "digits",
-        "val_fraction": 0.15,
-        "test_fraction": 0.15,
-        "stratify": True,
-        "standardize": False,
-        "limit": 0,
-        "download": False,
-        "target": -1,
-    }
+    d = dict(DATA_DEFAULTS)
     d.update(data)
     if d["dataset"] not in _DATASETS:
         raise cfg.error(["data", "dataset"], f"expected one of {list(_DATASETS)}, got {d['dataset']!r}")
@@ -426,15 +447,7 @@ def _check_layer_args(cfg: RunConfig, path: list, cls: type, args: dict) -> None
 
 def _parse_training(cfg: RunConfig, training: dict) -> None:
     _check_keys(cfg, "training", training, _TRAINING_KEYS)
-    t = {
-        "epochs": 20,
-        "batch_size": 32,
-        "seed": 0,
-        "metrics": None,
-        "clip_norm": 0,
-        "accumulate": 1,
-        "early_stopping": 0,
-    }
+    t = dict(TRAINING_DEFAULTS)
     t.update(training)
     for key, low in (("epochs", 1), ("batch_size", 1), ("accumulate", 1), ("seed", 0), ("early_stopping", 0)):
         if t[key] < low:
@@ -530,6 +543,8 @@ def load_data(cfg: RunConfig) -> Dataset:
     seed = cfg.seed
     kind = d["dataset"]
     test: Optional[tuple] = None
+    if kind in ("mnist", "fashion") and not d["download"]:
+        _check_idx_files(cfg)
     try:
         if kind == "digits":
             x, y = lfdata.load_digits(images=True)
@@ -565,8 +580,27 @@ def load_data(cfg: RunConfig) -> Dataset:
         x = std.fit_transform(x)
         val = (std.transform(val[0]), val[1]) if val else None
         test = (std.transform(test[0]), test[1]) if test else None
-    n_classes = int(max(y.max(), *(s[1].max() for s in (val, test) if s))) + 1 if classification else None
+    # the largest label of every split (a config may hold out no validation nor test part)
+    n_classes = int(max(s[1].max() for s in ((x, y), val, test) if s)) + 1 if classification else None
     return Dataset((x, y), val, test, tuple(x.shape[1:]), n_classes, std, desc)
+
+
+def _check_idx_files(cfg: RunConfig) -> None:
+    """Without download, the four IDX files must be in ``root``: else an error that says how to
+    fetch them in the caller's terms (``cfg.download_hint``)."""
+    from .data.datasets import MNIST_FILES, _find
+
+    root, kind = Path(cfg.data["root"]), cfg.data["dataset"]
+    missing = [n for split in ("train", "test") for n in MNIST_FILES[split] if _find(root, kind, n) is None]
+    if missing:
+        what = "MNIST" if kind == "mnist" else "Fashion-MNIST"
+        message = (
+            f"{root} lacks the {what} file{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(gzipped or not); {cfg.download_hint}, or put the IDX files there"
+        )
+        if cfg.source == "<default>":
+            raise ConfigError(message)
+        raise cfg.error(["data", "root"], message)
 
 
 def build_model(cfg: RunConfig, sample_shape: Optional[Sequence[int]] = None) -> Any:
@@ -637,7 +671,8 @@ def check_output(cfg: RunConfig, model: Any, dataset: Dataset) -> None:
     """The model's output must fit the targets (e.g. one logit per class)."""
     out = model.output_shape(dataset.sample_shape)
     last = ["model", "layers", len(cfg.layers) - 1]
-    if dataset.n_classes is not None and cfg.loss.get("type", "CrossEntropyLoss") in ("CrossEntropyLoss",):
+    loss_type = (cfg.loss or {}).get("type", "CrossEntropyLoss")  # no [loss]: cross-entropy for labels
+    if dataset.n_classes is not None and loss_type == "CrossEntropyLoss":
         if len(out) != 1 or out[0] < dataset.n_classes:
             raise cfg.error(
                 last,

@@ -134,6 +134,39 @@ def _resolve_optimizer(optimizer: Any, model: Any) -> Any:
     return optimizer
 
 
+def _check_optimizer_params(model: Any, optimizer: Any) -> None:
+    """The optimizer must update this model: an optimizer built over another model's parameters
+    (``opt = lf.SGD(other.parameters())``) would step weights that never get this model's
+    gradients while the model itself never changes. Some of the model's parameters may be left
+    out (that is how a part of a model is frozen, as in PyTorch); parameters that are not the
+    model's may not be in it."""
+    groups = getattr(optimizer, "param_groups", None)
+    if not groups or not hasattr(model, "parameters"):
+        return  # a custom optimizer without groups, or evaluate's stand-in: nothing to compare
+    held = [p for g in groups for p in g.get("params", ())]
+    own = {id(p) for p in model.parameters()}
+    if not held or not own:
+        return
+    foreign = [p for p in held if id(p) not in own]
+    if not foreign:
+        return
+    name, model_name = type(optimizer).__name__, type(model).__name__
+    if len(foreign) == len(held):
+        raise ConfigError(
+            f"fit: the optimizer {name} holds {len(held)} parameters, none of which belong to "
+            f"the model being trained ({model_name} with {len(own)} parameters): it would update "
+            f"nothing of this model. Build it over this model's parameters: "
+            f"{name}(model.parameters(), ...)"
+        )
+    example = getattr(foreign[0], "describe", lambda: "a parameter")()
+    raise ConfigError(
+        f"fit: {len(foreign)} of the {len(held)} parameters of the optimizer {name} do not belong "
+        f"to the model being trained ({model_name}), e.g. {example}: this model's backward pass "
+        "never fills their gradients (a stale one would keep moving them). Build the optimizer "
+        "over this model's parameters (a subset of them freezes the rest)"
+    )
+
+
 def _is_loader(x: Any, y: Any) -> bool:
     return y is None and not isinstance(x, (np.ndarray, list, tuple)) and hasattr(x, "__iter__")
 
@@ -244,8 +277,15 @@ class Trainer:
 
     Args:
         model: a learnflux model (or any layer).
-        loss: a loss object or a name (``"cross_entropy"``, ``"mse"``...); default ``SquaredError``.
-        optimizer: an optimizer or a name; default ``SGD(lr=0.01)``.
+        loss: a loss object or a name (``"cross_entropy"``, ``"mse"``...); default
+            ``SquaredError``, the series' ½(o − y)², for numeric targets. The default does not
+            switch to cross-entropy for integer targets: integers may be numbers to regress (the
+            seed example's 0/1 targets are), and a loss that changed with the data would change
+            the meaning of working code. Class labels with the default loss stop at the first
+            batch with an error that names ``loss=lf.CrossEntropyLoss()``.
+        optimizer: an optimizer or a name; default ``SGD(lr=0.01)``. An optimizer object must
+            hold this model's parameters (all, or a subset to freeze the rest): ``fit`` refuses one
+            built over another model's parameters, which would train nothing.
         metrics: names or functions (see :mod:`learnflux.metrics`); ``None`` means
             ``("accuracy",)`` when the targets are class labels and none otherwise.
         callbacks: :class:`~learnflux.callbacks.Callback` objects.
@@ -273,6 +313,7 @@ class Trainer:
         verbose: Verbose = "auto",
     ) -> None:
         self.model = model
+        self._loss_defaulted = loss is None
         self.loss = _resolve_loss(loss)
         self.optimizer = _resolve_optimizer(optimizer, model)
         self._metric_spec = metrics
@@ -337,6 +378,7 @@ class Trainer:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ConfigError("validation_data must be a pair (x_val, y_val)")
+        _check_optimizer_params(self.model, self.optimizer)
         history = self.history
         history.params = {"epochs": epochs, "batch_size": batch_size, "accumulate": self.accumulate}
         self.stop_training = False
@@ -397,7 +439,7 @@ class Trainer:
                 if meter is None:
                     meter = _Meter(self.metrics or [], self._per_sample_loss)
                 out = self.model.forward(xb)
-                meter.update(self.loss.forward(out, yb), out, yb)
+                meter.update(self._loss_value(out, yb), out, yb)
         if meter is None:
             raise ConfigError("evaluate: no samples")
         return meter.result()
@@ -413,6 +455,18 @@ class Trainer:
         if _n_samples(x) != y.shape[0]:
             raise ShapeError(f"{caller}: x has {_n_samples(x)} samples but y has {y.shape[0]}")
         return x, y
+
+    def _loss_value(self, out: Any, yb: Any) -> Any:
+        """``loss.forward``; when no loss was given, a mismatch says that the default is used."""
+        try:
+            return self.loss.forward(out, yb)
+        except ShapeError as exc:
+            if not self._loss_defaulted:
+                raise
+            raise ShapeError(
+                f"{exc} (no loss= was given: the default loss is {type(self.loss).__name__}, "
+                "½(o − y)² against numeric targets)"
+            ) from None
 
     def _resolve_metrics(self, y: Any) -> None:
         if self.metrics is None:
@@ -438,7 +492,7 @@ class Trainer:
             if in_group == 0:
                 group_size = k if remaining is None else max(1, min(k, remaining))
             out = model.forward(xb)
-            value = loss.forward(out, yb)
+            value = self._loss_value(out, yb)
             delta = loss.backward()
             if group_size > 1:
                 delta = delta * _scalar(1.0 / group_size, delta)

@@ -12,11 +12,14 @@ import numpy as np
 from ..errors import ConfigError
 
 DATA_HELP = """\
-data (--data), default: the test split of the run the model comes from (read from the
-config.toml next to the model file), else of the digits:
+data (--data), default: the test split of the run the model comes from (rebuilt from the
+config.toml that `learnflux train` writes next to the model file). A model saved from Python
+has no such file: then --data is required, since the data it trained on is unknown.
   run            the split of the model's run folder (config.toml beside the model)
   CONFIG.toml    the dataset and split of a run config
-  digits         the embedded digits (split with --seed, as `learnflux train` does)
+  digits         the embedded digits, split with --seed as `learnflux train` does (a
+                 model trained on other digits than that split's train part has seen
+                 these test samples)
   mnist:DIR      MNIST IDX files in DIR (its t10k test files for --split test)
   fashion:DIR    Fashion-MNIST IDX files in DIR
   csv:FILE       a CSV file whose last column is the target
@@ -46,6 +49,11 @@ def register(subparsers: Any) -> None:
         help="which part of the dataset (default: test)",
     )
     p.add_argument("--seed", type=int, default=None, help="split seed (default: the run's, else 0)")
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="mnist / fashion: download missing IDX files (SHA-256 checked)",
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=main)
@@ -56,7 +64,9 @@ def main(args: argparse.Namespace) -> int:
     from ..train import evaluate
 
     model = load(_existing(args.model))
-    x, y, desc = load_eval_data(args.data, Path(args.model), args.split, args.seed, args.labels)
+    x, y, desc = load_eval_data(
+        args.data, Path(args.model), args.split, args.seed, args.labels, download=args.download
+    )
     x = apply_preprocess(Path(args.model), x)
     loss: Any = "cross_entropy" if np.asarray(y).dtype.kind in "iu" else "mse"
     run_config = Path(args.model).parent / "config.toml"
@@ -99,7 +109,12 @@ def apply_preprocess(model_path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def load_eval_data(
-    spec: str, model_path: Path, split: str, seed: Optional[int], labels: Optional[str]
+    spec: str,
+    model_path: Path,
+    split: str,
+    seed: Optional[int],
+    labels: Optional[str],
+    download: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """``(x, y, description)`` for a ``--data`` spec (see ``learnflux evaluate --help``)."""
     from ..config import default_config, load_config, load_data
@@ -116,7 +131,15 @@ def load_eval_data(
             raise ConfigError(f"{spec}: expected an .npz archive with arrays x and y ({exc})") from None
     if spec == "run":
         run_config = model_path.parent / "config.toml"
-        cfg = load_config(run_config) if run_config.is_file() else default_config()
+        if not run_config.is_file():
+            raise ConfigError(
+                f"{model_path}: no config.toml beside the model (it was not written by "
+                "`learnflux train`), so the data it trained on is unknown and its test split "
+                "cannot be rebuilt; say what to evaluate on with --data: digits, mnist:DIR, "
+                "fashion:DIR, csv:FILE, a run config .toml, X.npy --labels Y.npy or DATA.npz "
+                "(data the model has not trained on)"
+            )
+        cfg = load_config(run_config)
         cfg.data["standardize"] = False  # the saved statistics are applied instead
     elif spec.endswith(".toml"):
         cfg = load_config(spec)
@@ -136,6 +159,9 @@ def load_eval_data(
             cfg.data["path"] = where
     if seed is not None:
         cfg.training["seed"] = seed
+    cfg.download_hint = "pass --download to fetch them (SHA-256 checked)"
+    if download:
+        cfg.data["download"] = True
     if split == "all":
         cfg.data["val_fraction"] = 0.0
         if cfg.data["dataset"] not in ("mnist", "fashion"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -12,7 +13,7 @@ import numpy as np
 from ..errors import ConfigError
 
 HELP = """\
-INPUT:
+INPUT (or --sample N instead):
   X.npy      an array of samples (n, *input shape), or one sample (*input shape)
   IMAGE      a PNG (or JPEG, through matplotlib's reader and Pillow) image: converted to
              grey (luminance) when the model takes one channel, scaled to [0, 1], resized to
@@ -20,6 +21,12 @@ INPUT:
              like dark ink on light paper (--invert auto: the border is brighter than the
              middle), since the digits and MNIST are light strokes on a dark background.
              For best results crop the digit with a small margin.
+  --sample N sample N of the test split of the model's run (rebuilt from the config.toml
+             that `learnflux train` writes beside the model; --data and --split choose
+             other data, as in `learnflux evaluate`); its label is printed with the
+             prediction, and --save-image FILE writes it as a PNG to try as INPUT later:
+               learnflux predict runs/mnist/model.lf --sample 0 --save-image digit.png
+               learnflux predict runs/mnist/model.lf digit.png
 
 The output: per sample, the predicted class and its probability (softmax of the model's
 outputs) with the --top most likely classes; --save writes the raw outputs as .npy.
@@ -35,7 +42,28 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", metavar="MODEL", help="a model file (model.lf of a run folder)")
-    p.add_argument("input", metavar="INPUT", help="X.npy or an image file (PNG, JPEG)")
+    p.add_argument("input", metavar="INPUT", nargs="?", help="X.npy or an image file (PNG, JPEG)")
+    p.add_argument(
+        "--sample",
+        metavar="N",
+        type=int,
+        help="instead of INPUT: sample N (from 0) of the test split of the model's run",
+    )
+    p.add_argument(
+        "--data",
+        default="run",
+        metavar="SPEC",
+        help="with --sample: the dataset, as in `learnflux evaluate --data` (default: run)",
+    )
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("train", "val", "test", "all"),
+        help="with --sample: the part of the dataset (default: test)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="with --sample: split seed (default: the run's)")
+    p.add_argument("--download", action="store_true", help="with --sample: download missing MNIST files")
+    p.add_argument("--save-image", metavar="FILE.png", help="with --sample: write the sample as an image")
     p.add_argument("--top", type=int, default=3, help="how many classes to list per sample (default 3)")
     p.add_argument(
         "--invert",
@@ -55,10 +83,26 @@ def main(args: argparse.Namespace) -> int:
 
     model = load(_existing(args.model))
     shape = input_shape(model)
-    path = Path(args.input)
-    if not path.is_file():
+    if (args.input is None) == (args.sample is None):
+        raise ConfigError(
+            "give INPUT (X.npy or an image file) or --sample N (a sample of the model's data), "
+            + ("not both" if args.input is not None else "e.g. --sample 0")
+        )
+    if args.save_image and args.sample is None:
+        raise ConfigError("--save-image writes the sample chosen with --sample N; it needs --sample")
+    labels: Optional[np.ndarray] = None
+    first = 0
+    path = Path(args.input or "")
+    if args.sample is not None:
+        x, labels = pick_sample(args)
+        first = args.sample
+        if args.save_image:
+            save_image(x[0], Path(args.save_image))
+            note = f"wrote {args.save_image}: sample {args.sample}, label {labels[0]}"
+            print(note, file=sys.stderr if args.json else sys.stdout)
+    elif not path.is_file():
         raise ConfigError(f"{path}: no such file")
-    if path.suffix.lower() == ".npy":
+    elif path.suffix.lower() == ".npy":
         x = np.load(path, allow_pickle=False)
         if shape is not None and tuple(x.shape) == shape:
             x = x[None]
@@ -78,20 +122,60 @@ def main(args: argparse.Namespace) -> int:
         k = max(1, min(args.top, out.shape[1]))
         for i, p in enumerate(probs):
             order = np.argsort(-p)[:k]
+            label = {} if labels is None else {"label": labels[i].tolist()}
             if args.json:
-                print(
-                    json.dumps(
-                        {"sample": i, "class": int(order[0]), "top": [[int(c), float(p[c])] for c in order]}
-                    )
-                )
+                top = [[int(c), float(p[c])] for c in order]
+                print(json.dumps({"sample": first + i, "class": int(order[0]), "top": top, **label}))
             else:
                 top = ", ".join(f"{c} ({p[c]:.3f})" for c in order)
-                print(f"sample {i}: class {order[0]} (p = {p[order[0]]:.3f}) · top {k}: {top}")
+                known = "" if labels is None else f" · label {labels[i]}"
+                print(f"sample {first + i}: class {order[0]} (p = {p[order[0]]:.3f}) · top {k}: {top}{known}")
     else:
         for i, row in enumerate(out.reshape(len(out), -1)):
             values = [float(v) for v in row]
-            print(json.dumps({"sample": i, "output": values}) if args.json else f"sample {i}: {values}")
+            label = {} if labels is None else {"label": labels[i].tolist()}
+            if args.json:
+                print(json.dumps({"sample": first + i, "output": values, **label}))
+            else:
+                print(f"sample {first + i}: {values}" + ("" if labels is None else f" · target {labels[i]}"))
     return 0
+
+
+def pick_sample(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """``(x[N:N+1], y[N:N+1])``: sample ``args.sample`` of the data ``learnflux evaluate``
+    would use (``--data``, ``--split``, ``--seed``), before the model's preprocessing."""
+    from .evaluate import load_eval_data
+
+    x, y, desc = load_eval_data(
+        args.data, Path(args.model), args.split, args.seed, None, download=args.download
+    )
+    if not 0 <= args.sample < len(x):
+        raise ConfigError(f"--sample {args.sample}: {desc} has {len(x)} samples, numbered 0 to {len(x) - 1}")
+    return x[args.sample : args.sample + 1], y[args.sample : args.sample + 1]
+
+
+def save_image(sample: np.ndarray, path: Path) -> None:
+    """Write one sample ``(channels, height, width)`` with values in [0, 1] as an image (grey for
+    one channel), at its own size: `predict` reads it back to the same values (to 1/255)."""
+    if sample.ndim != 3 or sample.shape[0] not in (1, 3):
+        raise ConfigError(
+            f"--save-image: the samples have shape {tuple(sample.shape)}, not an image "
+            "(1 or 3 channels, height, width)"
+        )
+    if path.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise ConfigError(f"--save-image {path}: expected a .png (or .jpg) file name")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.image as mpimg
+    except ImportError:
+        raise ConfigError("writing images needs matplotlib (pip install learnflux[train])") from None
+    pixels = np.clip(np.asarray(sample, dtype=np.float64), 0.0, 1.0)
+    if pixels.shape[0] == 1:
+        mpimg.imsave(path, pixels[0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        mpimg.imsave(path, np.moveaxis(pixels, 0, -1))
 
 
 def input_shape(model: Any) -> Optional[tuple]:

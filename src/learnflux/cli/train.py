@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -15,30 +16,37 @@ import numpy as np
 from ..config import DEFAULT_CONFIG, RunConfig, default_config, load_config
 from ..errors import ConfigError
 
-EPILOG = """\
-without --config: a small CNN (conv 16 → BN → ReLU → pool → conv 32 → ReLU → pool → linear)
-learns the embedded 8×8 handwritten digits (train / validation / test split fixed by the seed)
-with Adam, a cosine schedule and label smoothing; `learnflux train --print-config` shows it.
+#: the files of a run folder; ``--overwrite`` removes them before a new run writes its own
+RUN_FILES = ("model.lf", "metrics.json", "history.csv", "curves.png", "config.toml", "preprocess.json")
 
-the run folder (--out, default runs/<timestamp>) receives:
+EPILOG = """\
+{default_run}
+
+the run folder (--out, else [output] dir, else a new runs/<timestamp>) receives:
   model.lf       the trained model (lf.load("model.lf"); JSON architecture + arrays, no pickle)
   metrics.json   test_accuracy, test_loss, epochs, seconds, model_path, the final train/val values
   history.csv    one row per epoch: loss, accuracy, lr, val_loss, val_accuracy
   curves.png     loss and accuracy per epoch, train and validation
   config.toml    the config of the run (what `learnflux evaluate` uses to rebuild the split)
   preprocess.json  the standardisation statistics, when [data] standardize = true
+A run never replaces another: when the folder already holds files, train stops before loading
+any data and says so; choose another --out, or pass --overwrite to replace that run.
 
-config format (TOML; every table but [model] is optional, defaults shown):
+config format (TOML; every table but [model] is optional; the values shown are those a config
+gets for the keys it leaves out):
   [data]
-  dataset = "digits"      # "digits" | "mnist" | "fashion" | "csv"
-  root = "data/mnist"     # mnist/fashion: folder with the IDX files (.gz or raw)
-  download = false        # mnist/fashion: fetch missing files (SHA-256 checked)
-  path = "data.csv"       # csv file; target = -1 (column index or header name)
-  val_fraction = 0.15     # validation part taken from the training data
-  test_fraction = 0.15    # test part (digits, csv; mnist uses its test files)
-  stratify = true         # keep class proportions
-  standardize = false     # z = (x - mean) / std fitted on the training part
-  limit = 0               # > 0: only that many training samples
+  dataset = {dataset:<14}# "digits" | "mnist" | "fashion" | "csv"
+  root = "data/mnist"     # mnist/fashion (required): the folder with the IDX files (.gz or raw)
+  download = {download:<13}# mnist/fashion: fetch the missing files (SHA-256 checked); or --download
+  base_url = "https://…/" # optional: download from this folder URL instead of the official
+                          #   mirrors (the files must still match the official SHA-256)
+  path = "data.csv"       # csv (required): the file
+  target = {target:<15}# csv: the target column (index or header name)
+  val_fraction = {val_fraction:<9}# validation part, taken from the training data
+  test_fraction = {test_fraction:<8}# test part, taken first (digits, csv; mnist uses its test files)
+  stratify = {stratify:<13}# keep class proportions in the splits
+  standardize = {standardize:<10}# z = (x - mean) / std fitted on the training part
+  limit = {limit:<16}# > 0: only that many training samples
 
   [model]
   input_shape = [1, 8, 8] # optional, the data's sample shape by default
@@ -48,9 +56,9 @@ config format (TOML; every table but [model] is optional, defaults shown):
   kernel_size = 3         # left out: inferred from the incoming shape
   padding = 1
 
-  [loss]
+  [loss]                      # default: CrossEntropyLoss for class labels, else MSELoss
   type = "CrossEntropyLoss"   # plus its arguments (label_smoothing = 0.1 ...)
-  [optimizer]
+  [optimizer]                 # default: {optimizer}
   type = "Adam"               # SGD, Adam, AdamW, RMSprop, Adagrad + arguments
   lr = 0.001
   no_decay = ["bias", "norm"] # with weight_decay: no decay on biases, norm layers
@@ -58,20 +66,87 @@ config format (TOML; every table but [model] is optional, defaults shown):
   type = "CosineAnnealingLR"  # T_max / total_steps default to the run length
   interval = "epoch"          # or "step"
   [training]
-  epochs = 20
-  batch_size = 32
-  seed = 0                    # weights, split, shuffling: same seed, same run
-  metrics = ["accuracy"]      # also "top3_accuracy" ...
-  clip_norm = 0               # > 0: clip the gradient's global norm
-  accumulate = 1              # batches per update (gradient accumulation)
-  early_stopping = 0          # > 0: patience on val_loss, best weights kept
+  epochs = {epochs:<19}# `--epochs` overrides it (likewise --seed, and --lr)
+  batch_size = {batch_size:<15}# `--batch-size` overrides it
+  seed = {seed:<21}# weights, split, shuffling: same seed, same run
+  metrics = {metrics:<18}# for class labels (none for numbers); also "top3_accuracy" ...
+  clip_norm = {clip_norm:<16}# > 0: clip the gradient's global norm
+  accumulate = {accumulate:<15}# batches per update (gradient accumulation)
+  early_stopping = {early_stopping:<11}# > 0: patience on val_loss, best weights kept
   [output]
-  dir = "runs/my-run"
+  dir = "runs/my-run"         # default: a new runs/<timestamp>
 
 errors in the config (unknown layer or key, wrong type, shapes that do not fit between layers)
 are reported with the file, line and key path before any training starts.
 examples: examples/*.toml
 """
+
+
+def _toml(value: Any) -> str:
+    """A default as it would be written in a TOML file."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def describe_default_run() -> str:
+    """What ``learnflux train`` runs without ``--config``, generated from ``DEFAULT_CONFIG``
+    (the model is built to count its parameters, with the global generator left untouched)."""
+    from ..config import build_model
+    from ..seeding import get_rng
+    from .summary import _SAMPLE_SHAPES
+
+    cfg = default_config()
+    rng = get_rng()
+    state = rng.bit_generator.state
+    try:
+        model = build_model(cfg, cfg.input_shape or _SAMPLE_SHAPES[cfg.data["dataset"]])
+    finally:
+        rng.bit_generator.state = state
+    names = [repr(layer).replace("()", "") for layer in model.layers[1:]]
+    lines, line = [], "  model      "
+    for i, name in enumerate(names):
+        piece = name + (" → " if i < len(names) - 1 else "")
+        if len(line) + len(piece) > 94:
+            lines.append(line.rstrip())
+            line = "             "
+        line += piece
+    lines.append(line)
+    n_params = sum(int(p.size) for p in model.parameters())
+    d, t = cfg.data, cfg.training
+
+    def call(spec: dict) -> str:
+        return f"{spec['type']}({', '.join(f'{k}={v}' for k, v in spec['args'].items())})"
+
+    schedule = f", {cfg.schedule['type']} per {cfg.schedule.get('interval', 'epoch')}" if cfg.schedule else ""
+    return "\n".join(
+        [
+            "without --config, the default run (`learnflux train --print-config` prints its config):",
+            f"  data       {d['dataset']}: the embedded 8×8 handwritten digits; test_fraction = "
+            f"{d['test_fraction']} held out",
+            f"             for the test, then val_fraction = {d['val_fraction']} of the rest for "
+            f"validation{' (stratified)' if d['stratify'] else ''}",
+            *lines,
+            f"             {n_params:,} parameters",
+            f"  loss       {call(cfg.loss)}",
+            f"  optimizer  {call(cfg.optimizer)}{schedule}",
+            f"  training   {t['epochs']} epochs of batches of {t['batch_size']}, seed {t['seed']}",
+        ]
+    )
+
+
+def epilog() -> str:
+    """The text after the options of ``learnflux train --help``, generated from the real
+    defaults (``DEFAULT_CONFIG``, ``DATA_DEFAULTS``, ``TRAINING_DEFAULTS``, ``OPTIMIZER_DEFAULT``)."""
+    from ..config import DATA_DEFAULTS, OPTIMIZER_DEFAULT, TRAINING_DEFAULTS
+
+    values = {k: _toml(v) for k, v in {**DATA_DEFAULTS, **TRAINING_DEFAULTS}.items()}
+    values["metrics"] = '["accuracy"]' if TRAINING_DEFAULTS["metrics"] is None else values["metrics"]
+    opt = OPTIMIZER_DEFAULT
+    values["optimizer"] = f"{opt['type']}({', '.join(f'{k}={v}' for k, v in opt['args'].items())})"
+    return EPILOG.format(default_run=describe_default_run(), **values)
 
 
 def register(subparsers: Any) -> None:
@@ -80,11 +155,33 @@ def register(subparsers: Any) -> None:
         help="train a model (default: a small CNN on the embedded digits)",
         description="Train a model from a TOML config (default: a small CNN on the embedded\n"
         "8×8 digits), test it, and write the model, metrics, history and curves to a run folder.",
-        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    format_help = p.format_help
+
+    def format_help_with_epilog() -> str:  # the epilog builds the default model: only for --help
+        p.epilog = epilog()
+        return format_help()
+
+    p.format_help = format_help_with_epilog  # type: ignore[method-assign]
     p.add_argument("--config", metavar="FILE", help="TOML run description (format below)")
-    p.add_argument("--out", metavar="DIR", help="run folder (default: [output] dir, else runs/<timestamp>)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run folder (default: [output] dir, else a new runs/<timestamp>); "
+        "an existing folder that holds files is refused unless --overwrite",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in the --out / [output] dir folder (its run files are deleted first)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="mnist / fashion: download the missing IDX files (SHA-256 checked against the "
+        "official checksums) into [data] root; same as download = true in [data]",
+    )
     p.add_argument("--epochs", type=_positive, help="override [training] epochs")
     p.add_argument("--batch-size", type=_positive, help="override [training] batch_size")
     p.add_argument("--seed", type=_non_negative, help="override [training] seed")
@@ -114,26 +211,86 @@ def main(args: argparse.Namespace) -> int:
         print(Path(args.config).read_text(encoding="utf-8") if args.config else DEFAULT_CONFIG, end="")
         return 0
     cfg = load_config(args.config) if args.config else default_config()
+    cfg.download_hint = "pass --download to fetch them (SHA-256 checked; or set download = true in [data])"
+    if args.download:
+        cfg.data["download"] = True
+    overrides: dict[tuple[str, str], Any] = {}
     if args.epochs is not None:
-        cfg.training["epochs"] = args.epochs
+        cfg.training["epochs"] = overrides["training", "epochs"] = args.epochs
     if args.batch_size is not None:
-        cfg.training["batch_size"] = args.batch_size
+        cfg.training["batch_size"] = overrides["training", "batch_size"] = args.batch_size
     if args.seed is not None:
-        cfg.training["seed"] = args.seed
+        cfg.training["seed"] = overrides["training", "seed"] = args.seed
     if args.lr is not None:
         if not args.lr > 0:
             raise ConfigError(f"--lr must be positive, got {args.lr}")
-        cfg.optimizer["args"]["lr"] = args.lr
-    out = Path(args.out or cfg.output_dir or default_run_dir())
+        cfg.optimizer["args"]["lr"] = overrides["optimizer", "lr"] = args.lr
+    record_overrides(cfg, overrides)
+    if args.out:
+        out, origin = Path(args.out), "--out"
+    elif cfg.output_dir:
+        out, origin = Path(cfg.output_dir), f"[output] dir of {cfg.source}"
+    else:
+        out, origin = default_run_dir(), "a new runs/<timestamp>"
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
-    result = run(cfg, out, verbose=verbose, plot=not args.no_plot)
-    acc = result.get("test_accuracy")
-    line = f"test accuracy: {acc:.4f}" if acc is not None else f"test loss: {result['test_loss']:.6g}"
-    if acc is not None:
-        line += f" (test loss {result['test_loss']:.4f})"
-    print(line)
+    result = run(cfg, out, verbose=verbose, plot=not args.no_plot, overwrite=args.overwrite, origin=origin)
+    print(result_line(result))
     print(f"run folder: {out}  (model.lf, metrics.json, history.csv{'' if args.no_plot else ', curves.png'})")
     return 0
+
+
+def result_line(result: dict[str, Any]) -> str:
+    """``test accuracy: 0.9926 (test loss 0.5123)``; a run without a test split says which
+    split its numbers come from instead."""
+    if "test_loss" in result:
+        head, split = "", "test"
+        values = {k[5:]: v for k, v in result.items() if k.startswith("test_")}
+    else:
+        last = result["final"]
+        src = "val_" if "val_loss" in last else ""
+        head, split = "no test split (test_fraction = 0): ", "validation" if src else "training"
+        values = {k[len(src) :]: v for k, v in last.items() if k.startswith(src)}
+    if values.get("accuracy") is not None:
+        return f"{head}{split} accuracy: {values['accuracy']:.4f} ({split} loss {values['loss']:.4f})"
+    return f"{head}{split} loss: {values['loss']:.6g}"
+
+
+def record_overrides(cfg: RunConfig, overrides: dict[tuple[str, str], Any]) -> None:
+    """Write the command line's overrides (``--seed`` ...) into ``cfg.text``, the text saved as
+    the run's ``config.toml``: ``learnflux evaluate`` rebuilds the run's split from it, so it must
+    hold the seed the run really used."""
+    from ..config import locate, parse_config
+
+    text = cfg.text
+    for (table, key), value in overrides.items():
+        lines = text.splitlines()
+        line = f"{key} = {_toml(value)}  # set on the command line"
+        at = locate(text, [table, key])
+        header = re.compile(rf"^\s*\[\s*{table}\s*\]\s*(#.*)?$")
+        if at and re.match(rf"^\s*{key}\s*=", lines[at - 1]):
+            lines[at - 1] = line
+        elif at and header.match(lines[at - 1]):
+            lines.insert(at, line)
+        else:  # no such table yet
+            first = [] if table != "optimizer" else [f'type = "{cfg.optimizer["type"]}"']
+            lines += ["", f"[{table}]", *first, line]
+        text = "\n".join(lines) + "\n"
+    if text == cfg.text:
+        return
+    try:  # the edited text must say the same as the config with its overrides
+        edited = parse_config(text, cfg.source)
+        same = edited.training == cfg.training and edited.optimizer == cfg.optimizer
+    except ConfigError:
+        same = False
+    if same:
+        cfg.text = text
+    else:
+        print(
+            "learnflux train: warning: the run's config.toml keeps the file's values: the "
+            f"overrides {', '.join(f'{t}.{k} = {v}' for (t, k), v in overrides.items())} could "
+            "not be written into it (learnflux evaluate will not see them)",
+            file=sys.stderr,
+        )
 
 
 def default_run_dir() -> Path:
@@ -145,9 +302,35 @@ def default_run_dir() -> Path:
     return path
 
 
-def run(cfg: RunConfig, out: Path, verbose: Any = 0, plot: bool = True) -> dict[str, Any]:
+def check_run_dir(out: Path, overwrite: bool = False, origin: str = "the run folder") -> None:
+    """A run never silently replaces another: ``out`` must be absent or empty, unless
+    ``overwrite`` (then :func:`run` deletes the files of the earlier run, ``RUN_FILES``, once
+    every check has passed; other files stay)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"run folder {out} (from {origin}) is a file, not a folder")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not held:
+        return
+    if not overwrite:
+        shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+        raise ConfigError(
+            f"run folder {out} (from {origin}) already holds {shown}; a run never replaces "
+            "another: choose another folder with --out DIR, or pass --overwrite to replace that run"
+        )
+
+
+def run(
+    cfg: RunConfig,
+    out: Path,
+    verbose: Any = 0,
+    plot: bool = True,
+    overwrite: bool = False,
+    origin: str = "the run folder",
+) -> dict[str, Any]:
     """Everything ``learnflux train`` does, callable from Python: check and build, train, test,
-    write the run folder; returns the content of ``metrics.json``."""
+    write the run folder; returns the content of ``metrics.json``. ``out`` must be absent or
+    empty unless ``overwrite`` (see :func:`check_run_dir`; ``origin`` says in its message where
+    the folder name came from)."""
     from ..callbacks import CSVLogger, EarlyStopping, TerminateOnNaN
     from ..config import build_loss, build_model, build_optimizer, build_schedule, check_output, load_data
     from ..io import atomic_write, save
@@ -155,6 +338,8 @@ def run(cfg: RunConfig, out: Path, verbose: Any = 0, plot: bool = True) -> dict[
     from ..train import Trainer
 
     # every check happens here, before any training
+    out = Path(out)
+    check_run_dir(out, overwrite, origin)
     dataset = load_data(cfg)
     model = build_model(cfg, dataset.sample_shape)
     check_output(cfg, model, dataset)
@@ -165,6 +350,9 @@ def run(cfg: RunConfig, out: Path, verbose: Any = 0, plot: bool = True) -> dict[
     steps = -(-n_train // t["batch_size"]) // max(1, t["accumulate"]) or 1
     schedule, interval = build_schedule(cfg, optimizer, steps)
 
+    if overwrite:  # the earlier run's files go: nothing of it can be mistaken for this run's
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "config.toml", cfg.text, atomic_write)
     if dataset.standardizer is not None:
@@ -205,7 +393,7 @@ def run(cfg: RunConfig, out: Path, verbose: Any = 0, plot: bool = True) -> dict[
         print(
             f"model: {len(model.layers) - 1} layers, {s.total_params:,} parameters, "
             f"{s.total_flops:,} FLOPs per sample · {type(optimizer).__name__} · "
-            f"{t['epochs']} epochs of batches of {t['batch_size']}"
+            f"{t['epochs']} epoch{'s' if t['epochs'] > 1 else ''} of batches of {t['batch_size']}"
         )
     history = trainer.fit(
         *dataset.train, epochs=t["epochs"], batch_size=t["batch_size"], validation_data=dataset.val
@@ -235,11 +423,6 @@ def run(cfg: RunConfig, out: Path, verbose: Any = 0, plot: bool = True) -> dict[
             "config": cfg.source,
         }
     )
-    if "test_loss" not in result:  # no test split: report the validation (or training) values
-        src = "val_" if "val_loss" in last else ""
-        result["test_loss"] = last[src + "loss"]
-        if src + "accuracy" in last:
-            result["test_accuracy"] = last[src + "accuracy"]
     _write_text(out / "metrics.json", json.dumps(_jsonable(result), indent=2) + "\n", atomic_write)
     if plot:
         plot_curves(history, out / "curves.png")

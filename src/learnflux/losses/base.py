@@ -53,9 +53,22 @@ class Loss:
             if output.ndim == 2 and output.shape[1] == 1 and y.shape == output.shape[:1]:
                 y = y.reshape(output.shape)
             else:
+                hint = ""
+                if (
+                    y.dtype.kind in "iu"
+                    and y.ndim == 1
+                    and output.ndim == 2
+                    and output.shape[1] > 1
+                    and len(y) == len(output)
+                ):
+                    hint = (
+                        "; the target looks like class labels (one integer per sample): for "
+                        "classification use loss=lf.CrossEntropyLoss(), which takes the labels "
+                        "and the model's raw outputs (logits)"
+                    )
                 raise ShapeError(
                     f"{self.describe()}: the output has shape {tuple(output.shape)} but the "
-                    f"target has shape {tuple(y.shape)}"
+                    f"target has shape {tuple(y.shape)}{hint}"
                 )
         if y.dtype != output.dtype:
             from ..numbers import cast
