@@ -173,4 +173,6 @@ def test_version_flag(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"learnflux {lf.__version__}"
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"learnflux {lf.__version__}"
+    assert lines[1].startswith(f"kernels: {lf.info()['kernels']} (")  # which set runs, and why

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import learnflux as lf
+from learnflux import kernels
 from learnflux.numbers import exact_array
 
 
@@ -173,7 +174,7 @@ def test_init_torch_default_bounds_zero_bias_and_seeding():
     w = layer.weight.value
     assert w.shape == (8, 2, 3, 3) and w.dtype == np.float32
     assert np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
-    assert np.all(layer.bias.value == 0)  # SPEC: biases start at 0 (PyTorch draws them)
+    assert np.all(layer.bias.value == 0)  # docs/conventions.md, 'Initialisation' (PyTorch draws them)
     np.testing.assert_array_equal(w, lf.Conv2d(4, 8, 3, groups=2, rng=3).weight.value)
     lf.seed(5)
     a = lf.Conv2d(1, 2, 3).weight.value
@@ -298,8 +299,12 @@ def test_flat_path_matches_general_path_in_blocks(kwargs, chunk, need_input_delt
     """The float stride-1 path (flat-shifted rows, processed in blocks of samples, shared work
     buffers) gives the general im2col path's output and gradients, whatever the block size
     (1 element → one sample per block), and twice in a row (buffers reused)."""
-    monkeypatch.setattr(lf.Conv2d, "CHUNK_ELEMS", chunk)
-    monkeypatch.setattr(lf.Conv2d, "FLAT_MAX_WASTE", 1.0)  # small test maps: force the path
+    from learnflux.kernels.reference import conv as conv_ref
+
+    monkeypatch.setattr(conv_ref, "CHUNK_ELEMS", chunk)
+    monkeypatch.setattr(conv_ref, "FLAT_MAX_WASTE", 1.0)  # small test maps: force the path
+    monkeypatch.setattr(kernels, "_state", dict(kernels._state))
+    kernels.use("numpy")  # the NumPy kernels' two paths (restored by monkeypatch)
     rng = np.random.default_rng(3)
     layer = lf.Conv2d(**kwargs, rng=1).astype("float64")
     if layer.use_bias:
@@ -312,10 +317,13 @@ def test_flat_path_matches_general_path_in_blocks(kwargs, chunk, need_input_delt
         delta = rng.standard_normal(out.shape)
         d_in = layer.backward(delta, need_input_delta=need_input_delta)
         grads = [p.grad.copy() for p in layer.params()]
-        ref = layer._forward_general(x, ho, wo)
+        bias = layer.bias.value if layer.use_bias else None
+        ref, layer._cache = conv_ref._forward_general(
+            x, layer.weight.value, bias, layer.geometry, True, ho, wo
+        )
         ref_d_in = layer.backward(delta, need_input_delta=need_input_delta)
         np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
-        for got, p in zip(grads, layer.params()):
+        for got, p in zip(grads, layer.params(), strict=True):
             np.testing.assert_allclose(got, p.grad, rtol=1e-12, atol=1e-12)
         if need_input_delta:
             assert d_in.shape == x.shape and d_in.flags.c_contiguous
@@ -346,6 +354,7 @@ def test_flat_path_matches_general_path_in_blocks(kwargs, chunk, need_input_delt
         )
 
 
+@kernels.using("numpy")
 def test_flat_path_keeps_float32():
     layer = lf.Conv2d(3, 4, 3, padding=1)
     x = np.random.default_rng(0).random((4, 3, 20, 20), dtype=np.float32)
@@ -355,6 +364,7 @@ def test_flat_path_keeps_float32():
     assert out.dtype == d_in.dtype == layer.weight.grad.dtype == layer.bias.grad.dtype == np.float32
 
 
+@kernels.using("numpy")
 def test_path_choice_by_wasted_columns():
     """Stride 1 on a wide map takes the fast path; a narrow map (wasted columns > 1/8 of the row),
     a strided convolution and exact arithmetic take the general one."""
@@ -375,7 +385,7 @@ def test_path_choice_by_wasted_columns():
 @pytest.mark.parametrize("groups", [1, 2])
 def test_weight_grad_split_into_parts_equals_one_product(length, groups):
     """A tiny gradient over a long reduction is summed in parts (conv.weight_grad): same result."""
-    from learnflux.layers.conv import weight_grad
+    from learnflux.kernels.gemm import weight_grad
 
     rng = np.random.default_rng(5)
     delta = rng.standard_normal((groups, 4, length))

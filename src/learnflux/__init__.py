@@ -46,6 +46,7 @@ from .callbacks import (
 )
 from .errors import DataError, DownloadError, IndexRangeError
 from .interop import from_torch, to_torch  # torch is imported only when they are called
+from .kernels import info  # lf.info(): which kernel set runs (numpy or compiled) and why
 from .layers import (
     GELU,
     AdaptiveAvgPool2d,

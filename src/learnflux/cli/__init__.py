@@ -14,14 +14,33 @@ from ..errors import LearnfluxError
 SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "explain"]
 
 
+class _Version(argparse.Action):
+    """``--version``: print the text as it is (several lines) and exit."""
+
+    def __init__(
+        self, option_strings: Sequence[str], version: str, dest: str = argparse.SUPPRESS, **kw
+    ) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, **kw)
+        self.version = version
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(self.version)
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="learnflux",
         description="learnflux: a deep-learning framework whose machinery is visible.",
     )
     from .. import __version__
+    from ..kernels import describe
 
-    parser.add_argument("--version", action="version", version=f"learnflux {__version__}")
+    # the version, then which kernel set runs and why (argparse would re-wrap a two-line version)
+    version = f"learnflux {__version__}\n{describe()}"
+    parser.add_argument(
+        "--version", action=_Version, version=version, help="show the version and the kernels"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:

@@ -4,32 +4,18 @@
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from typing import Any, Optional
 
 import numpy as np
 
+from .. import kernels
 from ..errors import ConfigError
+from ..kernels.reference import eltwise as _eltwise
 from ..layer import Layer
 from ..numbers import scalar_like
 
-_ZERO_ROWS: dict[tuple[int, Any], np.ndarray] = {}
-
-
-def relu_float(x: np.ndarray) -> np.ndarray:
-    """``max(x, 0)`` for a float array, NaN kept. NumPy runs ``np.maximum`` against a *scalar*
-    0 through a slow broadcasting loop (measured 3× slower than a plain copy on a 3 MB map);
-    against a contiguous row of zeros as long as one sample it takes the SIMD loop. The rows are
-    shared by every ReLU (one per sample size and dtype)."""
-    if x.ndim >= 2 and not x.flags.c_contiguous and x.flags.f_contiguous:
-        return relu_float(x.T).T  # a Linear's output in the inference phase (see Linear.forward)
-    if x.ndim < 2 or not x.flags.c_contiguous:
-        return np.maximum(x, x.dtype.type(0))
-    width = x.size // x.shape[0]
-    zeros = _ZERO_ROWS.get((width, x.dtype))
-    if zeros is None:
-        zeros = _ZERO_ROWS[(width, x.dtype)] = np.zeros(width, dtype=x.dtype)
-    return np.maximum(x.reshape(x.shape[0], width), zeros).reshape(x.shape)
+# ``max(x, 0)`` for float arrays; kept importable here (the machinery is in kernels.reference)
+relu_float = _eltwise.relu_float
 
 
 class Activation(Layer):
@@ -62,28 +48,23 @@ class Activation(Layer):
 class ReLU(Activation):
     """``ReLU(x) = x if x ≥ 0 else 0``.
 
-    Backward, evaluated on the layer's input (SPEC convention 3): ``δ_in = δ_out if x ≥ 0 else 0``,
-    so the derivative at exactly 0 is **1** (PyTorch uses 0 there). This is what lets the seed's
-    third sample (``o2 = 0``) learn.
+    Backward, evaluated on the layer's input (docs/conventions.md, 'ReLU at 0'):
+    ``δ_in = δ_out if x ≥ 0 else 0``, so the derivative at exactly 0 is **1** (PyTorch uses 0
+    there). This is what lets the seed's third sample (``o2 = 0``) learn.
     """
 
     supports_exact = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if x.dtype == object:
-            mask = x >= 0
-            if self.training:
-                self._cache = mask
-            return np.where(mask, x, Fraction(0))
-        if self.training:  # backward needs the input's sign (ReLU'(0) = 1), not the output's
-            self._cache = x >= 0
-        return relu_float(x)  # max(x, 0) = x·[x ≥ 0], NaN stays NaN
+        # backward needs the input's sign (ReLU'(0) = 1), not the output's: a mask [x ≥ 0]
+        out, mask = kernels.ops().relu_forward(x, self.training)
+        if self.training:
+            self._cache = mask
+        return out
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
         mask = self._saved_for(delta_out)
-        if delta_out.dtype == object:
-            return np.where(mask, delta_out, Fraction(0))
-        return np.multiply(delta_out, mask, dtype=delta_out.dtype)
+        return kernels.ops().relu_backward(delta_out, mask)
 
 
 class LeakyReLU(Activation):

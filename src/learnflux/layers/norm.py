@@ -21,6 +21,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from .. import kernels
 from ..errors import ConfigError
 from ..layer import Layer
 from ..numbers import scalar_like
@@ -120,26 +121,17 @@ class _BatchNorm(Layer):
                 f"expected more than 1 value per channel in the training phase, "
                 f"got input of shape {tuple(x.shape)}"
             )
-        # one row of values per (sample, channel): the statistics are sums over axes 0 and 2,
-        # the inner one contiguous; the variance is a sum of products (einsum, no temporary)
-        n, c = x.shape[0], self.num_features
-        inv_m = scalar_like(1.0 / m, dt)
-        x3 = x.reshape(n, c, -1)
-        mean = np.einsum("ncl->c", x3) * inv_m
-        xhat = x3 - mean[:, None]
-        var = np.einsum("ncl,ncl->c", xhat, xhat) * inv_m
-        inv_std = 1 / np.sqrt(var + eps)
-        xhat *= inv_std[:, None]
+        # one row of values per (sample, channel): statistics, x̂ and o in the kernels
+        x3 = x.reshape(x.shape[0], self.num_features, -1)
+        gamma = self.weight.value if self.affine else None
+        beta = self.bias.value if self.affine else None
+        out, xhat, mean, var, inv_std = kernels.ops().batchnorm_forward(x3, gamma, beta, self.eps)
         if self.training:
             if self.track_running_stats:
                 self._update_running_stats(mean, var, m)
             self._xhat = xhat.reshape(x.shape)
             self._inv_std = inv_std
-        if self.affine:
-            out = xhat * self.weight.value[:, None]
-            out += self.bias.value[:, None]
-            return out.reshape(x.shape)
-        return (xhat.copy() if self.training else xhat).reshape(x.shape)
+        return out.reshape(x.shape)
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> Optional[np.ndarray]:
         xhat = self._xhat
@@ -147,23 +139,15 @@ class _BatchNorm(Layer):
         if delta_out.shape != xhat.shape:
             raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {xhat.shape}")
         n, c = xhat.shape[0], self.num_features
-        x3 = xhat.reshape(n, c, -1)
-        d3 = delta_out.reshape(n, c, -1)
-        sum_d = np.einsum("ncl->c", d3)
-        sum_dx = np.einsum("ncl,ncl->c", d3, x3)
+        gain = self._inv_std if not self.affine else self._inv_std * self.weight.value
+        # δx = gain·(δ − mean(δ) − x̂·mean(δ·x̂)) and the sums Σδ, Σδ·x̂ per channel
+        d_in, sum_d, sum_dx = kernels.ops().batchnorm_backward(
+            delta_out.reshape(n, c, -1), xhat.reshape(n, c, -1), gain, need_input_delta
+        )
         if self.affine:
             self.weight.set_grad(sum_dx)
             self.bias.set_grad(sum_d)
-        if not need_input_delta:
-            return None
-        inv_m = scalar_like(1.0 / (xhat.size // c), self.dtype)
-        gain = self._inv_std if not self.affine else self._inv_std * self.weight.value
-        # δx = gain·(δ − mean(δ) − x̂·mean(δ·x̂)), per channel: four passes, one new array
-        d_in = x3 * (-(sum_dx * inv_m))[:, None]
-        d_in += d3
-        d_in -= (sum_d * inv_m)[:, None]
-        d_in *= gain[:, None]
-        return d_in.reshape(xhat.shape)
+        return None if d_in is None else d_in.reshape(xhat.shape)
 
     def _cache_attrs(self) -> tuple[str, ...]:
         return ("_xhat", "_inv_std")
@@ -226,7 +210,8 @@ class BatchNorm1d(_BatchNorm):
 
 
 class BatchNorm2d(_BatchNorm):
-    """Batch normalization of images, per channel over batch × height × width (SPEC convention 9).
+    """Batch normalization of images, per channel over batch × height × width
+    (docs/conventions.md, 'Batch normalization').
 
     Same maths, arguments, buffers and phases as :class:`BatchNorm1d`; ``μ_c`` and ``σ_c`` are
     taken over the ``m = batch·H·W`` values of channel ``c``::

@@ -1,10 +1,8 @@
 """Pooling over channels-first images: max, average, global average.
 
-Every pooling layer works window offset by window offset: for the offset ``(i, j)`` inside the
-``kh×kw`` window, the pixel each window holds there forms one zero-copy strided view of the
-(padded) input, ``x̃[:, :, s_h·a + i, s_w·b + j]``. The forward pass combines the ``kh·kw`` views
-(maximum or sum); the backward pass adds δ back through the same views. When the windows tile the
-image exactly (the common 2×2 / stride 2), no padded copy is made at all.
+The maths is here; the window machinery is in ``kernels`` (``maxpool2d_*`` / ``avgpool2d_*`` of
+the active kernel set: the NumPy set works window offset by window offset over strided views,
+the compiled set runs max pooling in C, one image plane per task).
 """
 
 from __future__ import annotations
@@ -14,10 +12,12 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from .. import kernels
 from ..errors import ConfigError
+from ..kernels.geometry import PoolGeometry
 from ..layer import Layer
 from ..numbers import is_exact
-from .conv import IntOrPair, compact, offset_view, pair, zeros_like_dtype
+from .conv import IntOrPair, compact, pair
 
 
 def pool_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
@@ -47,7 +47,7 @@ class _Pool2d(Layer):
         self.kernel_size = pair(kernel_size, "kernel_size", name)
         self.stride = self.kernel_size if stride is None else pair(stride, "stride", name)
         self.padding = pair(padding, "padding", name, minimum=0)
-        for p, k in zip(self.padding, self.kernel_size):
+        for p, k in zip(self.padding, self.kernel_size, strict=True):
             if 2 * p > k:
                 raise ConfigError(
                     f"{name}: padding {self.padding} must be at most half the kernel size "
@@ -89,55 +89,8 @@ class _Pool2d(Layer):
             raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {(n, c, ho, wo)}")
         return self._cache
 
-    def _padded_extent(self, h: int, w: int, ho: int, wo: int) -> tuple[int, int]:
-        """Height and width of the padded input the windows read: the padding on the top/left,
-        and on the bottom/right whatever the last window needs (padding, or in ceil mode the
-        missing part of a partial window)."""
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return max(ph + h, (ho - 1) * sh + kh), max(pw + w, (wo - 1) * sw + kw)
-
-    def _pad(self, x: np.ndarray, ho: int, wo: int, fill: Any) -> np.ndarray:
-        """``x`` inside a border of ``fill`` large enough for every window (``x`` itself,
-        without a copy, when no window leaves the image)."""
-        n, c, h, w = x.shape
-        hp, wp = self._padded_extent(h, w, ho, wo)
-        ph, pw = self.padding
-        if (hp, wp) == (h, w) and ph == 0 and pw == 0:
-            return x
-        xp = np.full((n, c, hp, wp), fill, dtype=x.dtype)
-        xp[:, :, ph : ph + h, pw : pw + w] = x
-        return xp
-
-    def _views(self, xp: np.ndarray, ho: int, wo: int):
-        """``(k, view)`` for each window offset, in row-major order within the window."""
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        for i in range(kh):
-            for j in range(kw):
-                yield i * kw + j, offset_view(xp, i, j, ho, wo, sh, sw)
-
-    def _crop(self, dxp: np.ndarray, shape: tuple) -> np.ndarray:
-        n, c, h, w = shape
-        ph, pw = self.padding
-        if dxp.shape == shape:
-            return dxp
-        return dxp[:, :, ph : ph + h, pw : pw + w]
-
-    def _tiles(self, shape: tuple) -> bool:
-        """True when the windows tile the image exactly (no padding, stride = kernel, sizes
-        divisible: the common 2×2 / stride 2 on an even map). The offset views are then the
-        ``(kh, kw)`` slices of ``x.reshape(N, C, H_out, kh, W_out, kw)``: no padded copy, and
-        every input pixel sits in exactly one view, so the backward pass writes each once."""
-        _, _, h, w = shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return (kh, kw) == (sh, sw) and ph == pw == 0 and h % kh == 0 and w % kw == 0
-
-    def _delta_buffer(self, shape: tuple, ho: int, wo: int, dtype: np.dtype) -> tuple[np.ndarray, bool]:
-        """The array the input δ is gathered in (padded like the forward input) and whether the
-        views tile it (then it need not start at zero: each view is assigned, not added to)."""
-        if self._tiles(shape):
-            return np.empty(shape, dtype=dtype), True
-        hp, wp = self._padded_extent(shape[2], shape[3], ho, wo)
-        return zeros_like_dtype((shape[0], shape[1], hp, wp), dtype), False
+    def _geometry(self, h: int, w: int, ho: int, wo: int) -> PoolGeometry:
+        return PoolGeometry(self.kernel_size, self.stride, self.padding, (h, w), (ho, wo))
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"kernel_size": compact(self.kernel_size)}
@@ -155,8 +108,8 @@ class MaxPool2d(_Pool2d):
 
     Forward: ``o[n, c, a, b] = max_{i<kh, j<kw} x̃[n, c, s_h·a + i, s_w·b + j]``, where ``x̃`` is
     the input with a border of −∞ (padding, and in ceil mode the missing part of the partial
-    border windows, so those windows simply hold fewer pixels: SPEC convention 8, a 7×7 map gives
-    4×4 with 2×2 windows, stride 2 and ``ceil_mode=True``).
+    border windows, so those windows simply hold fewer pixels: docs/conventions.md, 'Max pooling':
+    a 7×7 map gives 4×4 with 2×2 windows, stride 2 and ``ceil_mode=True``).
 
     Backward: each window routes its δ to the one input that was its maximum, 0 elsewhere;
     ``δx[n, c, s_h·a + i*, s_w·b + j*] += δ[n, c, a, b]`` with ``(i*, j*)`` the arg-max of window
@@ -175,47 +128,24 @@ class MaxPool2d(_Pool2d):
     starts inside the image or its top/left padding).
 
     How it runs: in the training phase the forward pass keeps, per output, the index (a uint8)
-    of the window offset that won; the backward pass adds δ, offset by offset, into the strided
-    views where that index matches (where the windows tile the image, it writes each view once).
-    No arithmetic other than comparisons: it runs exactly on ``Fraction`` values.
+    of the window offset that won (the same routing in both kernel sets); the backward pass adds
+    δ at the input that index names. No arithmetic other than comparisons: it runs exactly on
+    ``Fraction`` values (NumPy kernels).
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_shape(x.shape)
         n, c, h, w = x.shape
         ho, wo = self._output_hw(h, w)
-        # −∞ border (it compares below Fractions too); a window always holds a real pixel
-        views = self._views(self._pad(x, ho, wo, float("-inf")), ho, wo)
-        _, first = next(views)
-        out = first.copy()
-        if not self.training:
-            for _, view in views:
-                np.maximum(out, view, out=out)
-            return out
-        kk = self.kernel_size[0] * self.kernel_size[1]
-        winner = np.zeros(out.shape, dtype=np.uint8 if kk <= 255 else np.int32)
-        for k, view in views:
-            better = view > out  # strictly: on ties the earlier offset keeps the window
-            np.maximum(out, view, out=out)
-            # winner = k where better: k grows, so a maximum does it (branch-free, in place)
-            if winner.dtype == np.uint8:
-                step = better.view(np.uint8)
-                step *= np.uint8(k)
-            else:
-                step = better * np.int32(k)
-            np.maximum(winner, step, out=winner)
-        self._cache = (winner, tuple(x.shape), ho, wo)
+        out, winner = kernels.ops().maxpool2d_forward(x, self._geometry(h, w, ho, wo), self.training)
+        if self.training:
+            self._cache = (winner, tuple(x.shape), ho, wo)
         return out
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
         winner, shape, ho, wo = self._saved_for(delta_out)
-        dxp, tiled = self._delta_buffer(shape, ho, wo, delta_out.dtype)
-        for k, view in self._views(dxp, ho, wo):
-            if tiled:
-                np.multiply(delta_out, winner == k, out=view)
-            else:
-                view += delta_out * (winner == k)
-        return self._crop(dxp, shape)
+        geo = self._geometry(shape[2], shape[3], ho, wo)
+        return kernels.ops().maxpool2d_backward(delta_out, winner, shape, geo)
 
     def summary_name(self) -> str:
         return "MaxPool2d(" + ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()) + ")"
@@ -256,7 +186,9 @@ class AvgPool2d(_Pool2d):
         """``m_ab`` as an ``(H_out, W_out)`` array (rows × columns of each window that count), or
         one scalar when every window has the same count."""
         counts = []
-        for size, out, k, s, p in zip((h, w), (ho, wo), self.kernel_size, self.stride, self.padding):
+        for size, out, k, s, p in zip(
+            (h, w), (ho, wo), self.kernel_size, self.stride, self.padding, strict=True
+        ):
             start = np.arange(out) * s - p
             end = np.minimum(start + k, size + p)
             if not self.count_include_pad:
@@ -274,26 +206,15 @@ class AvgPool2d(_Pool2d):
         n, c, h, w = x.shape
         ho, wo = self._output_hw(h, w)
         divisor = self._divisor(h, w, ho, wo, x.dtype)
-        views = self._views(self._pad(x, ho, wo, Fraction(0) if x.dtype == object else 0), ho, wo)
-        _, first = next(views)
-        out = first.copy()
-        for _, view in views:
-            out += view
-        out /= divisor
+        out = kernels.ops().avgpool2d_forward(x, self._geometry(h, w, ho, wo), divisor)
         if self.training:
             self._cache = (divisor, x.shape, ho, wo)
         return out
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
         divisor, shape, ho, wo = self._saved_for(delta_out)
-        share = delta_out / divisor
-        dxp, tiled = self._delta_buffer(shape, ho, wo, share.dtype)
-        for _, view in self._views(dxp, ho, wo):
-            if tiled:
-                view[...] = share
-            else:
-                view += share
-        return self._crop(dxp, shape)
+        geo = self._geometry(shape[2], shape[3], ho, wo)
+        return kernels.ops().avgpool2d_backward(delta_out, divisor, shape, geo)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

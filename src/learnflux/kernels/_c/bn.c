@@ -1,0 +1,35 @@
+/* Batch-norm kernels: training-phase statistics and normalisation, fused backward (bn_t.h). */
+#include "lfk.h"
+
+#define T float
+#define FN(name) name##_f32
+#include "bn_t.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "bn_t.h"
+#undef T
+#undef FN
+
+void lf_bn_fwd(int f64, const void *x, void *out, void *xh, const void *gamma, const void *beta, void *mean,
+               void *var, void *inv_std, double eps, idx_t N, idx_t C, idx_t L) {
+    if (f64) {
+        struct bn_args_f64 a = {x, NULL, out, xh, gamma, beta, mean, var, inv_std, eps, N, C, L, 0};
+        lf_parallel(bn_fwd_range_f64, &a, C, 3 * N * L);
+    } else {
+        struct bn_args_f32 a = {x, NULL, out, xh, gamma, beta, mean, var, inv_std, (float)eps, N, C, L, 0};
+        lf_parallel(bn_fwd_range_f32, &a, C, 3 * N * L);
+    }
+}
+
+void lf_bn_bwd(int f64, const void *d, const void *xhat, const void *gain, void *dx, void *sum_d, void *sum_dx,
+               int need_dx, idx_t N, idx_t C, idx_t L) {
+    if (f64) {
+        struct bn_args_f64 a = {d, xhat, dx, NULL, gain, NULL, sum_d, sum_dx, NULL, 0, N, C, L, need_dx};
+        lf_parallel(bn_bwd_range_f64, &a, C, 2 * N * L);
+    } else {
+        struct bn_args_f32 a = {d, xhat, dx, NULL, gain, NULL, sum_d, sum_dx, NULL, 0, N, C, L, need_dx};
+        lf_parallel(bn_bwd_range_f32, &a, C, 2 * N * L);
+    }
+}

@@ -1,0 +1,48 @@
+/* Shared declarations of learnflux's compiled kernels (see kernels/compiled.py for the Python side).
+ *
+ * Every kernel family lives in its own file (conv.c, pool.c, eltwise.c, bn.c); module.c parses the
+ * Python arguments (CPython buffer protocol: no NumPy headers, no NumPy build dependency), releases
+ * the GIL and calls them. Float kernels are written once in a "*_t.h" file over the type T and
+ * included twice (float32 and float64).
+ *
+ * Threads: lf_parallel() forks at most lf_num_threads - 1 pthreads for one call and joins them
+ * before returning (fork-join per call: no thread is left spinning afterwards, so the next BLAS
+ * product gets both cores). Work below LF_PAR_MIN elements runs on the calling thread alone.
+ *
+ * Vectorisation: the hot loops carry LF_CLONES, GCC/Clang target clones for AVX-512, AVX2 and a
+ * baseline; the dynamic loader picks one for the CPU at import time (no -march=native).
+ */
+#ifndef LFK_H
+#define LFK_H
+
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && !defined(LFK_NO_CLONES)
+#define LF_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LF_CLONES
+#endif
+
+typedef ptrdiff_t idx_t;
+
+/* the work of one call, split by unit ranges between threads: fn(arg, first, end) */
+typedef void (*lf_range_fn)(void *arg, idx_t first, idx_t end);
+
+/* Run fn over units [0, units), split in contiguous ranges between up to lf_num_threads threads
+ * when units * cost_per_unit >= LF_PAR_MIN (cost in elements touched), else on this thread. */
+void lf_parallel(lf_range_fn fn, void *arg, idx_t units, idx_t cost_per_unit);
+int lf_get_threads(void);
+void lf_set_threads(int n);
+
+#define LF_PAR_MIN ((idx_t)1 << 15)
+
+struct conv_geom {
+    idx_t N, C, H, W, kh, kw, sh, sw, dh, dw, pt, pl, Ho, Wo;
+};
+
+struct pool_geom {
+    idx_t planes, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo;
+};
+
+#endif

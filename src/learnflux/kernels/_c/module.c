@@ -1,0 +1,308 @@
+/* learnflux.kernels._lfk: the Python entry points of the compiled kernels.
+ *
+ * Arrays arrive through the CPython buffer protocol (C-contiguous, checked for size here; the
+ * Python side, kernels/compiled.py, allocates them and checks dtypes); sizes arrive as ints. Each
+ * call releases the GIL around the kernel. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sched.h>
+#include "lfk.h"
+
+void lf_im2col(int f64, const void *x, void *cols, const struct conv_geom *g);
+void lf_col2im(int f64, const void *cols, void *dx, const struct conv_geom *g);
+void lf_bias_nchw(int f64, const void *prod, const void *bias, void *out, idx_t O, idx_t N, idx_t L, int relu);
+void lf_nchw_mat(int f64, const void *d, void *mat, void *db, idx_t O, idx_t N, idx_t L);
+void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g);
+void lf_maxpool_bwd(int f64, const void *d, void *dx, const void *idx, int idx32, const struct pool_geom *g);
+void lf_relu_fwd(int f64, const void *x, void *out, void *mask, idx_t n);
+void lf_relu_bwd(int f64, const void *d, const void *mask, void *out, idx_t n);
+void lf_bn_fwd(int f64, const void *x, void *out, void *xh, const void *gamma, const void *beta, void *mean,
+               void *var, void *inv_std, double eps, idx_t N, idx_t C, idx_t L);
+void lf_bn_bwd(int f64, const void *d, const void *xhat, const void *gain, void *dx, void *sum_d, void *sum_dx,
+               int need_dx, idx_t N, idx_t C, idx_t L);
+
+/* ------------------------------------------------------------------ buffers */
+#define MAXBUF 10
+struct bufs {
+    Py_buffer b[MAXBUF];
+    int n;
+};
+
+static void release(struct bufs *s) {
+    for (int k = 0; k < s->n; k++) PyBuffer_Release(&s->b[k]);
+    s->n = 0;
+}
+
+/* The data pointer of obj (NULL for None when optional), checked to hold `count` items of `item`
+ * bytes; on error sets an exception and returns (void *)-1. */
+static void *get(struct bufs *s, PyObject *obj, int writable, int optional, idx_t count, idx_t item,
+                 const char *name) {
+    if (obj == Py_None && optional) return NULL;
+    Py_buffer *b = &s->b[s->n];
+    if (PyObject_GetBuffer(obj, b, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0) return (void *)-1;
+    s->n++;
+    if (count < 0 || b->len < count * item) {
+        PyErr_Format(PyExc_ValueError, "_lfk: buffer '%s' holds %zd bytes, need %zd", name, b->len,
+                     (Py_ssize_t)(count * item));
+        return (void *)-1;
+    }
+    return b->buf;
+}
+
+#define BAD(p) ((p) == (void *)-1)
+#define ITEM(f64) ((f64) ? 8 : 4)
+
+/* ------------------------------------------------------------------ convolution */
+static int parse_geom(PyObject *t, struct conv_geom *g) {
+    return PyArg_ParseTuple(t, "nnnnnnnnnnnnnn", &g->N, &g->C, &g->H, &g->W, &g->kh, &g->kw, &g->sh, &g->sw,
+                            &g->dh, &g->dw, &g->pt, &g->pl, &g->Ho, &g->Wo);
+}
+
+static PyObject *py_im2col(PyObject *self, PyObject *args) {
+    PyObject *ox, *oc, *og;
+    int f64;
+    struct conv_geom g;
+    if (!PyArg_ParseTuple(args, "OOpO!", &ox, &oc, &f64, &PyTuple_Type, &og) || !parse_geom(og, &g)) return NULL;
+    struct bufs s = {.n = 0};
+    void *x = get(&s, ox, 0, 0, g.N * g.C * g.H * g.W, ITEM(f64), "x");
+    void *cols = BAD(x) ? x : get(&s, oc, 1, 0, g.C * g.kh * g.kw * g.N * g.Ho * g.Wo, ITEM(f64), "cols");
+    if (BAD(x) || BAD(cols)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_im2col(f64, x, cols, &g);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_col2im(PyObject *self, PyObject *args) {
+    PyObject *oc, *od, *og;
+    int f64;
+    struct conv_geom g;
+    if (!PyArg_ParseTuple(args, "OOpO!", &oc, &od, &f64, &PyTuple_Type, &og) || !parse_geom(og, &g)) return NULL;
+    struct bufs s = {.n = 0};
+    void *cols = get(&s, oc, 0, 0, g.C * g.kh * g.kw * g.N * g.Ho * g.Wo, ITEM(f64), "cols");
+    void *dx = BAD(cols) ? cols : get(&s, od, 1, 0, g.N * g.C * g.H * g.W, ITEM(f64), "dx");
+    if (BAD(cols) || BAD(dx)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_col2im(f64, cols, dx, &g);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_bias_nchw(PyObject *self, PyObject *args) {
+    PyObject *op, *ob, *oo;
+    int f64, relu;
+    idx_t O, N, L;
+    if (!PyArg_ParseTuple(args, "OOOpnnnp", &op, &ob, &oo, &f64, &O, &N, &L, &relu)) return NULL;
+    struct bufs s = {.n = 0};
+    void *prod = get(&s, op, 0, 0, O * N * L, ITEM(f64), "prod");
+    void *bias = BAD(prod) ? prod : get(&s, ob, 0, 1, O, ITEM(f64), "bias");
+    void *out = BAD(bias) ? (void *)bias : get(&s, oo, 1, 0, O * N * L, ITEM(f64), "out");
+    if (BAD(out)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_bias_nchw(f64, prod, bias, out, O, N, L, relu);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_nchw_mat(PyObject *self, PyObject *args) {
+    PyObject *od, *om, *ob;
+    int f64;
+    idx_t O, N, L;
+    if (!PyArg_ParseTuple(args, "OOOpnnn", &od, &om, &ob, &f64, &O, &N, &L)) return NULL;
+    struct bufs s = {.n = 0};
+    void *d = get(&s, od, 0, 0, O * N * L, ITEM(f64), "delta");
+    void *mat = BAD(d) ? (void *)d : get(&s, om, 1, 0, O * N * L, ITEM(f64), "mat");
+    void *db = BAD(mat) ? mat : get(&s, ob, 1, 1, O, ITEM(f64), "db");
+    if (BAD(db)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_nchw_mat(f64, d, mat, db, O, N, L);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ pooling */
+static int parse_pool(PyObject *t, struct pool_geom *g) {
+    return PyArg_ParseTuple(t, "nnnnnnnnnnn", &g->planes, &g->H, &g->W, &g->kh, &g->kw, &g->sh, &g->sw, &g->ph,
+                            &g->pw, &g->Ho, &g->Wo);
+}
+
+static PyObject *py_maxpool_fwd(PyObject *self, PyObject *args) {
+    PyObject *ox, *oo, *oi, *og;
+    int f64, idx32;
+    struct pool_geom g;
+    if (!PyArg_ParseTuple(args, "OOOppO!", &ox, &oo, &oi, &idx32, &f64, &PyTuple_Type, &og) || !parse_pool(og, &g))
+        return NULL;
+    struct bufs s = {.n = 0};
+    idx_t P = g.planes * g.Ho * g.Wo;
+    void *x = get(&s, ox, 0, 0, g.planes * g.H * g.W, ITEM(f64), "x");
+    void *out = BAD(x) ? (void *)x : get(&s, oo, 1, 0, P, ITEM(f64), "out");
+    void *idx = BAD(out) ? out : get(&s, oi, 1, 1, P, idx32 ? 4 : 1, "idx");
+    if (BAD(idx)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_maxpool_fwd(f64, x, out, idx, idx32, &g);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_maxpool_bwd(PyObject *self, PyObject *args) {
+    PyObject *od, *oi, *ox, *og;
+    int f64, idx32;
+    struct pool_geom g;
+    if (!PyArg_ParseTuple(args, "OOOppO!", &od, &oi, &ox, &idx32, &f64, &PyTuple_Type, &og) || !parse_pool(og, &g))
+        return NULL;
+    struct bufs s = {.n = 0};
+    idx_t P = g.planes * g.Ho * g.Wo;
+    void *d = get(&s, od, 0, 0, P, ITEM(f64), "delta");
+    void *idx = BAD(d) ? d : get(&s, oi, 0, 0, P, idx32 ? 4 : 1, "idx");
+    void *dx = BAD(idx) ? (void *)idx : get(&s, ox, 1, 0, g.planes * g.H * g.W, ITEM(f64), "dx");
+    if (BAD(dx)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_maxpool_bwd(f64, d, dx, idx, idx32, &g);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ element-wise */
+static PyObject *py_relu_fwd(PyObject *self, PyObject *args) {
+    PyObject *ox, *oo, *om;
+    int f64;
+    idx_t n;
+    if (!PyArg_ParseTuple(args, "OOOpn", &ox, &oo, &om, &f64, &n)) return NULL;
+    struct bufs s = {.n = 0};
+    void *x = get(&s, ox, 0, 0, n, ITEM(f64), "x");
+    void *out = BAD(x) ? (void *)x : get(&s, oo, 1, 0, n, ITEM(f64), "out");
+    void *mask = BAD(out) ? out : get(&s, om, 1, 1, n, 1, "mask");
+    if (BAD(mask)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_relu_fwd(f64, x, out, mask, n);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_relu_bwd(PyObject *self, PyObject *args) {
+    PyObject *od, *om, *oo;
+    int f64;
+    idx_t n;
+    if (!PyArg_ParseTuple(args, "OOOpn", &od, &om, &oo, &f64, &n)) return NULL;
+    struct bufs s = {.n = 0};
+    void *d = get(&s, od, 0, 0, n, ITEM(f64), "delta");
+    void *mask = BAD(d) ? d : get(&s, om, 0, 0, n, 1, "mask");
+    void *out = BAD(mask) ? (void *)mask : get(&s, oo, 1, 0, n, ITEM(f64), "out");
+    if (BAD(out)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_relu_bwd(f64, d, mask, out, n);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ batch norm */
+static PyObject *py_bn_fwd(PyObject *self, PyObject *args) {
+    PyObject *ox, *oo, *oh, *og, *ob, *om, *ov, *oi;
+    double eps;
+    int f64;
+    idx_t N, C, L;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOdpnnn", &ox, &oo, &oh, &og, &ob, &om, &ov, &oi, &eps, &f64, &N, &C, &L))
+        return NULL;
+    struct bufs s = {.n = 0};
+    idx_t total = N * C * L, it = ITEM(f64);
+    void *p[8];
+    p[0] = get(&s, ox, 0, 0, total, it, "x");
+    p[1] = BAD(p[0]) ? p[0] : get(&s, oo, 1, 1, total, it, "out");
+    p[2] = BAD(p[1]) ? p[1] : get(&s, oh, 1, 0, total, it, "xhat");
+    p[3] = BAD(p[2]) ? p[2] : get(&s, og, 0, 1, C, it, "gamma");
+    p[4] = BAD(p[3]) ? p[3] : get(&s, ob, 0, 1, C, it, "beta");
+    p[5] = BAD(p[4]) ? p[4] : get(&s, om, 1, 0, C, it, "mean");
+    p[6] = BAD(p[5]) ? p[5] : get(&s, ov, 1, 0, C, it, "var");
+    p[7] = BAD(p[6]) ? p[6] : get(&s, oi, 1, 0, C, it, "inv_std");
+    if (BAD(p[7])) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_bn_fwd(f64, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], eps, N, C, L);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_bn_bwd(PyObject *self, PyObject *args) {
+    PyObject *od, *oh, *og, *ox, *os, *osx;
+    int f64;
+    idx_t N, C, L;
+    if (!PyArg_ParseTuple(args, "OOOOOOpnnn", &od, &oh, &og, &ox, &os, &osx, &f64, &N, &C, &L)) return NULL;
+    struct bufs s = {.n = 0};
+    idx_t total = N * C * L, it = ITEM(f64);
+    void *p[6];
+    p[0] = get(&s, od, 0, 0, total, it, "delta");
+    p[1] = BAD(p[0]) ? p[0] : get(&s, oh, 0, 0, total, it, "xhat");
+    p[2] = BAD(p[1]) ? p[1] : get(&s, og, 0, 0, C, it, "gain");
+    p[3] = BAD(p[2]) ? p[2] : get(&s, ox, 1, 1, total, it, "dx");
+    p[4] = BAD(p[3]) ? p[3] : get(&s, os, 1, 0, C, it, "sum_d");
+    p[5] = BAD(p[4]) ? p[4] : get(&s, osx, 1, 0, C, it, "sum_dx");
+    if (BAD(p[5])) { release(&s); return NULL; }
+    int need_dx = p[3] != NULL;
+    Py_BEGIN_ALLOW_THREADS
+    lf_bn_bwd(f64, p[0], p[1], p[2], p[3], p[4], p[5], need_dx, N, C, L);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ threads and build info */
+static PyObject *py_set_threads(PyObject *self, PyObject *args) {
+    int n;
+    if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
+    lf_set_threads(n);
+    return PyLong_FromLong(lf_get_threads());
+}
+
+static PyObject *py_get_threads(PyObject *self, PyObject *noargs) { return PyLong_FromLong(lf_get_threads()); }
+
+static int cpu_count(void) {
+#ifdef CPU_COUNT
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static PyMethodDef methods[] = {
+    {"im2col", py_im2col, METH_VARARGS, "im2col(x, cols, f64, geom): NCHW → X_col[(c,i,j),(n,a,b)]"},
+    {"col2im", py_col2im, METH_VARARGS, "col2im(cols, dx, f64, geom): X_col δ added back into NCHW δx"},
+    {"bias_nchw", py_bias_nchw, METH_VARARGS, "bias_nchw(prod, bias, out, f64, O, N, L, relu)"},
+    {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
+    {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},
+    {"maxpool_bwd", py_maxpool_bwd, METH_VARARGS, "maxpool_bwd(delta, idx, dx, idx32, f64, geom)"},
+    {"relu_fwd", py_relu_fwd, METH_VARARGS, "relu_fwd(x, out, mask, f64, n)"},
+    {"relu_bwd", py_relu_bwd, METH_VARARGS, "relu_bwd(delta, mask, out, f64, n)"},
+    {"bn_fwd", py_bn_fwd, METH_VARARGS, "bn_fwd(x, out, xhat, gamma, beta, mean, var, inv_std, eps, f64, N, C, L)"},
+    {"bn_bwd", py_bn_bwd, METH_VARARGS, "bn_bwd(delta, xhat, gain, dx, sum_d, sum_dx, f64, N, C, L)"},
+    {"set_threads", py_set_threads, METH_VARARGS, "set_threads(n) -> threads used from now on"},
+    {"get_threads", py_get_threads, METH_NOARGS, "threads a large kernel call uses"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_lfk", "learnflux's compiled kernels", -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__lfk(void) {
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m) return NULL;
+    lf_set_threads(cpu_count());
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && !defined(LFK_NO_CLONES)
+    PyModule_AddStringConstant(m, "VECTOR", "target clones: avx512f, avx2, baseline (chosen at load time)");
+#else
+    PyModule_AddStringConstant(m, "VECTOR", "baseline (no target clones on this platform)");
+#endif
+#ifdef __VERSION__
+    PyModule_AddStringConstant(m, "COMPILER", __VERSION__);
+#endif
+    return m;
+}

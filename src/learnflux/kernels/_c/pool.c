@@ -1,0 +1,35 @@
+/* Max pooling forward (with the winning window offset) and backward (pool_t.h). */
+#include "lfk.h"
+
+#define T float
+#define FN(name) name##_f32
+#include "pool_t.h"
+#undef T
+#undef FN
+#define T double
+#define FN(name) name##_f64
+#include "pool_t.h"
+#undef T
+#undef FN
+
+void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g) {
+    idx_t cost = g->H * g->W;
+    if (f64) {
+        struct maxpool_args_f64 a = {x, out, idx, idx32, g};
+        lf_parallel(maxpool_fwd_range_f64, &a, g->planes, cost);
+    } else {
+        struct maxpool_args_f32 a = {x, out, idx, idx32, g};
+        lf_parallel(maxpool_fwd_range_f32, &a, g->planes, cost);
+    }
+}
+
+void lf_maxpool_bwd(int f64, const void *d, void *dx, const void *idx, int idx32, const struct pool_geom *g) {
+    idx_t cost = g->H * g->W;
+    if (f64) {
+        struct maxpool_args_f64 a = {d, dx, (void *)idx, idx32, g};
+        lf_parallel(maxpool_bwd_range_f64, &a, g->planes, cost);
+    } else {
+        struct maxpool_args_f32 a = {d, dx, (void *)idx, idx32, g};
+        lf_parallel(maxpool_bwd_range_f32, &a, g->planes, cost);
+    }
+}

@@ -1,0 +1,192 @@
+"""The compiled kernel set ("compiled"): the same functions as ``reference``, running the data
+movement in C (``_c/``, the extension ``_lfk``) and the GEMMs in NumPy's BLAS.
+
+Compiled: float32 and float64 arrays. Anything else (exact ``Fraction`` object arrays, integer
+inputs) runs the NumPy reference, function by function. Every function here allocates its outputs
+with NumPy and hands C-contiguous buffers to C; the C side releases the GIL and splits large calls
+over the machine's cores (fork-join per call, see ``_c/parallel.c``).
+
+Convolution: ``X_col = im2col(x)`` in C (exact columns: any stride, padding, dilation; no wasted
+columns), one GEMM per group ``W_mat · X_col`` in BLAS, then one C pass adds the bias and writes
+NCHW. Backward: one C pass turns δ into ``δ_mat`` (channel-major) and sums the bias gradient;
+``δW = δ_mat · X_colᵀ`` (the columns are kept from the forward pass) and ``δX_col = W_matᵀ ·
+δ_mat`` in BLAS; col2im in C adds the columns back into NCHW, one image plane per task.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _lfk  # noqa: F401  (ImportError here means: not built; kernels/__init__ handles it)
+from . import reference as ref
+from .gemm import weight_grad
+from .geometry import ConvGeometry, PoolGeometry
+from .workspace import Scratch, shared
+
+NAME = "compiled"
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _ok(*arrays: np.ndarray) -> bool:
+    """All float32 or all float64 (the dtypes the C kernels have)."""
+    dt = arrays[0].dtype
+    return dt in _FLOATS and all(a.dtype == dt for a in arrays)
+
+
+def _c(a: np.ndarray) -> np.ndarray:
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+# ---------------------------------------------------------------------- convolution
+def _conv_geom(shape: tuple, geo: ConvGeometry, ho: int, wo: int) -> tuple:
+    n, c, h, w = shape
+    top, _, left, _ = geo.pads
+    return (n, c, h, w, *geo.kernel, *geo.stride, *geo.dilation, top, left, ho, wo)
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: Optional[np.ndarray],
+    geo: ConvGeometry,
+    scratch: Scratch,
+    training: bool,
+) -> tuple[np.ndarray, Any]:
+    if not _ok(x, weight):
+        return ref.conv2d_forward(x, weight, bias, geo, scratch, training)
+    x = _c(x)
+    n, c, h, w = x.shape
+    ho, wo = geo.output_hw(h, w)
+    g, o = geo.groups, geo.out_channels
+    k, length = c * geo.kernel[0] * geo.kernel[1], n * ho * wo
+    f64 = x.dtype == np.float64
+    # training keeps the columns for δW; inference builds them in the shared block
+    cols = np.empty((k, length), x.dtype) if training else shared("cols", (k, length), x.dtype)
+    _lfk.im2col(x, cols, f64, _conv_geom(x.shape, geo, ho, wo))
+    prod = shared("prod", (g, o // g, length), x.dtype)
+    np.matmul(weight.reshape(g, o // g, k // g), cols.reshape(g, k // g, length), out=prod)
+    out = np.empty((n, o, ho, wo), x.dtype)
+    _lfk.bias_nchw(prod, None if bias is None else _c(bias), out, f64, o, n, ho * wo, False)
+    return out, (("compiled", cols, x.shape) if training else None)
+
+
+def conv2d_backward(
+    saved: Any,
+    delta: np.ndarray,
+    weight: np.ndarray,
+    geo: ConvGeometry,
+    has_bias: bool,
+    need_input_delta: bool,
+) -> tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
+    if saved[0] != "compiled" or not _ok(delta, weight):
+        return ref.conv2d_backward(saved, delta, weight, geo, has_bias, need_input_delta)
+    _, cols, shape = saved
+    n, c, h, w = shape
+    ho, wo = delta.shape[2:]
+    g, o = geo.groups, geo.out_channels
+    k, length = cols.shape
+    f64 = delta.dtype == np.float64
+    dmat = shared("dmat", (o, length), delta.dtype)
+    gb = np.empty(o, delta.dtype) if has_bias else None
+    _lfk.nchw_mat(_c(delta), dmat, gb, f64, o, n, ho * wo)
+    dmat3 = dmat.reshape(g, o // g, length)
+    gw = weight_grad(dmat3, cols.reshape(g, k // g, length))
+    if not need_input_delta:
+        return None, gw, gb
+    dcols = shared("cols", (g, k // g, length), delta.dtype)
+    np.matmul(weight.reshape(g, o // g, k // g).transpose(0, 2, 1), dmat3, out=dcols)
+    d_in = np.empty(shape, delta.dtype)
+    _lfk.col2im(dcols, d_in, f64, _conv_geom(shape, geo, ho, wo))
+    return d_in, gw, gb
+
+
+# ---------------------------------------------------------------------- pooling
+def _pool_geom(shape: tuple, geo: PoolGeometry) -> tuple:
+    n, c, h, w = shape
+    return (n * c, h, w, *geo.kernel, *geo.stride, *geo.padding, *geo.out_hw)
+
+
+def maxpool2d_forward(x: np.ndarray, geo: PoolGeometry, training: bool) -> tuple[np.ndarray, Any]:
+    if not _ok(x):
+        return ref.maxpool2d_forward(x, geo, training)
+    x = _c(x)
+    n, c = x.shape[:2]
+    out = np.empty((n, c, *geo.out_hw), x.dtype)
+    winner = np.empty(out.shape, ref.pool.winner_dtype(geo)) if training else None
+    idx32 = winner is not None and winner.dtype == np.int32
+    _lfk.maxpool_fwd(x, out, winner, idx32, x.dtype == np.float64, _pool_geom(x.shape, geo))
+    return out, winner
+
+
+def maxpool2d_backward(delta: np.ndarray, winner: np.ndarray, shape: tuple, geo: PoolGeometry) -> np.ndarray:
+    if not _ok(delta):
+        return ref.maxpool2d_backward(delta, winner, shape, geo)
+    d_in = np.empty(shape, delta.dtype)
+    idx32 = winner.dtype == np.int32
+    _lfk.maxpool_bwd(_c(delta), _c(winner), d_in, idx32, delta.dtype == np.float64, _pool_geom(shape, geo))
+    return d_in
+
+
+avgpool2d_forward = ref.avgpool2d_forward
+avgpool2d_backward = ref.avgpool2d_backward
+
+
+# ---------------------------------------------------------------------- element-wise
+def relu_forward(x: np.ndarray, training: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    if not _ok(x) or not x.flags.c_contiguous:
+        return ref.relu_forward(x, training)
+    out = np.empty(x.shape, x.dtype)
+    mask = np.empty(x.shape, np.bool_) if training else None
+    _lfk.relu_fwd(x, out, mask, x.dtype == np.float64, x.size)
+    return out, mask
+
+
+def relu_backward(delta: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    if not _ok(delta) or mask.dtype != np.bool_:
+        return ref.relu_backward(delta, mask)
+    out = np.empty(delta.shape, delta.dtype)
+    _lfk.relu_bwd(_c(delta), _c(mask), out, delta.dtype == np.float64, delta.size)
+    return out
+
+
+# ---------------------------------------------------------------------- batch norm
+def batchnorm_forward(
+    x3: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.ndarray], eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    if not _ok(x3):
+        return ref.batchnorm_forward(x3, gamma, beta, eps)
+    x3 = _c(x3)
+    n, c, length = x3.shape
+    dt = x3.dtype
+    out, xhat = np.empty(x3.shape, dt), np.empty(x3.shape, dt)
+    mean, var, inv_std = np.empty(c, dt), np.empty(c, dt), np.empty(c, dt)
+    g = None if gamma is None else _c(gamma.astype(dt, copy=False))
+    b = None if beta is None else _c(beta.astype(dt, copy=False))
+    _lfk.bn_fwd(x3, out, xhat, g, b, mean, var, inv_std, float(eps), dt == np.float64, n, c, length)
+    return out, xhat, mean, var, inv_std
+
+
+def batchnorm_backward(
+    d3: np.ndarray, xhat3: np.ndarray, gain: np.ndarray, need_input_delta: bool
+) -> tuple[Optional[np.ndarray], np.ndarray, np.ndarray]:
+    if not _ok(d3, xhat3):
+        return ref.batchnorm_backward(d3, xhat3, gain, need_input_delta)
+    n, c, length = d3.shape
+    dt = d3.dtype
+    d_in = np.empty(d3.shape, dt) if need_input_delta else None
+    sum_d, sum_dx = np.empty(c, dt), np.empty(c, dt)
+    _lfk.bn_bwd(
+        _c(d3),
+        _c(xhat3),
+        _c(gain.astype(dt, copy=False)),
+        d_in,
+        sum_d,
+        sum_dx,
+        dt == np.float64,
+        n,
+        c,
+        length,
+    )
+    return d_in, sum_d, sum_dx

@@ -1,0 +1,229 @@
+"""The two kernel sets against each other: the compiled kernels must give the NumPy reference's
+results (1e-5 relative in float32, 1e-12 in float64) over many random shapes, and the selection
+machinery (environment variable, ``use``/``using``, ``info``) must say what runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import learnflux as lf
+from learnflux import kernels
+
+needs_compiled = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+def _run(kset, make, x, delta_seed=1, need_input_delta=True):
+    """Forward + backward of a fresh layer on one kernel set: output, input δ, gradients."""
+    with kernels.using(kset):
+        layer = make()
+        out = layer.forward(x)
+        delta = np.random.default_rng(delta_seed).standard_normal(out.shape).astype(out.dtype)
+        d_in = layer.backward(delta, need_input_delta=need_input_delta)
+        return out, d_in, [p.grad.copy() for p in layer.params()]
+
+
+def _assert_same(a, b, dtype, what):
+    scale = max(1.0, float(np.abs(a).max()) if a.size else 1.0)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(b, a, rtol=tol["rtol"], atol=tol["atol"] * scale, err_msg=what)
+
+
+def _compare(make, x, dtype, need_input_delta=True):
+    ref = _run("numpy", make, x, need_input_delta=need_input_delta)
+    got = _run("compiled", make, x, need_input_delta=need_input_delta)
+    assert got[0].dtype == ref[0].dtype == dtype
+    _assert_same(ref[0], got[0], dtype, "output")
+    if need_input_delta:
+        assert got[1].shape == x.shape and got[1].dtype == dtype
+        _assert_same(ref[1], got[1], dtype, "input δ")
+    else:
+        assert got[1] is None
+    for r, g in zip(ref[2], got[2], strict=True):
+        _assert_same(r, g, dtype, "gradient")
+
+
+def _maybe_strided(x, rng):
+    """Half the time a non-contiguous view with the same values."""
+    if rng.random() < 0.5:
+        return x
+    big = np.zeros(x.shape[:-1] + (2 * x.shape[-1],), x.dtype)
+    big[..., ::2] = x
+    return big[..., ::2]
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(40))
+def test_conv2d_compiled_equals_numpy(seed, dtype):
+    rng = np.random.default_rng(seed)
+    groups = int(rng.choice([1, 1, 2, 3]))
+    cin = groups * int(rng.integers(1, 4))
+    cout = groups * int(rng.integers(1, 4))
+    kh, kw = (int(k) for k in rng.integers(1, 5, size=2))
+    stride = tuple(int(s) for s in rng.integers(1, 4, size=2))
+    dilation = tuple(int(d) for d in rng.integers(1, 3, size=2))
+    padding = tuple(int(p) for p in rng.integers(0, 3, size=2))
+    h = int(rng.integers(dilation[0] * (kh - 1) + 1, 14))
+    w = int(rng.integers(dilation[1] * (kw - 1) + 1, 14))
+    batch = int(rng.choice([1, 2, 5]))
+    bias = bool(rng.random() < 0.8)
+    x = _maybe_strided(rng.standard_normal((batch, cin, h, w)).astype(dtype), rng)
+
+    def make():
+        layer = lf.Conv2d(cin, cout, (kh, kw), stride, padding, dilation, groups, bias=bias, rng=seed)
+        if bias:
+            layer.bias.value = np.random.default_rng(seed).uniform(-1, 1, cout)
+        return layer.astype(dtype)
+
+    _compare(make, x, dtype, need_input_delta=bool(rng.random() < 0.8))
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(30))
+def test_maxpool2d_compiled_equals_numpy(seed, dtype):
+    rng = np.random.default_rng(100 + seed)
+    kh, kw = (int(k) for k in rng.integers(1, 4, size=2))
+    stride = tuple(int(s) for s in rng.integers(1, 4, size=2))
+    padding = (int(rng.integers(0, kh // 2 + 1)), int(rng.integers(0, kw // 2 + 1)))
+    ceil = bool(rng.random() < 0.5)
+    h, w = int(rng.integers(kh, 12)), int(rng.integers(kw, 12))
+    shape = (int(rng.choice([1, 3])), int(rng.integers(1, 4)), h, w)
+    x = rng.standard_normal(shape).astype(dtype)
+    if rng.random() < 0.3:  # ties: the first maximum of a window must win in both sets
+        x = np.round(x).astype(dtype)
+    x = _maybe_strided(x, rng)
+    _compare(lambda: lf.MaxPool2d((kh, kw), stride, padding, ceil).astype(dtype), x, dtype)
+
+
+@needs_compiled
+def test_maxpool2d_large_window_routes_with_int32():
+    x = np.random.default_rng(0).standard_normal((2, 2, 17, 17)).astype(np.float32)
+    _compare(lambda: lf.MaxPool2d(16, 1), x, np.float32)
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 5), (3, 4, 5, 7), (64, 16, 28, 28), (2, 3, 1, 1)])
+def test_relu_compiled_equals_numpy(shape, dtype):
+    rng = np.random.default_rng(len(shape))
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[:: max(1, x.size // 7)] = 0  # the kink: ReLU'(0) = 1 in both sets
+    _compare(lambda: lf.ReLU(), x, dtype)
+    with kernels.using("compiled"):
+        out, mask = kernels.ops().relu_forward(np.array([np.nan, -1.0, 0.0, 2.0], dtype), True)
+    assert np.isnan(out[0]) and list(out[1:]) == [0, 0, 2] and list(mask) == [False, False, True, True]
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: lf.BatchNorm2d(3), (4, 3, 5, 7)),
+        (lambda: lf.BatchNorm2d(2, affine=False), (1, 2, 3, 3)),
+        (lambda: lf.BatchNorm2d(16), (64, 16, 16, 16)),
+        (lambda: lf.BatchNorm1d(5), (7, 5)),
+        (lambda: lf.BatchNorm1d(4), (3, 4, 6)),
+    ],
+)
+def test_batchnorm_compiled_equals_numpy(make, shape, dtype):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+
+    def made():
+        layer = make().astype(dtype)
+        if layer.affine:
+            layer.weight.value = rng.uniform(0.5, 2, layer.num_features)
+            layer.bias.value = rng.uniform(-1, 1, layer.num_features)
+        return layer
+
+    rng = np.random.default_rng(6)
+    ref = _run("numpy", made, x)
+    rng = np.random.default_rng(6)
+    got = _run("compiled", made, x)
+    for r, g in zip([ref[0], ref[1], *ref[2]], [got[0], got[1], *got[2]], strict=True):
+        _assert_same(r, g, dtype, "batch norm")
+
+
+@needs_compiled
+def test_exact_arithmetic_keeps_the_object_path_on_the_compiled_set():
+    from fractions import Fraction as F
+
+    with kernels.using("compiled"):
+        model = lf.Sequential(lf.Conv2d(1, 2, 3, padding=1, rng=0), lf.ReLU(), lf.MaxPool2d(2)).astype(
+            "exact"
+        )
+        out = model(np.full((1, 1, 4, 4), F(1, 3), dtype=object))
+    assert isinstance(out.flat[0], F)
+
+
+@needs_compiled
+def test_the_other_kernel_set_can_run_the_backward_pass():
+    """The routing of max pooling has one format: a forward pass on one set, backward on the
+    other (a user switching sets between the two) gives the same δ."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    delta = np.ones((2, 3, 3, 3), np.float32)
+    results = []
+    for first, second in (("compiled", "numpy"), ("numpy", "compiled")):
+        layer = lf.MaxPool2d(2)
+        with kernels.using(first):
+            layer.forward(x)
+        with kernels.using(second):
+            results.append(layer.backward(delta))
+    np.testing.assert_array_equal(results[0], results[1])
+    conv = lf.Conv2d(3, 2, 3, rng=0)
+    with kernels.using("compiled"):
+        out = conv.forward(x)
+    with kernels.using("numpy"):  # the compiled cache is read by the compiled backward
+        assert conv.backward(np.ones_like(out)).shape == x.shape
+
+
+@needs_compiled
+def test_no_thread_is_left_running_after_a_call():
+    def threads() -> int:
+        return (
+            len(os.listdir("/proc/self/task"))
+            if os.path.isdir("/proc/self/task")
+            else threading.active_count()
+        )
+
+    x = np.random.default_rng(0).standard_normal((64, 16, 28, 28)).astype(np.float32)
+    with kernels.using("compiled"):
+        kernels.ops().relu_forward(x, True)
+        before = threads()
+        for _ in range(3):
+            kernels.ops().relu_forward(x, True)
+            kernels.ops().maxpool2d_forward(x, lf.MaxPool2d(2)._geometry(28, 28, 14, 14), True)
+        assert threads() == before
+
+
+def test_use_using_and_info():
+    start = kernels.active()
+    with kernels.using("numpy") as name:
+        assert name == "numpy" == kernels.active()
+        assert kernels.info()["kernels"] == "numpy" and kernels.info()["reason"] == "kernels.use('numpy')"
+    assert kernels.active() == start
+    with pytest.warns(RuntimeWarning, match="not one of"), kernels.using("fastest"):
+        assert kernels.active() in ("numpy", "compiled")
+    info = lf.info()
+    assert info["kernels"] == kernels.active() and info["reason"]
+
+
+@pytest.mark.parametrize("value, expected", [("numpy", "numpy"), ("auto", None), ("compiled", None)])
+def test_environment_variable_chooses_the_set(value, expected):
+    expected = expected or ("compiled" if kernels.available() else "numpy")
+    code = "import learnflux as lf; print(lf.info()['kernels'])"
+    env = dict(os.environ, LEARNFLUX_KERNELS=value)
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
