@@ -220,7 +220,7 @@ def _learnflux_step(framework: str, case: Case, data: Data, kind: str, seed: int
 
     lf.seed(seed)
     model = learnflux_ref.build(case.model, **case.model_kwargs)
-    batches = itertools.cycle(list(zip(data.x, _targets(data, kind))))
+    batches = itertools.cycle(list(zip(data.x, _targets(data, kind), strict=True)))
     if case.mode == "predict":
         model.eval()
 
@@ -251,7 +251,7 @@ def _torch_step(framework: str, case: Case, data: Data, kind: str, seed: int) ->
     if framework == "torch-cl":
         model = model.to(memory_format=torch.channels_last)
         xs = [x.contiguous(memory_format=torch.channels_last) for x in xs]
-    batches = itertools.cycle(list(zip(xs, [torch.from_numpy(t) for t in _targets(data, kind)])))
+    batches = itertools.cycle(list(zip(xs, [torch.from_numpy(t) for t in _targets(data, kind)], strict=True)))
     if case.mode == "predict":
         model.eval()
 
@@ -281,7 +281,7 @@ def _numpy_step(framework: str, case: Case, data: Data, kind: str, seed: int) ->
         net = numpy_ref.build("mlp", lr=LR, loss=kind, seed=seed, **case.model_kwargs)
     else:
         net = numpy_ref.build(case.model, lr=LR, loss=kind, seed=seed, **case.model_kwargs)
-    batches = itertools.cycle(list(zip(data.x, _targets(data, kind))))
+    batches = itertools.cycle(list(zip(data.x, _targets(data, kind), strict=True)))
     if case.mode == "predict":
         return lambda: net.predict(next(batches)[0])
     return lambda: net.step(*next(batches))

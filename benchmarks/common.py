@@ -171,7 +171,7 @@ def run_interleaved(
 
 def paired_ratio(a: Timing, b: Timing) -> dict[str, float]:
     """Throughput ratio A/B paired round by round: median, min, max."""
-    ratios = [x / y for x, y in zip(a.throughputs, b.throughputs)]
+    ratios = [x / y for x, y in zip(a.throughputs, b.throughputs, strict=True)]
     return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
 
 

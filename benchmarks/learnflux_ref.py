@@ -28,7 +28,7 @@ def has_cross_entropy() -> bool:
 
 
 def mlp(sizes: tuple) -> Any:
-    pairs = list(zip(sizes[:-1], sizes[1:]))
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
     layers: list[Any] = []
     for k, (i, o) in enumerate(pairs):
         layers.append(lf.Linear(i, o))

@@ -25,7 +25,7 @@ import numpy as np
 def mlp_gemms(sizes: tuple, batch: int) -> list[dict[str, Any]]:
     """The GEMMs of one training step: name, (m, k, n) and how the operands are laid out."""
     out = []
-    pairs = list(zip(sizes[:-1], sizes[1:]))
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
     for i, (fin, fout) in enumerate(pairs):
         out.append({"name": f"fwd L{i + 1}: x·Wᵀ", "m": batch, "k": fin, "n": fout, "layout": "NT"})
     for i, (fin, fout) in reversed(list(enumerate(pairs))):
@@ -70,7 +70,7 @@ def measure(
     rng = np.random.default_rng(0)
     gemms = mlp_gemms(sizes, batch)
     operands = [_operands(g, rng) for g in gemms]
-    for g, (a, b) in zip(gemms, operands):
+    for g, (a, b) in zip(gemms, operands, strict=True):
         c = np.empty((g["m"], g["n"]), np.float32)
         t = _time(lambda a=a, b=b, c=c: np.matmul(a, b, out=c), repeats, min_s)
         g["numpy_s"] = t
@@ -79,7 +79,7 @@ def measure(
         import torch
 
         time.sleep(0.2)  # let OpenBLAS's spinning threads sleep (see benchmarks.common)
-        for g, (a, b) in zip(gemms, operands):
+        for g, (a, b) in zip(gemms, operands, strict=True):
             # same layouts: a transposed NumPy view becomes a transposed tensor view
             ta = torch.from_numpy(a.base).t() if a.base is not None else torch.from_numpy(a)
             tb = torch.from_numpy(b.base).t() if b.base is not None else torch.from_numpy(b)

@@ -91,7 +91,7 @@ class NumpyMLP:
         self.loss = LOSSES[loss]
         self.bias = bias
         self.final_relu = final_relu
-        pairs = list(zip(self.sizes[:-1], self.sizes[1:]))
+        pairs = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
         self.W = [torch_default_init(rng, (o, i), i) for i, o in pairs]
         self.b = [torch_default_init(rng, (o,), i) if bias else None for i, o in pairs]
         self.gW = [np.empty_like(w) for w in self.W]
@@ -119,7 +119,7 @@ class NumpyMLP:
         a_list = self._bufs(x.shape[0])["a"]
         a = x
         last = len(self.W) - 1
-        for i, (w, b) in enumerate(zip(self.W, self.b)):
+        for i, (w, b) in enumerate(zip(self.W, self.b, strict=True)):
             z = a_list[i]
             np.matmul(a, w.T, out=z)
             if b is not None:

@@ -14,7 +14,7 @@ from torch import nn
 
 def mlp(sizes: tuple) -> nn.Sequential:
     layers: list[nn.Module] = []
-    pairs = list(zip(sizes[:-1], sizes[1:]))
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
     for k, (i, o) in enumerate(pairs):
         layers.append(nn.Linear(i, o))
         if k < len(pairs) - 1:

@@ -62,7 +62,7 @@ def test_interleaving_and_paired_ratios() -> None:
 def test_limit_counts_the_mlp_step_gemms() -> None:
     sizes, n = (784, 512, 512, 10), 128
     gemms = limit.mlp_gemms(sizes, n)
-    pairs = list(zip(sizes[:-1], sizes[1:]))
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
     # forward and W.grad for every layer, input δ for every layer but the first
     expected = 3 * sum(2 * n * i * o for i, o in pairs) - 2 * n * 784 * 512
     assert len(gemms) == 8 and sum(g["flops"] for g in gemms) == expected

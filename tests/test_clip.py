@@ -40,10 +40,10 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
     ttotal = torch.nn.utils.clip_grad_norm_(tparams, max_norm, norm_type=norm_type, foreach=False)
     assert isinstance(total, float)
     assert total == pytest.approx(float(ttotal), rel=1e-12)
-    for p, t in zip(params, tparams):
+    for p, t in zip(params, tparams, strict=True):
         np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12)
     if max_norm == 1e6:  # nothing to clip: the gradients are untouched
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=True):
             np.testing.assert_array_equal(p.grad, g)
     else:
         assert lf.clip_grad_norm_(params, 1e9, norm_type=norm_type) == pytest.approx(max_norm, rel=1e-5)
@@ -57,7 +57,7 @@ def test_clip_grad_norm_float32_skips_missing_grads_and_never_writes_into_a_grad
     ttotal = torch.nn.utils.clip_grad_norm_(tparams, 1.0)
     assert total == pytest.approx(float(ttotal), rel=1e-5)
     assert extra.grad is None
-    for p, t, g, o in zip(params, tparams, grads, owned):
+    for p, t, g, o in zip(params, tparams, grads, owned, strict=True):
         assert p.grad.dtype == np.float32
         np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-5)
         np.testing.assert_array_equal(o, g)  # the layer's array was not modified
@@ -83,7 +83,7 @@ def test_clip_grad_value_matches_torch():
     params, tparams, grads = make(seed=2, scale=2.0)
     lf.clip_grad_value_(params, 0.7)
     torch.nn.utils.clip_grad_value_(tparams, 0.7, foreach=False)
-    for p, t, g in zip(params, tparams, grads):
+    for p, t, g in zip(params, tparams, grads, strict=True):
         np.testing.assert_array_equal(p.grad, t.grad.numpy())
         assert np.max(np.abs(p.grad)) <= 0.7
         assert not np.array_equal(p.grad, g)

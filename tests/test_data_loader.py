@@ -53,7 +53,7 @@ def test_shuffle_is_a_new_permutation_each_epoch_and_reproducible_from_the_seed(
     b = ArrayLoader(x, y, batch_size=7, seed=123)
     epochs_a = [np.concatenate([yb for _, yb in a]) for _ in range(3)]
     epochs_b = [np.concatenate([yb for _, yb in b]) for _ in range(3)]
-    for ea, eb in zip(epochs_a, epochs_b):
+    for ea, eb in zip(epochs_a, epochs_b, strict=True):
         np.testing.assert_array_equal(ea, eb)  # same seed, same sequence of epochs
         np.testing.assert_array_equal(np.sort(ea), y)  # every sample exactly once
     assert not np.array_equal(epochs_a[0], epochs_a[1])  # a new order each epoch

@@ -113,13 +113,13 @@ def test_shared_scratch_gives_each_parameter_its_own_update(make):
     opt = make(together)
     opts = [make([p]) for p in alone]
     for step in grads:
-        for p, q, g in zip(together, alone, step):
+        for p, q, g in zip(together, alone, step, strict=True):
             p.grad = g
             q.grad = g.copy()
         opt.step()
         for o in opts:
             o.step()
-    for p, q in zip(together, alone):
+    for p, q in zip(together, alone, strict=True):
         np.testing.assert_array_equal(p.value, q.value)
 
 

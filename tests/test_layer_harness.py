@@ -16,6 +16,32 @@ def _as_list(x):
     return x if isinstance(x, list) else [x]
 
 
+def _deltas(case, x, d_in):
+    """The δ a backward pass returned, one per input: a list as long as the inputs for a merge
+    layer (a layer returning fewer would leave a branch without gradient), a single array
+    otherwise; ``None`` only for integer inputs (indices take no δ)."""
+    xs = _as_list(x)
+    if isinstance(case.input_shape, list):
+        assert isinstance(d_in, (list, tuple)), f"{case.id}: backward returned {type(d_in).__name__}"
+        assert len(d_in) == len(xs), f"{case.id}: {len(d_in)} δ for {len(xs)} inputs"
+        ds = list(d_in)
+    else:
+        ds = [d_in]
+    for k, (xi, di) in enumerate(zip(xs, ds, strict=True)):
+        if case.input_kind == "index":
+            assert di is None, f"{case.id}: δ[{k}] for integer indices"
+        else:
+            assert isinstance(di, np.ndarray), f"{case.id}: δ[{k}] is {di!r}"
+            assert di.shape == xi.shape, f"{case.id}: δ[{k}] has shape {di.shape}, input {xi.shape}"
+    return ds
+
+
+def _assert_every_parameter_has_a_gradient(case, layer):
+    for name, p in layer.named_parameters():
+        assert p.grad is not None, f"{case.id}: {name} has no gradient after backward"
+        assert p.grad.shape == p.value.shape, f"{case.id}: {name}.grad has shape {p.grad.shape}"
+
+
 def _wrap_in_model(case, layer):
     """A model around the layer so that save/load sees a whole model."""
     if isinstance(case.input_shape, list):
@@ -37,11 +63,11 @@ def test_shapes_and_dtype(case, dtype):
         if not isinstance(case.input_shape, list):
             assert out.shape[1:] == tuple(layer.output_shape(case.input_shape))
         d_in = layer.backward(np.ones_like(out))
-        if case.input_kind == "float":
-            for xi, di in zip(_as_list(x), _as_list(d_in)):
-                assert di.shape == xi.shape and di.dtype == dtype
+        for di in _deltas(case, x, d_in):
+            assert di is None or di.dtype == dtype
+        _assert_every_parameter_has_a_gradient(case, layer)
         for p in layer.params():
-            assert p.grad.shape == p.value.shape and p.grad.dtype == dtype
+            assert p.grad.dtype == dtype
 
 
 @pytest.mark.parametrize("case", [c for c in ALL_CASES if c.gradcheck], ids=lambda c: c.id)
@@ -52,6 +78,9 @@ def test_gradcheck(case):
     assert report.passed, str(report)
     names = {c.name for c in report.checks}
     assert {name for name, _ in case.make().named_parameters()} <= names
+    if case.input_kind == "float":  # every input's δ was checked, none skipped
+        n = len(case.input_shape) if isinstance(case.input_shape, list) else 0
+        assert ({f"input[{k}]" for k in range(n)} if n else {"input"}) <= names
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=CASE_IDS)
@@ -98,12 +127,28 @@ def test_exact_arithmetic_agrees_with_float64(case):
     exact = case.make().astype(np.float64)
     exact.load_state_dict(layer64.state_dict())
     exact.astype("exact")
+    grads64 = {name: p.grad for name, p in layer64.named_parameters()}
+
+    def assert_exact_and_close(what, a, b):
+        # Fractions end to end: a float (or int) slipping in anywhere is a bug, even when the
+        # value is right; the values agree with float64 within its rounding
+        assert isinstance(a, np.ndarray) and a.dtype == object, f"{case.id}: {what} is not exact"
+        kinds = {type(v).__name__ for v in a.reshape(-1)}
+        assert kinds <= {"Fraction"}, f"{case.id}: {what} holds {sorted(kinds)}, not Fractions"
+        assert a.shape == b.shape, f"{case.id}: {what} has shape {a.shape}, float64 {b.shape}"
+        np.testing.assert_allclose(a.astype(np.float64), b, rtol=1e-12, atol=1e-12, err_msg=what)
+
     out = exact(x)
-    assert out.dtype == object and all(isinstance(v, Fraction) for v in out.reshape(-1))
-    np.testing.assert_allclose(out.astype(np.float64), out64, rtol=1e-12, atol=1e-12)
+    assert_exact_and_close("output", out, out64)
     d = exact.backward(np.full(out.shape, Fraction(1, 4), dtype=object))
-    for a, b in zip(_as_list(d), _as_list(d64)):
-        np.testing.assert_allclose(np.asarray(a, dtype=np.float64), b, rtol=1e-12, atol=1e-12)
+    ds, ds64 = _deltas(case, x, d), _deltas(case, x, d64)
+    for k, (a, b) in enumerate(zip(ds, ds64, strict=True)):
+        if b is not None:
+            assert_exact_and_close(f"δ[{k}]", a, b)
+    _assert_every_parameter_has_a_gradient(case, exact)
+    for name, p in exact.named_parameters():
+        assert_exact_and_close(f"gradient of {name}", p.grad, grads64[name])
+        assert_exact_and_close(f"{name}", p.value, layer64.state_dict()[name])
 
 
 TORCH_CASES = [c for c in ALL_CASES if c.torch is not None]

@@ -59,7 +59,7 @@ def make_params(init):
 
 def run_ours(params, opt, grads):
     for gs in grads:
-        for p, g in zip(params, gs):
+        for p, g in zip(params, gs, strict=True):
             p.grad = g.copy()
         opt.step()
     return [p.value for p in params]
@@ -73,7 +73,7 @@ def torch_opt(name, groups_or_params, kwargs):
 
 def run_torch(tparams, opt, grads):
     for gs in grads:
-        for t, g in zip(tparams, gs):
+        for t, g in zip(tparams, gs, strict=True):
             t.grad = torch.from_numpy(g.copy())
         opt.step()
     return [t.detach().numpy() for t in tparams]
@@ -96,7 +96,7 @@ def test_parity_with_torch_float64(config):
     ours = run_ours(params, OURS[name](params, **kwargs), grads)
     tp = torch_params(init)
     theirs = run_torch(tp, torch_opt(name, tp, kwargs), grads)
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         assert a.dtype == np.float64
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     # the parameters really moved
@@ -120,7 +120,7 @@ def test_parity_with_torch_param_groups(name):
     tp = torch_params(init)
     tgroups = [{"params": tp[:2], **group_opts[0]}, {"params": tp[2:], **group_opts[1]}]
     theirs = run_torch(tp, torch_opt(name, tgroups, base), grads)
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
@@ -140,7 +140,7 @@ def test_float32_end_to_end(config):
                 assert v.dtype == np.float32
     tp = [torch.tensor(v.copy(), requires_grad=True) for v in init]
     theirs = run_torch(tp, torch_opt(name, tp, kwargs), grads)
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
@@ -161,11 +161,11 @@ def test_gradient_is_never_written_into():
     params = make_params(init)
     opt = lf.SGD(params, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True)
     gs = [g.copy() for g in grads[0]]
-    for p, g in zip(params, gs):
+    for p, g in zip(params, gs, strict=True):
         p.grad = g
     opt.step()
     opt.step()
-    for g, g0 in zip(gs, grads[0]):
+    for g, g0 in zip(gs, grads[0], strict=True):
         np.testing.assert_array_equal(g, g0)
 
 
@@ -202,7 +202,7 @@ def test_state_dict_resumes_bit_identically(config):
     opt2 = OURS[name](resumed, **kwargs)
     opt2.load_state_dict(saved)
     run_ours(resumed, opt2, grads[5:])
-    for a, b in zip(resumed, straight):
+    for a, b in zip(resumed, straight, strict=True):
         np.testing.assert_array_equal(a.value, b.value)
 
 
@@ -334,9 +334,9 @@ def test_sgd_momentum_in_exact_arithmetic():
     for g in ([F(1), F(-1)], [F(3), F(1, 3)], [F(0), F(2)]):
         p.grad = np.array(g, dtype=object)
         opt.step()
-        d = [gi + F(1, 4) * wi for gi, wi in zip(g, w)]
-        buf = d if buf is None else [F(1, 2) * b + F(1, 2) * di for b, di in zip(buf, d)]
-        w = [wi - F(1, 10) * b for wi, b in zip(w, buf)]
+        d = [gi + F(1, 4) * wi for gi, wi in zip(g, w, strict=True)]
+        buf = d if buf is None else [F(1, 2) * b + F(1, 2) * di for b, di in zip(buf, d, strict=True)]
+        w = [wi - F(1, 10) * b for wi, b in zip(w, buf, strict=True)]
     assert list(p.value) == w
     assert all(isinstance(v, F) for v in p.value)
 
@@ -381,7 +381,7 @@ def test_gradient_accumulation_equals_one_big_batch(dtype):
     small = [(x[i * 4 : (i + 1) * 4], y[i * 4 : (i + 1) * 4]) for i in range(k)]
     accumulated = _step_on_batches(dtype, small, k)
     big = _step_on_batches(dtype, [(x, y)], 1)
-    for a, b in zip(accumulated, big):
+    for a, b in zip(accumulated, big, strict=True):
         if dtype == "exact":
             assert list(a.reshape(-1)) == list(b.reshape(-1))
         else:

@@ -137,10 +137,10 @@ def test_two_epochs_continue_from_the_weights_of_the_first():
     # the second epoch starts from the first epoch's final weights ("after training" table)
     assert flat(two.steps[3].output(2)) == [one.final.outputs[1][0, 0]] == [4300000]
     # and every step sees the weights the previous step left: o2 = w2 · x, exactly
-    for prev, step in zip(two.steps, two.steps[1:]):
+    for prev, step in zip(two.steps, two.steps[1:], strict=False):
         assert flat(step.weights_before["w2"]) == flat(prev.weights_after["w2"])
         w = prev.weights_after["w2"].reshape(-1)
-        assert flat(step.output(2)) == [sum(wi * int(xi) for wi, xi in zip(w, step.x[0]))]
+        assert flat(step.output(2)) == [sum(wi * int(xi) for wi, xi in zip(w, step.x[0], strict=True))]
 
 
 # ---------------------------------------------------------------------------------- floats

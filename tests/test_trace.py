@@ -102,7 +102,7 @@ def test_record_follows_dataset_order_batches_and_epochs():
     assert [s.samples for s in trace.steps] == [[0, 1], [2, 3], [4]] * 2
     assert [s.epoch for s in trace.steps] == [1, 1, 1, 2, 2, 2]
     assert [s.index for s in trace.steps] == [1, 2, 3, 4, 5, 6]
-    for prev, step in zip(trace.steps, trace.steps[1:]):
+    for prev, step in zip(trace.steps, trace.steps[1:], strict=False):
         np.testing.assert_array_equal(step.weights_before["w2"], prev.weights_after["w2"])
     np.testing.assert_array_equal(trace.final.weights["w2"], model.layers[1].weight.value)
     np.testing.assert_allclose(trace.final.outputs[-1], infer(model, x))

@@ -33,14 +33,16 @@ def compare_with_torch(case, dtype, rtol, atol, torch, batch=3, seed=5):
     up = rng.standard_normal(out.shape).astype(dtype)
     d_in = layer.backward(up)
     t_out.backward(torch.from_numpy(up))
-    d_ins = d_in if isinstance(d_in, list) else [d_in]
-    for k, (t, d) in enumerate(zip(tx, d_ins)):
+    d_ins = list(d_in) if isinstance(x, list) else [d_in]
+    assert len(d_ins) == len(tx), f"{case.id}: backward returned {len(d_ins)} δ for {len(tx)} inputs"
+    for k, (t, d) in enumerate(zip(tx, d_ins, strict=True)):
         if t.dtype.is_floating_point:
             np.testing.assert_allclose(
                 d, t.grad.numpy(), rtol=rtol, atol=atol, err_msg=f"{case.id}: input δ[{k}]"
             )
     t_params = dict(module.named_parameters())
     for name, p in layer.named_parameters():
+        assert p.grad is not None, f"{case.id}: {name} has no gradient after backward"
         np.testing.assert_allclose(
             p.grad,
             t_params[name].grad.numpy(),

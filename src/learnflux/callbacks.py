@@ -351,7 +351,7 @@ def find_non_finite(model: Any) -> Optional[str]:
     layers = getattr(model, "layers", [model])
     outputs = getattr(model, "last_outputs", None)
     if outputs is not None:
-        for layer, out in zip(layers, outputs):
+        for layer, out in zip(layers, outputs, strict=True):
             bad = _first_bad(out)
             if bad:
                 return f"the output of {layer.describe()} became {bad} in the forward pass"

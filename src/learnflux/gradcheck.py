@@ -98,6 +98,7 @@ def gradcheck(
         A :class:`GradcheckReport` (truthy when everything passed; print it for the table).
     """
     layer = copy.deepcopy(target).astype(np.float64).train()
+    layer.zero_grad()  # a gradient copied from the target cannot stand in for a missing one
     multi = isinstance(x, (list, tuple))
     xs = [
         np.array(xi, dtype=np.float64) if np.asarray(xi).dtype.kind == "f" else np.asarray(xi)
@@ -107,7 +108,7 @@ def gradcheck(
     states = [copy.deepcopy(getattr(obj, attr).bit_generator.state) for obj, attr in gens]
 
     def run() -> np.ndarray:
-        for (obj, attr), state in zip(gens, states):
+        for (obj, attr), state in zip(gens, states, strict=True):
             getattr(obj, attr).bit_generator.state = copy.deepcopy(state)
         return layer.forward(xs if multi else xs[0])
 
@@ -115,8 +116,12 @@ def gradcheck(
     rng = np.random.default_rng(seed)
     up = rng.standard_normal(out.shape) if delta is None else np.asarray(delta, dtype=np.float64)
     d_in = layer.backward(up)
-    d_ins = d_in if multi else [d_in]
-    analytical = [(f"{p_name}", p, p.grad.copy()) for p_name, p in layer.named_parameters()]
+    d_ins = (list(d_in) if isinstance(d_in, (list, tuple)) else [d_in]) if multi else [d_in]
+    # a parameter left without a gradient (a branch the backward pass never reached) fails
+    analytical = [
+        (p_name, p, None if p.grad is None else np.array(p.grad, copy=True))
+        for p_name, p in layer.named_parameters()
+    ]
 
     def f() -> float:
         return float(np.sum(run() * up))
@@ -148,11 +153,24 @@ def gradcheck(
             TensorCheck(name, tuple(n.shape), float(err.max(initial=0)), float(rel.max(initial=0)), ok)
         )
 
+    def missing(name: str, shape: tuple) -> None:
+        report.checks.append(TensorCheck(name, tuple(shape), np.inf, np.inf, False))
+
     if check_input:
-        for k, (xi, di) in enumerate(zip(xs, d_ins)):
-            if xi.dtype.kind != "f":
-                continue
-            compare("input" if not multi else f"input[{k}]", di, numerical(xi))
+        if len(d_ins) != len(xs):  # backward must return one δ per input
+            missing(f"δ count: {len(d_ins)} for {len(xs)} inputs", ())
+        else:
+            for k, (xi, di) in enumerate(zip(xs, d_ins, strict=True)):
+                if xi.dtype.kind != "f":
+                    continue
+                name = "input" if not multi else f"input[{k}]"
+                if di is None:
+                    missing(name, xi.shape)
+                else:
+                    compare(name, di, numerical(xi))
     for name, p, grad in analytical:
-        compare(name, grad, numerical(p.value))
+        if grad is None:
+            missing(name, p.value.shape)
+        else:
+            compare(name, grad, numerical(p.value))
     return report

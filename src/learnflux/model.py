@@ -150,7 +150,7 @@ class Model(Layer):
         # A node's input δ is worth computing only if something upstream learns (or the
         # caller asked for the model input's δ).
         upstream_learns = []
-        for layer, ins in zip(layers, plan):
+        for layer, ins in zip(layers, plan, strict=True):
             learns = bool(layer.params()) or any(j >= 0 and upstream_learns[j] for j in ins)
             upstream_learns.append(learns)
         self._input_delta_useful = [any(j >= 0 and upstream_learns[j] for j in ins) for ins in plan]
@@ -159,7 +159,7 @@ class Model(Layer):
             reaches_input.append(any(j < 0 or reaches_input[j] for j in ins))
         self._reaches_input = reaches_input
         self._entry_layers = [
-            next(layer for layer, ins in zip(layers, plan) if -1 - k in ins)
+            next(layer for layer, ins in zip(layers, plan, strict=True) if -1 - k in ins)
             for k in range(self.n_model_inputs)
         ]
         # After layer i runs, the outputs listed in _release_after[i] have no consumer left: the
@@ -181,10 +181,10 @@ class Model(Layer):
         xs = [x] if self._single_input else list(x)
         if len(xs) != self.n_model_inputs:
             raise ShapeError(f"{self.describe()}: expects {self.n_model_inputs} inputs, got {len(xs)}")
-        xs = [prepare_input(xi, entry) for xi, entry in zip(xs, self._entry_layers)]
+        xs = [prepare_input(xi, entry) for xi, entry in zip(xs, self._entry_layers, strict=True)]
         values: list[Any] = [None] * len(self.layers)
         keep = self.record_intermediates and self.training
-        for i, (layer, ins) in enumerate(zip(self.layers, self._plan)):
+        for i, (layer, ins) in enumerate(zip(self.layers, self._plan, strict=True)):
             if len(ins) == 1:
                 j = ins[0]
                 values[i] = layer.forward(values[j] if j >= 0 else xs[-1 - j])
@@ -234,7 +234,12 @@ class Model(Layer):
                 continue
             if len(ins) == 1:
                 d_in = (d_in,)
-            for j, dj in zip(ins, d_in):
+            elif not isinstance(d_in, (list, tuple)) or len(d_in) != len(ins):
+                # one δ per input (None for an input that takes no δ, e.g. indices): a layer
+                # returning fewer would leave the other branches without a gradient
+                got = len(d_in) if isinstance(d_in, (list, tuple)) else type(d_in).__name__
+                raise ShapeError(f"{layer.describe()}: backward returned {got} δ for {len(ins)} inputs")
+            for j, dj in zip(ins, d_in, strict=True):
                 if dj is None:
                     continue
                 if j >= 0:
@@ -350,7 +355,7 @@ class Model(Layer):
         return {
             "nodes": [
                 {"layer": serialize_layer(layer), "inbound": list(ins)}
-                for layer, ins in zip(self.layers, self._plan)
+                for layer, ins in zip(self.layers, self._plan, strict=True)
             ]
         }
 

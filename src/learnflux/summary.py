@@ -141,7 +141,10 @@ class Summary:
         right = {0, 3, 4}
 
         def fmt(row: Sequence[str]) -> str:
-            cells = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+            cells = (
+                c.rjust(w) if i in right else c.ljust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
             return "  ".join(cells)
 
         rule = "-" * len(fmt(head))
@@ -199,7 +202,7 @@ def summary(model: Any, input_shape: Any = None) -> Summary:
     inputs = [tuple(s) for s in shape] if multi else [shape]
     shapes: list[tuple] = []
     rows = []
-    for i, (layer, ins) in enumerate(zip(layers, plan)):
+    for i, (layer, ins) in enumerate(zip(layers, plan, strict=True)):
         in_shapes = [shapes[j] if j >= 0 else inputs[-1 - j] for j in ins]
         try:
             out = _shape_of(layer, in_shapes)

@@ -173,9 +173,9 @@ def layer_outputs(model: Model, x: Any) -> list[np.ndarray]:
         xs = [x] if model._single_input else list(x)
         if len(xs) != model.n_model_inputs:
             raise ShapeError(f"{model.describe()}: expects {model.n_model_inputs} inputs, got {len(xs)}")
-        xs = [prepare_input(xi, entry) for xi, entry in zip(xs, model._entry_layers)]
+        xs = [prepare_input(xi, entry) for xi, entry in zip(xs, model._entry_layers, strict=True)]
         values: list[Any] = []
-        for layer, ins in zip(model.layers, model._plan):
+        for layer, ins in zip(model.layers, model._plan, strict=True):
             args = [values[j] if j >= 0 else xs[-1 - j] for j in ins]
             values.append(layer.forward(args[0] if len(ins) == 1 else args))
     return [_copy(v) for v in values]
@@ -503,9 +503,9 @@ def _table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in esc]
         return "\n".join(lines)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  " + " │ ".join(h.ljust(w) for h, w in zip(headers, widths))
+    line = "  " + " │ ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     rule = "  " + "─┼─".join("─" * w for w in widths)
-    body = ["  " + " │ ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    body = ["  " + " │ ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(r.rstrip() for r in [line, rule, *body])
 
 

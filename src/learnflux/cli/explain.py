@@ -82,8 +82,8 @@ def _step_comment(step: Any, batch_size: int) -> str:
             f"δ4 carries the 1/n of the batch mean (n = {len(step.samples)}); δw2 sums "
             "δ3·o1 over the batch, i.e. the mean of the per-sample gradients."
         )
-    zero_pass = [s + 1 for s, a, d in zip(step.samples, o2, d4) if a == 0 and d != 0]
-    blocked = [s + 1 for s, a, d in zip(step.samples, o2, d4) if a < 0 and d != 0]
+    zero_pass = [s + 1 for s, a, d in zip(step.samples, o2, d4, strict=True) if a == 0 and d != 0]
+    blocked = [s + 1 for s, a, d in zip(step.samples, o2, d4, strict=True) if a < 0 and d != 0]
     if zero_pass:
         parts.append(
             f"o2 = 0 for sample {', '.join(map(str, zero_pass))}: ReLU's derivative at 0 "
@@ -111,7 +111,7 @@ def _float_notes(trace: Trace, exact: Trace) -> list[str]:
     name = trace.dtype
     bits = 24 if name == "float32" else 53
     w0 = trace.initial.weights["w2"].reshape(-1)
-    errors = [float(Fraction(float(w)) - t) for w, t in zip(w0, SEED_W2)]
+    errors = [float(Fraction(float(w)) - t) for w, t in zip(w0, SEED_W2, strict=True)]
     notes = [
         f"{name} keeps {bits} significant bits (about {7 if bits == 24 else 16} decimal digits). "
         "1/200, -3/11600 and 1/5800 have no finite binary expansion, so the start weights are "
@@ -127,7 +127,7 @@ def _float_notes(trace: Trace, exact: Trace) -> list[str]:
         "lets it through (and, with y = 0, becomes an error δ4 of its own).",
     ]
     diverged = False
-    for fs, es in zip(trace.steps, exact.steps):
+    for fs, es in zip(trace.steps, exact.steps, strict=True):
         for j, s in enumerate(fs.samples):
             e_o2 = es.outputs[1][j, 0]
             f_o2 = fs.outputs[1][j, 0]

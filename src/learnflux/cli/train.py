@@ -460,7 +460,7 @@ def plot_curves(history: Any, path: Path) -> Optional[Path]:
     metric = next((k for k in h if k not in ("loss", "lr") and not k.startswith("val_")), None)
     panels = [("loss", "loss")] + ([(metric, metric.replace("_", " "))] if metric else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
-    for ax, (key, title) in zip(axes[0], panels):
+    for ax, (key, title) in zip(axes[0], panels, strict=True):
         ax.plot(epochs, h[key], "o-", ms=3, label="train")
         if "val_" + key in h:
             ax.plot(epochs, h["val_" + key], "s-", ms=3, label="validation")

@@ -203,7 +203,7 @@ def load_csv(
         raise DataError(f"{path}: no feature column besides the target")
     x = np.empty((len(rows), len(feature_cols)), dtype=np.float64)
     raw_target: List[str] = []
-    for i, (fields, line) in enumerate(zip(rows, lines)):
+    for i, (fields, line) in enumerate(zip(rows, lines, strict=True)):
         if len(fields) != ncols:
             raise DataError(f"{path}, line {line}: expected {ncols} fields, got {len(fields)}")
         try:
@@ -222,7 +222,7 @@ def load_csv(
     if col is None or all(_is_number(v) for v in raw_target):
         values = None if col is None else np.array([float(v) for v in raw_target])
         return _finish(x_out, values, dtype, target_dtype, return_classes)
-    for v, line in zip(raw_target, lines):
+    for v, line in zip(raw_target, lines, strict=True):
         if not v:
             raise DataError(f"{path}, line {line}, {label(col)}: an empty target")
     classes = sorted(set(raw_target))

@@ -57,7 +57,7 @@ class Standardizer:
         if self.mean is None or self.std is None:
             raise DataError(f"Standardizer.{what}: not fitted yet; call fit(x_train) first")
         if x.ndim != self.mean.ndim or any(
-            m != 1 and m != s for m, s in zip(self.mean.shape[1:], x.shape[1:])
+            m != 1 and m != s for m, s in zip(self.mean.shape[1:], x.shape[1:], strict=True)
         ):
             feature_shape = tuple("*" if i in self.axis else d for i, d in enumerate(self.mean.shape))[1:]
             raise ShapeError(

@@ -37,7 +37,7 @@ class Input(Layer):
         if self.shape is not None:
             s = x.shape
             if len(s) != len(self.shape) + 1 or any(
-                e is not None and e != a for e, a in zip(self.shape, s[1:])
+                e is not None and e != a for e, a in zip(self.shape, s[1:], strict=True)
             ):
                 raise self.shape_error(
                     f"expected input of shape (batch, {', '.join(map(str, self.shape))}), got {tuple(s)}"

@@ -237,13 +237,13 @@ class Optimizer:
                 f"group(s), this optimizer has {len(self.param_groups)}"
             )
         by_index: dict[int, Param] = {}
-        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=True)):
             if len(saved["params"]) != len(group["params"]):
                 raise ConfigError(
                     f"{name}.load_state_dict: parameter group {i} holds {len(saved['params'])} "
                     f"parameter(s) in the saved state, {len(group['params'])} here"
                 )
-            for idx, p in zip(saved["params"], group["params"]):
+            for idx, p in zip(saved["params"], group["params"], strict=True):
                 by_index[int(idx)] = p
         new_state: dict[Param, dict[str, Any]] = {}
         for idx, st in saved_state.items():
@@ -263,7 +263,7 @@ class Optimizer:
                 else:
                     entry[key] = value
             new_state[p] = entry
-        for saved, group in zip(saved_groups, self.param_groups):
+        for saved, group in zip(saved_groups, self.param_groups, strict=True):
             for key, value in saved.items():
                 if key == "params":
                     continue

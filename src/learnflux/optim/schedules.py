@@ -87,7 +87,7 @@ class LRScheduler:
         self._step_count += 1
         self.last_epoch += 1
         values = self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, values):
+        for group, lr in zip(self.optimizer.param_groups, values, strict=True):
             group["lr"] = lr
         self._last_lr = self._group_lrs()
 
@@ -222,7 +222,7 @@ class CosineAnnealingLR(LRScheduler):
         if (t - 1 - T) % (2 * T) == 0:
             return [
                 lr + (base - eta) * (1 - math.cos(math.pi / T)) / 2
-                for base, lr in zip(self.base_lrs, self._group_lrs())
+                for base, lr in zip(self.base_lrs, self._group_lrs(), strict=True)
             ]
         return [
             (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T)) * (lr - eta) + eta
@@ -282,7 +282,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_cur = self.T_cur % self.T_i
                 self.T_i = self.T_i * self.T_mult
         self.last_epoch = epoch
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
             group["lr"] = lr
         self._last_lr = self._group_lrs()
 
@@ -433,7 +433,7 @@ class OneCycleLR(LRScheduler):
         try:
             max_lrs = _per_group("max_lr", optimizer, max_lr)
             if last_epoch == -1:
-                for m, group in zip(max_lrs, optimizer.param_groups):
+                for m, group in zip(max_lrs, optimizer.param_groups, strict=True):
                     group["initial_lr"] = m / div_factor
                     group["max_lr"] = m
                     group["min_lr"] = group["initial_lr"] / final_div_factor
@@ -448,7 +448,7 @@ class OneCycleLR(LRScheduler):
                 maxes = _per_group("max_momentum", optimizer, max_momentum)
                 bases = _per_group("base_momentum", optimizer, base_momentum)
                 if last_epoch == -1:
-                    for mm, bm, group in zip(maxes, bases, optimizer.param_groups):
+                    for mm, bm, group in zip(maxes, bases, optimizer.param_groups, strict=True):
                         if self.use_beta1:
                             group["betas"] = (mm, *group["betas"][1:])
                         else:
