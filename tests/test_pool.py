@@ -1,5 +1,5 @@
-"""Pooling beyond the shared harness: SPEC convention 8 (7×7 → 4×4), arg-max routing and ties,
-overlapping windows, average divisors, output sizes against PyTorch, clear errors."""
+"""Pooling beyond the shared harness: docs/conventions.md, 'Max pooling' (7×7 → 4×4), arg-max routing
+and ties, overlapping windows, average divisors, output sizes against PyTorch, clear errors."""
 
 from __future__ import annotations
 

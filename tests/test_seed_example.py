@@ -145,9 +145,9 @@ def test_two_epochs_continue_from_the_weights_of_the_first():
 
 # ---------------------------------------------------------------------------------- floats
 def test_float64_rounding_makes_o2_slightly_negative_so_nothing_is_learned():
-    """SPEC.md 'Numbers': in float64 the third sample's o2 is a tiny negative residue (−1.1e−16
-    with left-to-right sums, −7.4e−17 with the fused multiply-adds of a BLAS dot), so ReLU blocks
-    δ (δ3 = 0) and nothing is learned."""
+    """docs/conventions.md, 'Numbers and dtypes': in float64 the third sample's o2 is a tiny
+    negative residue (−1.1e−16 with left-to-right sums, −7.4e−17 with the fused multiply-adds of a
+    BLAS dot), so ReLU blocks δ (δ3 = 0) and nothing is learned."""
     trace = run(np.float64)
     s3 = trace.steps[2]
     o2 = float(s3.output(2)[0, 0])
@@ -168,8 +168,9 @@ def test_float32_forward_table_is_the_articles_to_within_1e_7():
 
 
 def test_float32_reproduces_the_articles_update_on_the_third_sample():
-    """SPEC.md 'Numbers': from the article's weights, float32 gives o2 = +6e−8 for the third
-    sample, so ReLU lets δ through and the article's update is reproduced to float32 rounding."""
+    """docs/conventions.md, 'Numbers and dtypes': from the article's weights, float32 gives
+    o2 = +6e−8 for the third sample, so ReLU lets δ through and the article's update is reproduced
+    to float32 rounding."""
     trace = run(np.float32, x=X[2:], y=Y[2:])
     step = trace.steps[0]
     o2 = float(step.output(2)[0, 0])

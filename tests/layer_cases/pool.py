@@ -47,7 +47,7 @@ def _avg(id, input_shape, *args, **kwargs):
 
 CASES = [
     _max("maxpool-2x2", (2, 6, 6), 2),
-    _max("maxpool-ceil-7x7", (1, 7, 7), 2, ceil_mode=True),  # SPEC convention 8: 4×4
+    _max("maxpool-ceil-7x7", (1, 7, 7), 2, ceil_mode=True),  # docs/conventions.md, 'Max pooling': 4×4
     _max("maxpool-floor-odd", (2, 5, 7), 2),
     _max("maxpool-3x3-s2-pad1", (2, 7, 8), 3, stride=2, padding=1),  # overlapping windows
     _max("maxpool-3x3-s2-pad1-ceil", (1, 6, 6), 3, stride=2, padding=1, ceil_mode=True),

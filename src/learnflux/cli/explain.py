@@ -107,7 +107,7 @@ def _step_comment(step: Any, batch_size: int) -> str:
 
 
 def _float_notes(trace: Trace, exact: Trace) -> list[str]:
-    """How and why the float run differs from the exact one (SPEC.md, 'Numbers')."""
+    """How and why the float run differs from the exact one (docs/conventions.md, 'Numbers and dtypes')."""
     name = trace.dtype
     bits = 24 if name == "float32" else 53
     w0 = trace.initial.weights["w2"].reshape(-1)

@@ -20,7 +20,7 @@ class Linear(Layer):
 
     * ``δx_i = Σ_j δ_j · W_ji``  → ``δ_in = δ · W``
     * ``δW_ji = Σ_batch δ_j · x_i``  → ``W.grad = δᵀ · x`` (summed over the batch: the 1/n of
-      the mean is already inside δ, SPEC convention 2)
+      the mean is already inside δ, docs/conventions.md, 'Loss and batches')
     * ``δb_j = Σ_batch δ_j``
 
     Args:

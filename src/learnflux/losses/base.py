@@ -14,7 +14,7 @@ class Loss:
     what starts the learning flow is ``δ = ∂Loss/∂output`` returned by ``backward``.
 
     The reported value is the **mean** over the batch; the ``1/n`` of that mean enters **once**,
-    in δ (SPEC convention 2).
+    in δ (docs/conventions.md, 'Loss and batches').
     """
 
     supports_exact: ClassVar[bool] = False

@@ -40,7 +40,7 @@ class CrossEntropyLoss(Loss):
         δ = (p · Σ_c q_c − q) / n        (= (p − q)/n when q sums to 1, always the case for indices)
 
     with ``p = softmax(x)`` and ``n`` the number of samples for ``reduction="mean"`` (``n = 1`` for
-    ``"sum"``). The 1/n of the mean enters once, here (SPEC convention 2).
+    ``"sum"``). The 1/n of the mean enters once, here (docs/conventions.md, 'Loss and batches').
 
     Args:
         reduction: ``"mean"`` (default: the mean over the samples) or ``"sum"``.
