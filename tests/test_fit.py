@@ -187,7 +187,21 @@ def test_fit_accepts_an_array_loader():
         optimizer=lf.Adam(model.parameters(), lr=0.01),
         verbose=0,
     )
-    assert len(hist) == 2 and "accuracy" in hist.history
+    assert hist.epoch == [0, 1] and set(hist.history) == {"loss", "accuracy", "lr"}
+    assert loader.epoch == 2  # the loader's own epochs 0 and 1, in its seeded orders
+    # the same steps by hand, over a twin loader (same seed, same orders) and a twin model
+    twin = mlp()
+    loss, opt = lf.CrossEntropyLoss(), lf.Adam(twin.parameters(), lr=0.01)
+    by_hand = lf.data.ArrayLoader(x, y, batch_size=8, seed=0)
+    for epoch in range(2):
+        values = []
+        for xb, yb in by_hand:
+            values.append(loss(twin(xb), yb))
+            twin.backward(loss.backward(), need_input_delta=False)
+            opt.step()
+        assert hist.history["loss"][epoch] == pytest.approx(np.mean(values), rel=1e-6)
+    for k, v in weights(twin).items():
+        np.testing.assert_array_equal(model.state_dict()[k], v, err_msg=k)
 
 
 def test_predict_is_batched_and_in_the_inference_phase():

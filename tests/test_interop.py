@@ -12,8 +12,12 @@ import pytest
 
 import learnflux as lf
 
-torch = pytest.importorskip("torch")
-nn = torch.nn
+try:  # PyTorch is needed by every test here but the two about running without it
+    import torch
+except ImportError:
+    torch = None
+nn = None if torch is None else torch.nn
+needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
 
 
 def test_import_learnflux_does_not_import_torch():
@@ -26,6 +30,14 @@ def test_import_learnflux_does_not_import_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_without_torch_the_interop_says_what_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    with pytest.raises(lf.ConfigError, match="needs torch, which is not installed"):
+        lf.to_torch(lf.Sequential(lf.Linear(2, 2)))
+    with pytest.raises(lf.ConfigError, match="needs torch, which is not installed"):
+        lf.from_torch(object())
 
 
 # ---------------------------------------------------------------------------- models
@@ -110,6 +122,7 @@ def _assert_same_step(r, module, rtol=1e-10, atol=1e-12):
         )
 
 
+@needs_torch
 def test_lenet_one_training_step_matches_torch():
     torch.manual_seed(0)
     module = lenet(p_dropout=0.0).double().train()
@@ -140,6 +153,7 @@ def test_lenet_one_training_step_matches_torch():
     np.testing.assert_allclose(model.predict(x2), expected, rtol=1e-10, atol=1e-12)
 
 
+@needs_torch
 def test_lenet_with_active_dropout_and_the_same_mask():
     """With p > 0 the two frameworks draw different random masks. learnflux draws its own; the
     *same* mask (read from learnflux's Dropout after its forward pass) is then fed to the torch
@@ -179,6 +193,7 @@ def test_lenet_with_active_dropout_and_the_same_mask():
         )
 
 
+@needs_torch
 @pytest.mark.parametrize("loss_name", ["cross_entropy", "mse"])
 def test_mlp_one_training_step_matches_torch(loss_name):
     torch.manual_seed(2)
@@ -197,6 +212,7 @@ def test_mlp_one_training_step_matches_torch(loss_name):
 
 
 # ---------------------------------------------------------------------------- conversion
+@needs_torch
 def test_names_dtype_and_values_line_up():
     module = lenet().double()
     model = lf.from_torch(module)
@@ -212,6 +228,7 @@ def test_names_dtype_and_values_line_up():
     assert lf.from_torch(nn.Sequential(nn.ReLU())).dtype == np.float32
 
 
+@needs_torch
 def test_weights_are_copied_not_shared():
     module = mlp().double()
     before = module[0].weight.detach().numpy().copy()
@@ -224,6 +241,7 @@ def test_weights_are_copied_not_shared():
     np.testing.assert_array_equal(model.layers[0].weight.value, before - 1.0)
 
 
+@needs_torch
 def test_phase_follows_the_module():
     module = lenet().eval()
     model = lf.from_torch(module)
@@ -232,6 +250,7 @@ def test_phase_follows_the_module():
     assert lf.to_torch(model.train()).training
 
 
+@needs_torch
 def test_load_state_dict_accepts_torch_tensors_and_numpy_arrays():
     module = mlp().double()
     model = lf.from_torch(mlp().double())  # other weights
@@ -246,6 +265,7 @@ def test_load_state_dict_accepts_torch_tensors_and_numpy_arrays():
         model.load_state_dict({"0.weight": module.state_dict()["0.weight"]})
 
 
+@needs_torch
 def test_single_module_converts_to_a_layer():
     lin = nn.Linear(3, 2).double()
     layer = lf.from_torch(lin)
@@ -263,6 +283,7 @@ def _outputs(module, model, x, training):
     return model.forward(x), t
 
 
+@needs_torch
 def test_round_trip_to_torch_from_torch_gives_the_same_outputs():
     torch.manual_seed(4)
     module = lenet().double()
@@ -301,6 +322,7 @@ def _wide_model():
     ).astype(np.float64)
 
 
+@needs_torch
 def test_round_trip_from_learnflux_with_every_layer():
     model = _wide_model()
     module = lf.to_torch(model)
@@ -314,6 +336,7 @@ def test_round_trip_from_learnflux_with_every_layer():
     np.testing.assert_allclose(again.forward(x), out, rtol=1e-12, atol=1e-14)
 
 
+@needs_torch
 def test_embedding_and_global_pool_convert():
     model = lf.Sequential(lf.Embedding(10, 4), lf.Flatten(), lf.Linear(12, 3)).astype("float64")
     module = lf.to_torch(model)
@@ -329,20 +352,21 @@ def test_embedding_and_global_pool_convert():
 
 
 # ---------------------------------------------------------------------------- errors
+@needs_torch
 @pytest.mark.parametrize(
     "module,match",
     [
         (
-            nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.ReLU(), nn.Conv1d(1, 1, 1))),
+            lambda: nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.ReLU(), nn.Conv1d(1, 1, 1))),
             r"unsupported module Conv1d at '1\.1'",
         ),
-        (nn.Sequential(nn.Softmax()), r"Softmax at '0' is not supported with dim=None"),
-        (nn.Sequential(nn.Conv2d(1, 1, 3, padding_mode="reflect")), r"padding_mode='reflect'"),
-        (nn.Sequential(nn.MaxPool2d(2, dilation=2)), r"MaxPool2d at '0'.*dilation"),
-        (nn.Sequential(nn.Embedding(5, 2, padding_idx=0)), r"Embedding at '0'.*padding_idx=0"),
-        (nn.Sequential(nn.AdaptiveAvgPool2d(2)), r"AdaptiveAvgPool2d at '0'.*output_size=1"),
-        (nn.Sequential(), r"nn.Sequential at the top level is empty"),
-        (nn.LSTM(2, 2), r"unsupported module LSTM at the top level"),
+        (lambda: nn.Sequential(nn.Softmax()), r"Softmax at '0' is not supported with dim=None"),
+        (lambda: nn.Sequential(nn.Conv2d(1, 1, 3, padding_mode="reflect")), r"padding_mode='reflect'"),
+        (lambda: nn.Sequential(nn.MaxPool2d(2, dilation=2)), r"MaxPool2d at '0'.*dilation"),
+        (lambda: nn.Sequential(nn.Embedding(5, 2, padding_idx=0)), r"Embedding at '0'.*padding_idx=0"),
+        (lambda: nn.Sequential(nn.AdaptiveAvgPool2d(2)), r"AdaptiveAvgPool2d at '0'.*output_size=1"),
+        (lambda: nn.Sequential(), r"nn.Sequential at the top level is empty"),
+        (lambda: nn.LSTM(2, 2), r"unsupported module LSTM at the top level"),
     ],
     ids=[
         "nested-path",
@@ -357,9 +381,10 @@ def test_embedding_and_global_pool_convert():
 )
 def test_from_torch_errors_name_the_module_and_path(module, match):
     with pytest.raises(lf.ConfigError, match=match):
-        lf.from_torch(module)
+        lf.from_torch(module())
 
 
+@needs_torch
 def test_from_torch_refuses_other_dtypes_and_named_children():
     from collections import OrderedDict
 
@@ -378,6 +403,7 @@ def test_from_torch_refuses_other_dtypes_and_named_children():
         lf.from_torch(Twice(2, 2))
 
 
+@needs_torch
 def test_to_torch_errors():
     x = lf.Input(3)
     graph = lf.Model(x, lf.Add()([x, lf.Linear(3, 3)(x)]))
