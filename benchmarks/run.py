@@ -1,10 +1,16 @@
-"""Run the benchmark suite: ``.venv/bin/python -m benchmarks.run`` (about 3–5 minutes on 2 cores).
+"""Run the benchmark suite: ``.venv/bin/python -m benchmarks.run`` (about 5 minutes on 2 cores).
 
 Options: ``--cases mlp,cnn,...`` (names or groups: ``mlp cnn cnn-cifar tiny predict scaling
 limit``), ``--quick`` (one step per run, two rounds: checks that everything runs, measures
-nothing; writes under ``benchmarks/results/quick/`` unless told otherwise), ``--no-memory``,
-``--unset-env auto|always|never``. Writes ``benchmarks/results/latest.json``,
-``docs/benchmarks.md`` and ``docs/img/bench_*.png``.
+nothing), ``--no-memory``, ``--unset-env auto|always|never``.
+
+Where the results go: by default into a new folder ``benchmarks/results/<UTC timestamp>/``
+(``benchmarks/results/quick/`` with ``--quick``), or the folder given by ``--out``:
+``results.json``, ``benchmarks.md`` and ``img/bench_*.png``. Nothing tracked by git is written.
+``--update-docs`` also regenerates the committed copies the documentation reads:
+``benchmarks/results/latest.json``, ``docs/benchmarks.md`` and ``docs/img/bench_*.png`` (the
+README's speed table quotes that run and is edited by hand). ``--json``, ``--docs`` and
+``--img-dir`` set single paths.
 
 What runs where:
 
@@ -47,10 +53,12 @@ from .common import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
-DEFAULT_DOCS = ROOT / "docs" / "benchmarks.md"
-DEFAULT_IMG = ROOT / "docs" / "img"
-QUICK_DIR = ROOT / "benchmarks" / "results" / "quick"
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+QUICK_DIR = RESULTS_DIR / "quick"
+# The committed copies the documentation reads: written only with --update-docs.
+DOCS_JSON = RESULTS_DIR / "latest.json"
+DOCS_MD = ROOT / "docs" / "benchmarks.md"
+DOCS_IMG = ROOT / "docs" / "img"
 MEMORY_STEPS = 5
 
 
@@ -328,9 +336,22 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         default="auto",
         help="re-run without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (auto: when set)",
     )
-    p.add_argument("--json", type=Path, default=None, help=f"results JSON ({DEFAULT_JSON})")
-    p.add_argument("--docs", type=Path, default=None, help=f"markdown report ({DEFAULT_DOCS})")
-    p.add_argument("--img-dir", type=Path, default=None, help=f"plots ({DEFAULT_IMG})")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for results.json, benchmarks.md and img/ (default: a new "
+        "benchmarks/results/<UTC timestamp>/, or benchmarks/results/quick/ with --quick)",
+    )
+    p.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="also regenerate the committed benchmarks/results/latest.json, docs/benchmarks.md and "
+        "docs/img/bench_*.png (never with --quick)",
+    )
+    p.add_argument("--json", type=Path, default=None, help="results JSON (overrides --out for this file)")
+    p.add_argument("--docs", type=Path, default=None, help="markdown report (overrides --out for this file)")
+    p.add_argument("--img-dir", type=Path, default=None, help="plots folder (overrides --out for the plots)")
     p.add_argument("--worker", choices=("memory", "timing"), default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -347,8 +368,35 @@ def _configs(args: argparse.Namespace) -> tuple[TimingConfig, TimingConfig]:
     return cfg, scaling
 
 
+def output_paths(args: argparse.Namespace, now: Optional[float] = None) -> dict[str, Path]:
+    """Where a run writes: ``json``, ``docs`` and ``img`` in the results folder, plus, with
+    ``--update-docs``, ``docs_json``, ``docs_md`` and ``docs_img`` (the tracked copies)."""
+    if args.out is not None:
+        folder = args.out
+    elif args.quick:
+        folder = QUICK_DIR
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+        folder = RESULTS_DIR / stamp
+        n = 1
+        while folder.exists():  # never overwrite an earlier run
+            n += 1
+            folder = RESULTS_DIR / f"{stamp}-{n}"
+    paths = {
+        "json": args.json or folder / "results.json",
+        "docs": args.docs or folder / "benchmarks.md",
+        "img": args.img_dir or folder / "img",
+    }
+    if args.update_docs:
+        paths.update(docs_json=DOCS_JSON, docs_md=DOCS_MD, docs_img=DOCS_IMG)
+    return paths
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
+    if args.update_docs and args.quick:
+        log("--update-docs with --quick: a quick run measures nothing; the docs are not regenerated from it")
+        return 2
     names = [n for n in args.cases.split(",") if n]
     frameworks = [f for f in args.frameworks.split(",") if f] or None
     if args.worker == "memory":
@@ -379,10 +427,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from . import report
 
-    quick_dir = QUICK_DIR if args.quick else None
-    json_path = args.json or (quick_dir / "latest.json" if quick_dir else DEFAULT_JSON)
-    docs_path = args.docs or (quick_dir / "benchmarks.md" if quick_dir else DEFAULT_DOCS)
-    img_dir = args.img_dir or (quick_dir / "img" if quick_dir else DEFAULT_IMG)
+    paths = output_paths(args)
 
     log(
         f"learnflux benchmarks: {len(selected)} case(s){' + limit' if want_limit else ''}, "
@@ -417,10 +462,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     results["machine"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     results["wall_s"] = time.perf_counter() - t_start
 
-    report.write_json(results, json_path)
-    images = report.write_plots(results, img_dir)
-    report.write_markdown(results, docs_path, images)
-    log(f"wrote {json_path}, {docs_path} and {len(images)} plot(s) in {results['wall_s']:.0f}s")
+    written = report.write_all(results, paths["json"], paths["docs"], paths["img"])
+    if args.update_docs:
+        written += report.write_all(results, paths["docs_json"], paths["docs_md"], paths["docs_img"])
+    log(f"wrote {', '.join(str(p) for p in written)} in {results['wall_s']:.0f}s")
     return 0
 
 

@@ -198,3 +198,71 @@ def test_timing_worker_child_reports_the_blas_kernel(tmp_path: Path) -> None:
     res = json.loads(out.read_text())
     assert "architecture" in res and set(res["env"]) == {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
     assert set(res["cases"]["tiny"]["frameworks"]) == {"learnflux", "numpy"}
+
+
+# ------------------------------------------------------------------ where results go
+def _tracked_docs() -> dict[Path, bytes]:
+    """The committed files the documentation reads, which only ``--update-docs`` may rewrite."""
+    files = [run.DOCS_JSON, run.DOCS_MD, *sorted(run.DOCS_IMG.glob("bench_*.png"))]
+    return {p: p.read_bytes() for p in files if p.exists()}
+
+
+def test_default_run_writes_a_new_results_folder_and_leaves_the_docs_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = tmp_path / "results"
+    monkeypatch.setattr(run, "RESULTS_DIR", results)
+    monkeypatch.setattr(run, "QUICK_DIR", results / "quick")
+    before = _tracked_docs()
+    assert run.DOCS_MD in before and run.DOCS_JSON in before
+    args = ["--cases", "tiny", "--frameworks", "learnflux,numpy", "--no-memory", "--unset-env", "never"]
+    assert run.main([*args, "--repeats", "1", "--target-s", "0.01"]) == 0  # a real (tiny) timed run
+    (folder,) = results.iterdir()  # benchmarks/results/<UTC timestamp>/
+    assert len(folder.name) == len("20260101-120000") and folder.name[8] == "-"
+    assert json.loads((folder / "results.json").read_text())["quick"] is False
+    assert "| tiny |" in (folder / "benchmarks.md").read_text()
+    assert run.main([*args, "--quick"]) == 0
+    assert (results / "quick" / "results.json").exists()
+    assert _tracked_docs() == before
+
+
+def test_output_paths_never_overwrite_and_update_docs_adds_the_tracked_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run, "RESULTS_DIR", tmp_path)
+    now = 1_800_000_000.0
+    first = run.output_paths(run.parse_args([]), now)
+    assert first["json"] == tmp_path / "20270115-080000" / "results.json"
+    assert "docs_md" not in first
+    first["json"].parent.mkdir()
+    second = run.output_paths(run.parse_args([]), now)
+    assert second["json"].parent.name == "20270115-080000-2"
+    out = run.output_paths(run.parse_args(["--out", str(tmp_path / "x")]))
+    assert out["docs"] == tmp_path / "x" / "benchmarks.md" and out["img"] == tmp_path / "x" / "img"
+    docs = run.output_paths(run.parse_args(["--update-docs", "--out", str(tmp_path / "y")]))
+    assert (docs["docs_json"], docs["docs_md"], docs["docs_img"]) == (
+        run.DOCS_JSON,
+        run.DOCS_MD,
+        run.DOCS_IMG,
+    )
+    assert docs["json"] == tmp_path / "y" / "results.json"  # the run's own copy too
+    assert run.main(["--quick", "--update-docs"]) == 2  # quick numbers never reach the docs
+
+
+def test_report_rerenders_outside_the_docs_by_default(tmp_path: Path) -> None:
+    from benchmarks import report
+
+    before = _tracked_docs()
+    assert report.main([str(run.DOCS_JSON), "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert md == run.DOCS_MD.read_text()  # the committed page is what the committed JSON gives
+    assert _tracked_docs() == before
+
+
+def test_results_folders_are_ignored_by_git() -> None:
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    stamped = "benchmarks/results/20990101-000000/results.json"
+    ignored = subprocess.run(["git", "check-ignore", "-q", stamped], cwd=ROOT)
+    kept = subprocess.run(["git", "check-ignore", "-q", "benchmarks/results/latest.json"], cwd=ROOT)
+    assert ignored.returncode == 0 and kept.returncode == 1
