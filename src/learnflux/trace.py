@@ -106,6 +106,10 @@ def to_jsonable(a: Any) -> Any:
     if isinstance(a, np.ndarray):
         if a.ndim == 0:
             return to_jsonable(a[()])
+        if a.dtype == np.float64:
+            return a.tolist()  # Python floats: their repr is the shortest that reads back
+        if a.dtype == np.float32:  # the shortest decimals of the float32 values, at C speed
+            return np.asarray([float(t) for t in a.reshape(-1).astype(str)]).reshape(a.shape).tolist()
         return [to_jsonable(v) for v in a]
     if isinstance(a, (list, tuple)):
         return [to_jsonable(v) for v in a]
@@ -349,6 +353,7 @@ class Trace:
             "batch_size": self.batch_size,
             "epochs": self.epochs,
             "layers": [layer.summary_name() for layer in self.model.layers],
+            "graph": self._graph(),
             "loss_function": self.loss.describe(),
             "x": to_jsonable(self.initial.x),
             "y": to_jsonable(self.initial.y),
@@ -360,10 +365,30 @@ class Trace:
 
     def to_json(self, indent: Optional[int] = 2) -> str:
         """The trace as JSON; with ``indent``, innermost lists of numbers stay on one line."""
-        text = json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        doc = self.to_dict()
         if indent is None:
-            return text
-        return _INNER_LIST.sub(lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+            return json.dumps(doc, ensure_ascii=False)
+        inner: list[str] = []
+        text = json.dumps(_mark_inner_lists(doc, inner), indent=indent, ensure_ascii=False)
+        return _MARK.sub(lambda m: inner[int(m.group(1))], text)
+
+    def to_npz(self, path: Any) -> None:
+        """Write every tensor of the trace to a NumPy ``.npz`` archive (see
+        :func:`learnflux.flow.arrays.save_npz` for its layout)."""
+        from .flow.arrays import save_npz
+
+        save_npz(self, path)
+
+    def to_html(self, title: Optional[str] = None) -> str:
+        """The learning-flow page: one self-contained HTML file (see :mod:`learnflux.flow.page`)."""
+        from .flow.page import render_page
+
+        return render_page(self, title=title)
+
+    def _graph(self) -> list[dict[str, Any]]:
+        from .flow.graph import graph_nodes
+
+        return graph_nodes(self.model)
 
     # ------------------------------------------------------------------ text and markdown
     def _formulas(self) -> dict[str, str]:
@@ -435,6 +460,12 @@ class Trace:
         )
 
     def to_text(self) -> str:
+        """Aligned tables (a small model) or one block per step and layer, large tensors
+        summarised (see :mod:`learnflux.flow.text`)."""
+        from .flow.text import long_text, needs_long_layout
+
+        if needs_long_layout(self):
+            return long_text(self)
         out = [
             self.describe(),
             "",
@@ -451,6 +482,10 @@ class Trace:
         return "\n".join(out) + "\n"
 
     def to_markdown(self) -> str:
+        from .flow.text import long_markdown, needs_long_layout
+
+        if needs_long_layout(self):
+            return long_markdown(self)
         out = [
             "```",
             self.describe(),
@@ -471,8 +506,10 @@ class Trace:
     def describe(self) -> str:
         exact = is_exact(self.model.dtype)
         lines = [f"Model ({self.dtype}):"]
-        for k, layer in enumerate(self.model.layers, start=1):
-            lines.append(f"  L{k} = {layer.summary_name()}")
+        chain = _is_chain(self.model)
+        for k, (layer, ins) in enumerate(zip(self.model.layers, self.model._plan, strict=True), start=1):
+            reads = "" if chain else " ← " + ", ".join(f"o{j + 1}" if j >= 0 else "x" for j in ins)
+            lines.append(f"  L{k} = {layer.summary_name()}{reads}")
         lines.append(f"  Loss = {self.loss.describe()}")
         for name, w in self.initial.weights.items():
             lines.append(f"Start weights {name} = {format_tensor(_flat_if_row(w), exact)}")
@@ -483,8 +520,35 @@ class Trace:
         return "\n".join(lines)
 
 
-#: a JSON list of numbers or of strings without spaces ("1/200"), spread over several lines
-_INNER_LIST = re.compile(r'\[\s*((?:"[^"\s]*"|[-+\w.]+)(?:,\s*(?:"[^"\s]*"|[-+\w.]+))*)\s*\]')
+#: where _mark_inner_lists left an innermost list (a string that JSON writes as "\u0000<n>")
+_MARK = re.compile(r'"\\u0000(\d+)"')
+
+
+_NUMBER_TYPES = (int, float)
+
+
+def _one_line(v: Any) -> bool:
+    """A value an innermost list keeps on its line: a number, or a string without spaces."""
+    if isinstance(v, str):
+        return not any(c.isspace() for c in v) and "\x00" not in v
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _mark_inner_lists(obj: Any, inner: list[str]) -> Any:
+    """A copy of ``obj`` where each non-empty list of numbers or of strings without spaces
+    (``["1/200", "-3/11600"]``) is replaced by a marker and written, on one line, into ``inner``."""
+    if isinstance(obj, dict):
+        return {k: _mark_inner_lists(v, inner) for k, v in obj.items()}
+    if isinstance(obj, list):
+        if obj and all(type(v) in _NUMBER_TYPES for v in obj):  # the common case, made fast
+            text = ", ".join(map(repr, obj))  # repr: JSON's own spelling of finite numbers
+            inner.append("[" + text + "]" if "n" not in text else json.dumps(obj))  # nan, inf
+            return f"\x00{len(inner) - 1}"
+        if obj and all(_one_line(v) for v in obj):
+            inner.append(json.dumps(obj, ensure_ascii=False, separators=(", ", ": ")))
+            return f"\x00{len(inner) - 1}"
+        return [_mark_inner_lists(v, inner) for v in obj]
+    return obj
 
 
 def _mean(values: Sequence[Any]) -> Any:
@@ -557,18 +621,23 @@ def record(
     shuffle: bool = False,
     seed: Optional[int] = None,
     lr: Any = None,
+    steps: Optional[int] = None,
 ) -> Trace:
     """Train ``model`` on ``(x, y)`` and record every step.
 
     Batches follow the dataset order (``shuffle=False``, the article's setting), the last one
     possibly smaller; with ``shuffle=True`` each epoch uses a new permutation drawn from
     ``np.random.default_rng(seed)``. ``lr`` is only reported (default: the optimizer's first
-    group's ``lr``). Returns a :class:`Trace` with the forward tables before and after training.
+    group's ``lr``). ``steps``: stop after that many steps (the epochs go on until then, so
+    ``record(..., batch_size=len(x), steps=3)`` takes three steps on the same batch).
+    Returns a :class:`Trace` with the forward tables before and after training.
     """
     if int(batch_size) < 1:
         raise ConfigError(f"record: batch_size must be at least 1, got {batch_size}")
     if int(epochs) < 1:
         raise ConfigError(f"record: epochs must be at least 1, got {epochs}")
+    if steps is not None and int(steps) < 1:
+        raise ConfigError(f"record: steps must be at least 1, got {steps}")
     if not isinstance(model, Model) or not model._single_input:
         raise ConfigError(
             "record: expects a model with one input (lf.Sequential or a single-input lf.Model); "
@@ -587,9 +656,13 @@ def record(
     initial = rec.snapshot(x_arr, y_arr)
     rng = np.random.default_rng(seed)
     n = x_arr.shape[0]
+    if steps is not None:
+        epochs = -(-int(steps) // -(-n // int(batch_size)))  # enough epochs for that many steps
     for epoch in range(1, int(epochs) + 1):
         order = rng.permutation(n) if shuffle else np.arange(n)
         for start in range(0, n, int(batch_size)):
+            if steps is not None and len(rec.steps) == int(steps):
+                break
             idx = order[start : start + int(batch_size)]
             rec.step(x_arr[idx], y_arr[idx], epoch=epoch, samples=idx.tolist())
     final = rec.snapshot(x_arr, y_arr)

@@ -1,4 +1,6 @@
-"""``learnflux explain``: replay the seed article's worked example ("The Weights") step by step.
+"""``learnflux explain``: replay the seed article's worked example ("The Weights") step by step,
+or record the learning flow of any model (``learnflux explain MODEL``, see
+:mod:`learnflux.cli.explain_model`).
 
 The model is ``L1 = Input(3)``, ``L2 = Linear(3 → 1)`` without bias (``o2 = w2 · o1``),
 ``L3 = ReLU``, the loss ``½(o3 − y)²``; the start weights are
@@ -317,38 +319,78 @@ def explain(
 
 
 def _command(args: argparse.Namespace) -> int:
-    print(explain(args.dtype, args.lr, args.batch_size, args.epochs, args.format), end="")
+    from .explain_model import check_seed_options, model_command, write_trace
+
+    if args.model is not None:
+        return model_command(args)
+    check_seed_options(args)
+    dtype = args.dtype or "exact"
+    lr = "1" if args.lr is None else args.lr
+    batch_size = args.batch_size or 1
+    epochs = args.epochs or 1
+    if args.format in ("html", "npz"):
+        trace = run(dtype, lr, batch_size, epochs)
+        title = 'The seed\'s worked example ("The Weights")'
+        return write_trace(trace, args.format, args.out, title)
+    text = explain(dtype, lr, batch_size, epochs, args.format)
+    if args.out:
+        return write_trace(text, args.format, args.out)
+    print(text, end="")
     return 0
 
 
 def register(subparsers: Any) -> None:
+    from .explain_model import MODEL_HELP, add_model_arguments
+
     parser = subparsers.add_parser(
         "explain",
-        help="replay the seed article's worked example step by step",
+        help="the learning flow step by step: the seed's example, or any model (MODEL)",
         description=(
-            "Replay the worked example of the article 'The Weights': a 3-layer model "
-            "(Input, Linear without bias, ReLU), the squared-error loss and SGD on 3 samples. "
-            "Prints the forward table, then for every step δ4, δ3, δ2, δ1, δw2 and ŵ2, then the "
-            "forward table after training."
+            "Without MODEL: replay the worked example of the article 'The Weights': a 3-layer "
+            "model (Input, Linear without bias, ReLU), the squared-error loss and SGD on 3 "
+            "samples. Prints the forward table, then for every step δ4, δ3, δ2, δ1, δw2 and ŵ2, "
+            "then the forward table after training. With MODEL (a model file, a run folder or a "
+            "run config): a few training steps of that model on samples of its data, every layer's "
+            "o^k, δ^k, δw and ŵ. --format html writes the learning-flow page."
         ),
+        epilog=MODEL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--dtype",
         choices=["exact", "float32", "float64"],
-        default="exact",
-        help="arithmetic: exact fractions (default, the article's numbers), float32 or float64",
+        default=None,
+        help="arithmetic: exact fractions (the seed's default, the article's numbers), float32 or "
+        "float64 (a MODEL's default: its own)",
     )
     parser.add_argument(
-        "--lr", default="1", help="learning rate α (default 1); in exact mode 1e-7 means exactly 1/10^7"
+        "--lr",
+        default=None,
+        help="learning rate α (the seed's default 1; a MODEL's: the optimizer's, SGD 0.01); in exact "
+        "mode 1e-7 means exactly 1/10^7",
     )
-    parser.add_argument("--batch-size", type=_positive_int, default=1, help="samples per step")
-    parser.add_argument("--epochs", type=_positive_int, default=1, help="passes over the 3 samples")
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="samples per step (the seed's default 1; a MODEL's: all the chosen samples)",
+    )
+    parser.add_argument(
+        "--epochs", type=_positive_int, default=None, help="passes over the samples (default 1)"
+    )
     parser.add_argument(
         "--format",
-        choices=["text", "markdown", "json"],
+        choices=["text", "markdown", "json", "npz", "html"],
         default="text",
-        help="output format (json: the documented machine-readable contract)",
+        help="output: text, markdown or json (the documented contract) on standard output; npz "
+        "(every value) or html (the learning-flow page) into a file",
     )
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the output there (html: default learning-flow.html; npz: learning-flow.npz)",
+    )
+    add_model_arguments(parser)
     parser.set_defaults(func=_command)
 
 
