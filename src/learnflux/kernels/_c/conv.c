@@ -16,7 +16,7 @@ void lf_im2col(int f64, const void *x, void *cols, const struct conv_geom *g) {
     if (f64) im2col_f64(x, cols, g); else im2col_f32(x, cols, g);
 }
 
-void lf_col2im(int f64, const void *cols, void *dx, const struct conv_geom *g) {
+void lf_col2im(int f64, void *cols, void *dx, const struct conv_geom *g) {
     if (f64) col2im_f64(cols, dx, g); else col2im_f32(cols, dx, g);
 }
 

@@ -28,6 +28,24 @@ static LF_CLONES void FN(im2col_range)(void *p, idx_t first, idx_t end) {
             b1 = g->W - x0 < g->Wo ? g->W - x0 : g->Wo;
             if (b1 < b0) b1 = b0;
         }
+        if (g->sh == 1 && g->sw == 1 && g->W == g->Wo) {
+            /* stride 1, output as wide as the input ("same" padding): the unit is the input plane
+             * shifted by s = (d_h·i − p_top)·W + d_w·j − p_left, so ONE copy of the overlapping
+             * flat range, then zeros where the shift wrapped around a row edge (columns outside
+             * [b0, b1)) or left the plane: a few stores per row instead of one call per row */
+            idx_t s = (i * g->dh - g->pt) * g->W + x0, lo = s < 0 ? -s : 0, hi = g->H * g->W - s;
+            if (hi > P) hi = P;
+            if (hi < lo) hi = lo;
+            for (idx_t q = 0; q < lo; q++) dst[q] = 0;
+            memcpy(dst + lo, src + lo + s, (size_t)(hi - lo) * sizeof(T));
+            for (idx_t q = hi; q < P; q++) dst[q] = 0;
+            for (idx_t oa = 0; oa < g->Ho; oa++) {
+                T *d = dst + oa * g->Wo;
+                for (idx_t b = 0; b < b0; b++) d[b] = 0;
+                for (idx_t b = b1; b < g->Wo; b++) d[b] = 0;
+            }
+            continue;
+        }
         for (idx_t oa = 0; oa < g->Ho; oa++) {
             idx_t y = oa * g->sh + i * g->dh - g->pt;
             T *d = dst + oa * g->Wo;
@@ -59,7 +77,7 @@ static void FN(im2col)(const T *x, T *cols, const struct conv_geom *g) {
  * added back at the pixels they were read from. Planes are disjoint: no two threads write the
  * same value. */
 struct FN(col2im_args) {
-    const T *cols;
+    T *cols; /* scratch: col2im may zero entries that add nothing */
     T *dx;
     const struct conv_geom *g;
 };
@@ -75,8 +93,24 @@ static LF_CLONES void FN(col2im_range)(void *p, idx_t first, idx_t end) {
         for (idx_t i = 0; i < g->kh; i++) {
             for (idx_t j = 0; j < g->kw; j++) {
                 idx_t r = (c * g->kh + i) * g->kw + j;
-                const T *src = a->cols + (r * g->N + n) * P;
+                T *src = a->cols + (r * g->N + n) * P;
                 idx_t x0 = j * g->dw - g->pl;
+                if (g->sh == 1 && g->sw == 1 && g->W == g->Wo) {
+                    /* stride 1, "same" width: as in im2col, one flat shifted add over the plane;
+                     * the columns that wrapped around a row edge are first set to 0 in the
+                     * column buffer (scratch: the caller's δX_col is not read again) */
+                    idx_t b0 = x0 < 0 ? -x0 : 0, b1 = g->W - x0 < g->Wo ? g->W - x0 : g->Wo;
+                    for (idx_t oa = 0; oa < g->Ho; oa++) {
+                        T *srow = src + oa * g->Wo;
+                        for (idx_t b = 0; b < b0; b++) srow[b] = 0;
+                        for (idx_t b = b1; b < g->Wo; b++) srow[b] = 0;
+                    }
+                    idx_t sh = (i * g->dh - g->pt) * g->W + x0, lo = sh < 0 ? -sh : 0, hi = HW - sh;
+                    if (hi > P) hi = P;
+                    T *dd = plane + sh;
+                    for (idx_t q = lo; q < hi; q++) dd[q] += src[q];
+                    continue;
+                }
                 for (idx_t oa = 0; oa < g->Ho; oa++) {
                     idx_t y = oa * g->sh + i * g->dh - g->pt;
                     if (y < 0 || y >= g->H) continue;
@@ -99,7 +133,7 @@ static LF_CLONES void FN(col2im_range)(void *p, idx_t first, idx_t end) {
     }
 }
 
-static void FN(col2im)(const T *cols, T *dx, const struct conv_geom *g) {
+static void FN(col2im)(T *cols, T *dx, const struct conv_geom *g) {
     struct FN(col2im_args) a = {cols, dx, g};
     lf_parallel(FN(col2im_range), &a, g->N * g->C, g->kh * g->kw * g->Ho * g->Wo);
 }

@@ -11,7 +11,7 @@
 #include "lfk.h"
 
 void lf_im2col(int f64, const void *x, void *cols, const struct conv_geom *g);
-void lf_col2im(int f64, const void *cols, void *dx, const struct conv_geom *g);
+void lf_col2im(int f64, void *cols, void *dx, const struct conv_geom *g);
 void lf_bias_nchw(int f64, const void *prod, const void *bias, void *out, idx_t O, idx_t N, idx_t L, int relu);
 void lf_nchw_mat(int f64, const void *d, void *mat, void *db, idx_t O, idx_t N, idx_t L);
 void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g);
@@ -82,7 +82,7 @@ static PyObject *py_col2im(PyObject *self, PyObject *args) {
     struct conv_geom g;
     if (!PyArg_ParseTuple(args, "OOpO!", &oc, &od, &f64, &PyTuple_Type, &og) || !parse_geom(og, &g)) return NULL;
     struct bufs s = {.n = 0};
-    void *cols = get(&s, oc, 0, 0, g.C * g.kh * g.kw * g.N * g.Ho * g.Wo, ITEM(f64), "cols");
+    void *cols = get(&s, oc, 1, 0, g.C * g.kh * g.kw * g.N * g.Ho * g.Wo, ITEM(f64), "cols");
     void *dx = BAD(cols) ? cols : get(&s, od, 1, 0, g.N * g.C * g.H * g.W, ITEM(f64), "dx");
     if (BAD(cols) || BAD(dx)) { release(&s); return NULL; }
     Py_BEGIN_ALLOW_THREADS
@@ -276,7 +276,7 @@ static int cpu_count(void) {
 
 static PyMethodDef methods[] = {
     {"im2col", py_im2col, METH_VARARGS, "im2col(x, cols, f64, geom): NCHW → X_col[(c,i,j),(n,a,b)]"},
-    {"col2im", py_col2im, METH_VARARGS, "col2im(cols, dx, f64, geom): X_col δ added back into NCHW δx"},
+    {"col2im", py_col2im, METH_VARARGS, "col2im(cols, dx, f64, geom): X_col δ added back into NCHW δx (cols is scratch: may be modified)"},
     {"bias_nchw", py_bias_nchw, METH_VARARGS, "bias_nchw(prod, bias, out, f64, O, N, L, relu)"},
     {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
     {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},

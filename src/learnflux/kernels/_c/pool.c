@@ -1,4 +1,5 @@
 /* Max pooling forward (with the winning window offset) and backward (pool_t.h). */
+#include <stdlib.h>
 #include "lfk.h"
 
 #define T float
