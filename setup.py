@@ -16,7 +16,8 @@ SOURCES = ["module.c", "parallel.c", "conv.c", "pool.c", "eltwise.c", "bn.c"]
 HEADERS = ["lfk.h", "conv_t.h", "pool_t.h", "eltwise_t.h", "bn_t.h"]
 # -fno-trapping-math: no FP exception is ever trapped, so compares may become vector selects (the
 # max pooling loops vectorise only with it); it changes no result
-compile_args = [] if sys.platform == "win32" else ["-O3", "-std=gnu11", "-fno-strict-aliasing", "-fno-trapping-math"]
+UNIX_FLAGS = ["-O3", "-std=gnu11", "-fno-strict-aliasing", "-fno-trapping-math"]
+compile_args = [] if sys.platform == "win32" else UNIX_FLAGS
 link_args = [] if sys.platform == "win32" else ["-pthread"]
 
 setup(

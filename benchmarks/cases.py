@@ -5,7 +5,8 @@ once from one seed and cycled, so no data loading is timed), the same loss, plai
 and the same thread count. A training step is forward + loss + backward + update; a predict step
 is one forward pass in the inference phase (PyTorch under ``torch.inference_mode()``).
 
-Frameworks: ``learnflux``, ``torch`` (eager, NCHW), ``torch-cl`` (eager, ``channels_last``
+Frameworks: ``learnflux`` (its default kernel set: compiled where built), ``learnflux-numpy``
+(the same on the NumPy kernels), ``torch`` (eager, NCHW), ``torch-cl`` (eager, ``channels_last``
 memory format for model and input) and ``numpy`` (the hand-written reference of
 ``benchmarks.numpy_ref``). Modules are imported lazily so that the memory workers load only what
 their framework needs.
@@ -115,6 +116,8 @@ def all_cases() -> list[Case]:
             group="predict",
         ),
     ]
+    for case in cases:  # the kernel-set dimension: learnflux on the NumPy kernels beside the default
+        case.frameworks = (case.frameworks[0], "learnflux-numpy", *case.frameworks[1:])
     for b in SCALING_BATCHES:
         cases.append(
             Case(
@@ -206,6 +209,7 @@ def make_step(framework: str, case: Case, data: Data, kind: str, seed: int = 0) 
     when a framework has no version of the model (no NumPy reference for the VGG net)."""
     builders = {
         "learnflux": _learnflux_step,
+        "learnflux-numpy": _learnflux_step,
         "torch": _torch_step,
         "torch-cl": _torch_step,
         "numpy": _numpy_step,
@@ -214,6 +218,23 @@ def make_step(framework: str, case: Case, data: Data, kind: str, seed: int = 0) 
 
 
 def _learnflux_step(framework: str, case: Case, data: Data, kind: str, seed: int) -> Callable:
+    """``learnflux`` runs the default kernel set (compiled where built); ``learnflux-numpy`` the
+    NumPy kernels, switched on around each step (``kernels.using``: a few µs)."""
+    from learnflux import kernels
+
+    step = _learnflux_default_step(framework, case, data, kind, seed)
+    kernel_set = framework.partition("-")[2]
+    if not kernel_set:
+        return step
+
+    def with_kernels() -> Any:
+        with kernels.using(kernel_set):
+            return step()
+
+    return with_kernels
+
+
+def _learnflux_default_step(framework: str, case: Case, data: Data, kind: str, seed: int) -> Callable:
     import learnflux as lf
 
     from . import learnflux_ref

@@ -237,6 +237,7 @@ def machine_info(with_torch: bool) -> dict[str, Any]:
         import learnflux
 
         info["learnflux"] = learnflux.__version__
+        info["learnflux_kernels"] = learnflux.kernels.describe()  # which kernel set "learnflux" ran
     except ImportError:  # pragma: no cover
         info["learnflux"] = None
     if with_torch:

@@ -11,6 +11,7 @@ import numpy as np
 
 FW_NAMES = {
     "learnflux": "learnflux",
+    "learnflux-numpy": "learnflux, NumPy kernels",
     "torch": "PyTorch eager",
     "torch-cl": "PyTorch channels_last",
     "numpy": "NumPy reference",
@@ -173,6 +174,14 @@ def write_markdown(results: dict[str, Any], path: Path, images: list[Path]) -> N
         f"- Python {m['python']}, NumPy {m['numpy']}, learnflux {m.get('learnflux')}, "
         f"PyTorch {m.get('torch', 'not installed')}"
         + (f" (BLAS: {m.get('torch_blas')}, oneDNN: {m.get('torch_mkldnn')})" if m.get("torch") else ""),
+        *(
+            [
+                f'- learnflux {m["learnflux_kernels"]} (the row "learnflux, NumPy kernels" runs the '
+                "same models on the NumPy kernels)"
+            ]
+            if m.get("learnflux_kernels")
+            else []
+        ),
         "- NumPy's BLAS: "
         + "; ".join(
             f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')} kernel, "

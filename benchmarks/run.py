@@ -203,11 +203,13 @@ def memory_worker(case_name: str, framework: str, quick: bool) -> dict[str, Any]
         import torch  # noqa: F401
 
         setup_torch_threads(numpy_blas_threads())
-    elif framework == "learnflux":
+    elif framework.startswith("learnflux"):
         import learnflux  # noqa: F401
     imported = rss_kib()
     data = cases_mod.make_data(case)
-    kind = cases_mod.loss_kind(case, lf_has_cross_entropy() if framework == "learnflux" else _parent_has_ce())
+    kind = cases_mod.loss_kind(
+        case, lf_has_cross_entropy() if framework.startswith("learnflux") else _parent_has_ce()
+    )
     step = cases_mod.make_step(framework, case, data, kind)
     for _ in range(2 if quick else MEMORY_STEPS):
         step()
