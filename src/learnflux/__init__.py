@@ -33,7 +33,10 @@ from . import (  # lf.callbacks.EarlyStopping, lf.metrics.register_metric, ...
     callbacks,
     config,
     data,  # lf.data: loaders, splits, datasets
+    flow,  # lf.flow: any model's learning flow, its page (lf.flow.explain_model, write_page)
+    look,  # lf.look: what a model looks at (saliency, maximize)
     metrics,
+    png,  # lf.png: arrays as PNG images (no matplotlib needed)
 )
 from .callbacks import (
     Callback,

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 from ..errors import LearnfluxError
 
 #: subcommand modules, in the order ``learnflux --help`` lists them
-SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "explain"]
+SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "explain", "saliency", "maximize"]
 
 
 class _Version(argparse.Action):
