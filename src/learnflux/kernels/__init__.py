@@ -17,6 +17,7 @@ and one workspace (:mod:`.workspace`) owning every reusable scratch array.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from contextlib import contextmanager
@@ -45,10 +46,12 @@ def available() -> bool:
 
 
 def _not_built() -> str:
-    return (
-        "compiled kernels not built (no C compiler at install, or the build failed; "
-        f"reinstall with a C compiler to get them): {_BUILD_ERROR}"
-    )
+    if importlib.util.find_spec(f"{__name__}._lfk") is None:
+        return (
+            "the compiled kernels are not built (no C compiler at install time, or the build "
+            "failed: reinstall with a C compiler to get them)"
+        )
+    return f"the compiled kernels are built but do not load ({_BUILD_ERROR})"
 
 
 def _resolve(name: str, source: str) -> tuple[ModuleType, str]:
@@ -69,7 +72,7 @@ def _resolve(name: str, source: str) -> tuple[ModuleType, str]:
         return reference, asked
     if _compiled is not None:
         return _compiled, asked + (": the compiled kernels are built" if name == "auto" else "")
-    reason = f"{asked}, but the {_not_built()}; running the NumPy kernels"
+    reason = f"{asked}, but {_not_built()}; running the NumPy kernels"
     if not _state["warned"]:  # say it once per process
         _state["warned"] = True
         warnings.warn(f"learnflux: {reason}", RuntimeWarning, stacklevel=3)
