@@ -27,7 +27,7 @@ HTML comments right before a block (blank lines allowed between) change that, an
   variables a fragment or a signature uses).
 * ``<!-- doc-test: output-of (COMMAND) -->`` on a ``text`` or ``json`` block: the block is (a
   part of) what COMMAND prints (a ``json`` block: a sub-object of its JSON output).
-* ``<!-- doc-test: time (about N seconds) -->``: the block takes N/4 to 6 × N seconds of CPU time
+* ``<!-- doc-test: time (about N seconds) -->``: the block takes N/4 to 10 × N seconds of CPU time
   (wall time on a loaded machine says little), and the paragraph above quotes "about N seconds".
 
 The last tests compare the numbers the prose quotes (the main job's accuracy and duration, the
@@ -62,18 +62,12 @@ VENV_BIN = Path(sys.executable).parent  # not resolved: the venv's bin, not the 
 PYTHON_LANGS = {"python", "py", "python3"}
 SHELL_LANGS = {"bash", "sh", "shell", "console"}
 DATA_LANGS = {"text", "toml", "json", "csv", "markdown", "ini"}
-OPTIONAL_MODULES = {"torch"}
+OPTIONAL_MODULES = {"torch"}  # test extras: a block that imports them is skipped without them
 # How much slower than quoted a timed block may run. Durations are compared in CPU time, yet on the
-# shared 2-core machine (load average 10) a run still took 4-5x its CPU time on an idle one: the
-# check catches a quote off by an order of magnitude, not a 20% drift.
-SLOWDOWN = 6  # test extras: a block that imports them is skipped without them
-# Shell commands that fail until work in progress lands: (file, command) -> reason.
-# (file, regular expression on the command) -> reason.
-PENDING: dict[tuple[str, str], str] = {
-    ("README.md", r"^learnflux (train .*--download|predict .*(--sample|digit\.png))"): (
-        "issue 9, item 3 lands (`train --download`, `predict --sample`): work in progress"
-    ),
-}
+# shared 2-core machine (load average 7 to 10) the main job still took 5-7x the CPU time of an idle
+# run (OpenBLAS threads spin while they wait): the check catches a quote off by an order of
+# magnitude, not a 20% drift. Quoted times are idle-machine times.
+SLOWDOWN = 10
 
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,})(?P<info>[^`]*)$")
 MARKER = re.compile(r"<!--\s*doc-test:\s*(?P<body>.*?)\s*-->", re.S)
@@ -397,9 +391,6 @@ def test_block(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             cpu = children_cpu_seconds()
             done = run_shell(command, sandbox)
             cpu = children_cpu_seconds() - cpu
-            for (doc, pattern), reason in PENDING.items():
-                if done.returncode != 0 and block.id.startswith(doc + ":") and re.search(pattern, command):
-                    pytest.xfail(f"`{command}` fails until {reason}")
             assert done.returncode == 0, f"`{command}` exited with {done.returncode}:\n{done.stderr[-3000:]}"
             if command.split("#")[0].strip() in ("learnflux train", ".venv/bin/learnflux train"):
                 _remember_main_job(sandbox, cpu)
