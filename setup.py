@@ -12,7 +12,7 @@ import sys
 from setuptools import Extension, setup
 
 C_DIR = "src/learnflux/kernels/_c"
-SOURCES = ["module.c", "parallel.c", "conv.c", "pool.c", "eltwise.c", "bn.c"]
+SOURCES = ["module.c", "parallel.c", "conv.c", "direct.c", "pool.c", "eltwise.c", "bn.c"]
 HEADERS = ["lfk.h", "conv_t.h", "pool_t.h", "eltwise_t.h", "bn_t.h"]
 # -fno-trapping-math: no FP exception is ever trapped, so compares may become vector selects (the
 # max pooling loops vectorise only with it); it changes no result

@@ -227,3 +227,31 @@ def test_environment_variable_chooses_the_set(value, expected):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == expected
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "args, kwargs, shape",
+    [
+        ((1, 16, 3), dict(padding=1), (4, 1, 28, 28)),  # LeNet's first layer
+        ((3, 5, 3), dict(padding="same", dilation=2), (2, 3, 9, 7)),
+        ((2, 4, (2, 3)), dict(padding=(1, 0), bias=False), (1, 2, 6, 5)),
+        ((3, 2, 1), dict(), (3, 3, 4, 4)),
+        ((1, 3, 4), dict(padding="same"), (2, 1, 7, 8)),  # even kernel: asymmetric padding
+    ],
+)
+def test_direct_convolution_of_few_taps_equals_numpy(args, kwargs, shape):
+    """float32, stride 1, C·kh·kw ≤ 32: the compiled set convolves directly (no columns)."""
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+
+    def make():
+        layer = lf.Conv2d(*args, rng=2, **kwargs)
+        if layer.use_bias:
+            layer.bias.value = np.random.default_rng(4).uniform(-1, 1, layer.out_channels)
+        return layer
+
+    with kernels.using("compiled"):
+        probe = make()
+        probe.forward(x)
+        assert probe._cache[0] == "compiled-direct"
+    _compare(make, x, np.float32)

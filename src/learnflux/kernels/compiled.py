@@ -26,6 +26,8 @@ from .geometry import ConvGeometry, PoolGeometry
 from .workspace import Scratch, shared
 
 NAME = "compiled"
+#: at most this many taps ``C·kh·kw`` (float32, stride 1, one group): direct convolution
+DIRECT_MAX_K = 32
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -62,6 +64,13 @@ def conv2d_forward(
     g, o = geo.groups, geo.out_channels
     k, length = c * geo.kernel[0] * geo.kernel[1], n * ho * wo
     f64 = x.dtype == np.float64
+    if not f64 and g == 1 and k <= DIRECT_MAX_K and geo.stride == (1, 1):
+        # few taps (a first layer): direct convolution, no columns and no K = 9 GEMM (_c/direct.c);
+        # the backward pass builds the columns from x when it runs
+        out = np.empty((n, o, ho, wo), x.dtype)
+        b32 = None if bias is None else _c(bias)
+        if _lfk.direct_conv(x, _c(weight.reshape(o, k)), b32, out, _conv_geom(x.shape, geo, ho, wo), o):
+            return out, (("compiled-direct", x, x.shape) if training else None)
     # training keeps the columns for δW in the layer's scratch (reused every step: a fresh 7 MB
     # array per step cost ~0.8 ms of page faults on LeNet's conv 2); inference uses a shared block
     cols = scratch.get("cols", (k, length), x.dtype) if training else shared("cols", (k, length), x.dtype)
@@ -81,9 +90,16 @@ def conv2d_backward(
     has_bias: bool,
     need_input_delta: bool,
 ) -> tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
-    if saved[0] != "compiled" or not _ok(delta, weight):
+    if saved[0] not in ("compiled", "compiled-direct") or not _ok(delta, weight):
         return ref.conv2d_backward(saved, delta, weight, geo, has_bias, need_input_delta)
     _, cols, shape = saved
+    if saved[0] == "compiled-direct":  # the forward pass kept x: its columns, now
+        x = cols
+        n, c, h, w = shape
+        ho, wo = delta.shape[2:]
+        k = c * geo.kernel[0] * geo.kernel[1]
+        cols = shared("cols", (k, n * ho * wo), x.dtype)
+        _lfk.im2col(x, cols, False, _conv_geom(shape, geo, ho, wo))
     n, c, h, w = shape
     ho, wo = delta.shape[2:]
     g, o = geo.groups, geo.out_channels
@@ -96,7 +112,7 @@ def conv2d_backward(
     gw = weight_grad(dmat3, cols.reshape(g, k // g, length))
     if not need_input_delta:
         return None, gw, gb
-    dcols = shared("cols", (g, k // g, length), delta.dtype)
+    dcols = shared("dcols", (g, k // g, length), delta.dtype)
     np.matmul(weight.reshape(g, o // g, k // g).transpose(0, 2, 1), dmat3, out=dcols)
     d_in = np.empty(shape, delta.dtype)
     _lfk.col2im(dcols, d_in, f64, _conv_geom(shape, geo, ho, wo))

@@ -12,6 +12,8 @@
 
 void lf_im2col(int f64, const void *x, void *cols, const struct conv_geom *g);
 void lf_col2im(int f64, void *cols, void *dx, const struct conv_geom *g);
+int lf_direct_conv(const float *x, const float *w, const float *bias, float *out, const struct conv_geom *g,
+                   idx_t O);
 void lf_bias_nchw(int f64, const void *prod, const void *bias, void *out, idx_t O, idx_t N, idx_t L, int relu);
 void lf_nchw_mat(int f64, const void *d, void *mat, void *db, idx_t O, idx_t N, idx_t L);
 void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g);
@@ -90,6 +92,26 @@ static PyObject *py_col2im(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     release(&s);
     Py_RETURN_NONE;
+}
+
+static PyObject *py_direct_conv(PyObject *self, PyObject *args) {
+    PyObject *ox, *ow, *ob, *oo, *og;
+    idx_t O;
+    struct conv_geom g;
+    if (!PyArg_ParseTuple(args, "OOOOO!n", &ox, &ow, &ob, &oo, &PyTuple_Type, &og, &O) || !parse_geom(og, &g))
+        return NULL;
+    struct bufs s = {.n = 0};
+    void *x = get(&s, ox, 0, 0, g.N * g.C * g.H * g.W, 4, "x");
+    void *w = BAD(x) ? x : get(&s, ow, 0, 0, O * g.C * g.kh * g.kw, 4, "weight");
+    void *b = BAD(w) ? w : get(&s, ob, 0, 1, O, 4, "bias");
+    void *out = BAD(b) ? b : get(&s, oo, 1, 0, g.N * O * g.Ho * g.Wo, 4, "out");
+    if (BAD(out)) { release(&s); return NULL; }
+    int done;
+    Py_BEGIN_ALLOW_THREADS
+    done = lf_direct_conv(x, w, b, out, &g, O);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    return PyBool_FromLong(done);
 }
 
 static PyObject *py_bias_nchw(PyObject *self, PyObject *args) {
@@ -277,6 +299,8 @@ static int cpu_count(void) {
 static PyMethodDef methods[] = {
     {"im2col", py_im2col, METH_VARARGS, "im2col(x, cols, f64, geom): NCHW → X_col[(c,i,j),(n,a,b)]"},
     {"col2im", py_col2im, METH_VARARGS, "col2im(cols, dx, f64, geom): X_col δ added back into NCHW δx (cols is scratch: may be modified)"},
+    {"direct_conv", py_direct_conv, METH_VARARGS,
+     "direct_conv(x, w, bias, out, geom, O) -> bool: float32 stride-1 convolution with few taps"},
     {"bias_nchw", py_bias_nchw, METH_VARARGS, "bias_nchw(prod, bias, out, f64, O, N, L, relu)"},
     {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
     {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},
