@@ -257,3 +257,36 @@ def test_seed_page_shows_exact_fractions(browser, shots, tmp_path):
     assert "1/2" in browser.find_element("css selector", "[data-stat='loss']").text
     browser.save_screenshot(str(shots / "seed-step3.png"))
     assert console_errors(browser) == []
+
+
+def test_graph_model_page_draws_the_graph(browser, shots, tmp_path):
+    import learnflux as lf
+
+    lf.seed(0)
+    x = lf.Input((1, 6, 6))
+    a = lf.Conv2d(1, 4, 3, padding=1)(x)
+    r = lf.ReLU()(a)
+    b = lf.Conv2d(4, 4, 3, padding=1)(r)
+    s = lf.Add()([r, b])  # a residual connection
+    c = lf.Concat()([s, a])  # and a skip to a concatenation
+    out = lf.Linear(288, 3)(lf.Flatten()(c))
+    model = lf.Model(x, out)
+    rng = np.random.default_rng(0)
+    xs, ys = rng.random((2, 1, 6, 6)).astype(np.float32), np.array([0, 2])
+    opt = lf.SGD(model.parameters(), lr=0.1)
+    trace = lf.trace.record(model, lf.CrossEntropyLoss(), opt, xs, ys, batch_size=2, steps=2)
+    page = tmp_path / "graph.html"
+    write_page(trace, page, title="a residual graph")
+    doc = json.loads(trace.to_json())
+    open_page(browser, page)
+    assert console_errors(browser) == []
+    check_page(browser, doc, 8)
+    check_numbers(browser, doc, 1, 0)
+    edges = sum(len([j for j in n["inputs"] if j > 0]) for n in doc["graph"])
+    assert browser.execute_script("return document.querySelectorAll('#graph .edge').length") == edges == 9
+    # o2 feeds L3 and L6: the flow that arrives at it is the sum over both
+    titles = [b["name"] for b in shown(browser)]
+    assert "δ3" in titles
+    text = browser.find_element("css selector", "#L2").text
+    assert "arriving from L3 + L6" in text and "← o3, o4" in browser.find_element("css selector", "#L5").text
+    browser.save_screenshot(str(shots / "graph-model.png"))
