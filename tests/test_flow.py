@@ -249,6 +249,29 @@ def test_cli_explain_html_npz_and_newest_run(capsys, run_folder, tmp_path, monke
     assert page_payload((tmp_path / "seed.html").read_text(encoding="utf-8"))["dtype"] == "exact"
 
 
+def test_cli_explain_samples_given_as_npy(capsys, run_folder, tmp_path):
+    x, y = lf.data.load_digits()
+    np.save(tmp_path / "x.npy", x[:5].astype(np.float32))
+    np.save(tmp_path / "y.npy", y[:5])
+    args = [
+        "explain",
+        str(run_folder),
+        "--data",
+        str(tmp_path / "x.npy"),
+        "--labels",
+        str(tmp_path / "y.npy"),
+    ]
+    doc = json.loads(
+        cli(capsys, *args, "--samples", "3,4", "--steps", "1", "--format", "json", "--lr", "0.5")
+    )
+    assert doc["samples"] == [{"index": 3, "label": int(y[3])}, {"index": 4, "label": int(y[4])}]
+    assert doc["x"] == x[3:5].tolist() and doc["lr"] == 0.5
+    doc = json.loads(
+        cli(capsys, "explain", str(run_folder), "--dtype", "float64", "--steps", "1", "--format", "json")
+    )
+    assert doc["dtype"] == "float64"
+
+
 def test_cli_explain_a_config(capsys):
     from pathlib import Path
 
