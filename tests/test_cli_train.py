@@ -112,7 +112,7 @@ def test_config_errors_stop_before_training(tmp_path, capsys):
     text = (EXAMPLES / "mlp_digits.toml").read_text()
     bad.write_text(text.replace("out_features = 10", "out_features = 7"))
     out = tmp_path / "out"
-    assert main(["train", "--config", str(bad), "--out", str(out)]) == 1
+    assert main(["train", "--config", str(bad), "--out", str(out)]) == 2  # a config error
     err = capsys.readouterr().err
     assert f"{bad}:" in err and "model.layers[4]" in err and "10 classes" in err
     assert not out.exists()  # nothing was trained or written

@@ -2,12 +2,15 @@
 
 No test touches the internet: a ``http.server`` in a thread serves small IDX files generated here,
 with Range support (``/range/``), without it (``/norange/``), cutting the first transfer of each
-file short (``/cut/``), answering too slowly (``/slow/``), and 404 for anything else.
+file short (``/cut/``), answering too slowly (``/slow/``), a byte at a time (``/trickle/``),
+without a length (``/nolength/``), without a validator (``/noetag/``), and 404 for anything else.
+Each file has a strong ETag (from its content) and honours ``If-Range``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import socket
 import threading
@@ -30,7 +33,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's name)
         server = self.server
         server.requests.append((self.path, self.headers.get("Range")))
-        m = re.fullmatch(r"/(range|norange|cut|slow)/(.+)", self.path)
+        server.if_range.append(self.headers.get("If-Range"))
+        m = re.fullmatch(r"/(range|norange|cut|slow|trickle|nolength|noetag)/(.+)", self.path)
         body = server.files.get(m.group(2)) if m else None
         if body is None:
             self.send_error(404, "Not Found")
@@ -40,7 +44,11 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(1.0)
         start = 0
         rng = self.headers.get("Range")
-        if rng and mode in ("range", "cut"):
+        etag = f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+        if_range = self.headers.get("If-Range")
+        if if_range is not None and if_range != etag:
+            rng = None  # the file changed since the partial copy: send it whole
+        if rng and mode in ("range", "cut", "noetag"):
             start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
             if start >= len(body):
                 self.send_response(416)
@@ -53,8 +61,20 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         payload = body[start:]
-        self.send_header("Content-Length", str(len(payload)))
+        if mode != "noetag":
+            self.send_header("ETag", etag)
+        if mode == "nolength":
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
+        if mode == "trickle":
+            for i in range(len(payload)):
+                self.wfile.write(payload[i : i + 1])
+                self.wfile.flush()
+                time.sleep(0.05)
+            return
         if mode == "cut" and server.cut_once.get(m.group(2), True):
             server.cut_once[m.group(2)] = False
             self.wfile.write(payload[: len(payload) // 2])  # then drop the connection
@@ -73,7 +93,7 @@ class _QuietServer(ThreadingHTTPServer):
 @pytest.fixture
 def server():
     srv = _QuietServer(("127.0.0.1", 0), _Handler)
-    srv.files, srv.requests, srv.cut_once = {}, [], {}
+    srv.files, srv.requests, srv.cut_once, srv.if_range = {}, [], {}, []
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
@@ -154,15 +174,61 @@ def test_interrupted_transfer_resumes_with_range(server, tmp_path):
     path = download(url, tmp_path / "f.bin", sha256=_sha(body))
     assert path.read_bytes() == body and not part.exists()
     assert server.requests[-1] == ("/cut/f.bin", f"bytes={kept}-")  # it asked only for the rest
+    assert server.if_range[-1] == f'"{_sha(body)[:16]}"'  # ... of the same file
+    assert not (tmp_path / "f.bin.part.json").exists()
 
 
 def test_server_ignoring_range_sends_the_whole_file_again(server, tmp_path):
     body = _blob(30_000, seed=2)
     server.files["f.bin"] = body
+    url = f"{server.base}/norange/f.bin"
     (tmp_path / "f.bin.part").write_bytes(body[:1000])
-    path = download(f"{server.base}/norange/f.bin", tmp_path / "f.bin", sha256=_sha(body))
+    meta = {"url": url, "validator": f'"{_sha(body)[:16]}"', "total": len(body)}
+    (tmp_path / "f.bin.part.json").write_text(json.dumps(meta))
+    path = download(url, tmp_path / "f.bin", sha256=_sha(body))
     assert path.read_bytes() == body
     assert server.requests[-1][1] == "bytes=1000-"  # asked, was ignored, coped
+
+
+def test_a_partial_file_of_a_changed_file_is_not_spliced(server, tmp_path):
+    old, new = _blob(60_000, seed=5), _blob(60_000, seed=6)
+    server.files["f.bin"] = old
+    url = f"{server.base}/cut/f.bin"
+    with pytest.raises(DownloadError, match="interrupted"):
+        download(url, tmp_path / "f.bin")
+    server.files["f.bin"] = new  # the file changed on the server before the retry
+    path = download(url, tmp_path / "f.bin")  # no checksum: only the validator can tell
+    assert path.read_bytes() == new
+    assert server.requests[-1][1] is not None and server.if_range[-1] == f'"{_sha(old)[:16]}"'
+
+
+def test_a_partial_file_without_validator_is_restarted(server, tmp_path):
+    body = _blob(40_000, seed=7)
+    server.files["f.bin"] = body
+    (tmp_path / "f.bin.part").write_bytes(_blob(1000, seed=8))  # a stale part: no .part.json
+    path = download(f"{server.base}/noetag/f.bin", tmp_path / "f.bin")
+    assert path.read_bytes() == body
+    assert server.requests[-1][1] is None  # not resumed: nothing said it was the same file
+
+
+def test_deadline_stops_a_trickling_server(server, tmp_path):
+    server.files["f.bin"] = _blob(2000, seed=9)
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match="deadline of 0.4 s.*partial file .* is kept"):
+        download(f"{server.base}/trickle/f.bin", tmp_path / "f.bin", timeout=5, deadline=0.4)
+    assert time.monotonic() - t0 < 3
+    with pytest.raises(ConfigError, match="deadline"):
+        download(f"{server.base}/trickle/f.bin", tmp_path / "f.bin", deadline=0)
+
+
+def test_a_body_of_unknown_length_needs_a_checksum(server, tmp_path):
+    body = _blob(5000, seed=10)
+    server.files["f.bin"] = body
+    url = f"{server.base}/nolength/f.bin"
+    with pytest.raises(DownloadError, match="cannot tell the file is complete.*sha256"):
+        download(url, tmp_path / "f.bin")
+    assert not (tmp_path / "f.bin").exists() and not (tmp_path / "f.bin.part").exists()
+    assert download(url, tmp_path / "f.bin", sha256=_sha(body)).read_bytes() == body
 
 
 def test_stale_partial_file_is_restarted(server, tmp_path):

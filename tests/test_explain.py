@@ -147,7 +147,7 @@ def test_float32_explains_the_rounding_residues(capsys):
 
 
 def test_bad_arguments(capsys):
-    assert main(["explain", "--lr", "fast"]) == 1
+    assert main(["explain", "--lr", "fast"]) == 2  # a config error
     assert "not a number" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["explain", "--batch-size", "0"])

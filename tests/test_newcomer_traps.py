@@ -125,7 +125,7 @@ def test_train_download_fetches_mnist_with_checksums(tmp_path, mirror, monkeypat
     cfg = tmp_path / "mnist.toml"
     cfg.write_text(MLP_MNIST.format(root=root.as_posix(), extra=f'base_url = "{base}"'))
     # the official checksums reject files that are not the official ones: nothing is kept
-    assert _train(["--config", str(cfg), "--download", "--out", str(tmp_path / "r0")]) == 1
+    assert _train(["--config", str(cfg), "--download", "--out", str(tmp_path / "r0")]) == 2  # a config error
     err = capsys.readouterr().err
     assert "SHA-256 mismatch" in err and "train-images-idx3-ubyte.gz" in err
     assert not [p for p in root.iterdir() if not p.name.endswith(".part")]
@@ -158,7 +158,7 @@ def test_missing_mnist_files_hint_speaks_the_callers_language(tmp_path, capsys):
     cfg = tmp_path / "mnist.toml"
     cfg.write_text(MLP_MNIST.format(root=root.as_posix(), extra=""))
     # command line: the flag
-    assert _train(["--config", str(cfg), "--out", str(tmp_path / "run")]) == 1
+    assert _train(["--config", str(cfg), "--out", str(tmp_path / "run")]) == 2  # a config error
     err = capsys.readouterr().err
     assert "pass --download" in err and "download=True" not in err
     assert f"{cfg}:3: data.root:" in err and "train-images-idx3-ubyte.gz" in err
@@ -173,7 +173,7 @@ def test_missing_mnist_files_hint_speaks_the_callers_language(tmp_path, capsys):
     # evaluate --data mnist:DIR has the flag too
     model = tmp_path / "m.lf"
     lf.save(lf.Sequential(lf.Input((1, 28, 28)), lf.Flatten(), lf.Linear(784, 10)), model)
-    assert main(["evaluate", str(model), "--data", f"mnist:{root}"]) == 1
+    assert main(["evaluate", str(model), "--data", f"mnist:{root}"]) == 2  # a config error
     assert "pass --download" in capsys.readouterr().err
 
 
@@ -213,14 +213,14 @@ def test_predict_sample_and_save_image(small_run, tmp_path, capsys):
 def test_predict_sample_errors(small_run, tmp_path, capsys):
     model_path = str(small_run / "model.lf")
     capsys.readouterr()
-    assert main(["predict", model_path]) == 1
+    assert main(["predict", model_path]) == 2  # a config error
     assert "--sample N" in capsys.readouterr().err
-    assert main(["predict", model_path, "x.npy", "--sample", "0"]) == 1
+    assert main(["predict", model_path, "x.npy", "--sample", "0"]) == 2  # a config error
     assert "not both" in capsys.readouterr().err
-    assert main(["predict", model_path, "--sample", "5000"]) == 1
+    assert main(["predict", model_path, "--sample", "5000"]) == 2  # a config error
     assert "numbered 0 to 269" in capsys.readouterr().err
     np.save(tmp_path / "x.npy", np.zeros((1, 1, 8, 8), np.float32))
-    assert main(["predict", model_path, str(tmp_path / "x.npy"), "--save-image", "d.png"]) == 1
+    assert main(["predict", model_path, str(tmp_path / "x.npy"), "--save-image", "d.png"]) == 2
     assert "needs --sample" in capsys.readouterr().err
 
 
@@ -232,7 +232,7 @@ def test_a_run_never_overwrites_another(tmp_path, capsys):
     assert _train(["--config", str(cfg), "--out", str(out)]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()
-    assert _train(["--config", str(cfg), "--out", str(out), "--seed", "1"]) == 1
+    assert _train(["--config", str(cfg), "--out", str(out), "--seed", "1"]) == 2  # a config error
     err = capsys.readouterr().err
     assert f"run folder {out} (from --out) already holds config.toml" in err and "--overwrite" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
@@ -245,7 +245,7 @@ def test_a_run_never_overwrites_another(tmp_path, capsys):
     # [output] dir of a config: refused the same way, naming where the folder came from
     cfg.write_text(MLP_DIGITS + f'\n[output]\ndir = "{out.as_posix()}"\n')
     capsys.readouterr()
-    assert _train(["--config", str(cfg)]) == 1
+    assert _train(["--config", str(cfg)]) == 2  # a config error
     assert f"(from [output] dir of {cfg})" in capsys.readouterr().err
     # an empty folder is fine
     (tmp_path / "empty").mkdir()
@@ -289,10 +289,10 @@ def test_evaluate_refuses_a_model_without_its_run_folder(tmp_path, capsys):
     model = lf.Sequential(lf.Input((1, 8, 8)), lf.Flatten(), lf.Linear(64, 10))
     model.fit(x, y, epochs=1, loss=lf.CrossEntropyLoss(), verbose=0)  # trained on every digit
     lf.save(model, tmp_path / "model.lf")
-    assert main(["evaluate", str(tmp_path / "model.lf")]) == 1
+    assert main(["evaluate", str(tmp_path / "model.lf")]) == 2  # a config error
     err = capsys.readouterr().err
     assert "no config.toml beside the model" in err and "--data" in err
-    assert main(["predict", str(tmp_path / "model.lf"), "--sample", "0"]) == 1
+    assert main(["predict", str(tmp_path / "model.lf"), "--sample", "0"]) == 2  # a config error
     assert "no config.toml beside the model" in capsys.readouterr().err
     # said explicitly, it runs
     assert main(["evaluate", str(tmp_path / "model.lf"), "--data", "digits", "--json"]) == 0

@@ -47,7 +47,8 @@ from .callbacks import (
     ModelCheckpoint,
     TerminateOnNaN,
 )
-from .errors import DataError, DownloadError, IndexRangeError
+from .checkpoint import BackupAndRestore  # resume an interrupted fit, bit for bit
+from .errors import DataError, DownloadError, FileFormatError, IndexRangeError
 from .interop import from_torch, to_torch  # torch is imported only when they are called
 from .kernels import info  # lf.info(): which kernel set runs (numpy or compiled) and why
 from .layers import (

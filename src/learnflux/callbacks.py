@@ -55,6 +55,23 @@ class Callback:
     def on_step_end(self, step: int, logs: dict[str, Any]) -> None: ...
     def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None: ...
 
+    def state_dict(self) -> dict[str, Any]:
+        """What this callback must keep for a resumed run to go on as the interrupted one would
+        have (``BackupAndRestore`` saves it): plain data (numbers, strings, lists, dicts, NumPy
+        arrays). Nothing by default."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned. Called before ``on_train_begin`` of the
+        resumed run, which must then keep it (``self.resuming`` is True until then)."""
+        self.resuming = bool(state)
+
+    def _take_resuming(self) -> bool:
+        """True once after :meth:`load_state_dict` (for ``on_train_begin``)."""
+        resuming = getattr(self, "resuming", False)
+        self.resuming = False
+        return resuming
+
 
 class CallbackList:
     """Calls a hook on every callback, in order."""
@@ -142,11 +159,30 @@ class EarlyStopping(Callback):
         self.restore_best = restore_best
 
     def on_train_begin(self) -> None:
+        if self._take_resuming():
+            return
         self.tracker.best = math.inf if self.tracker.mode == "min" else -math.inf
         self.wait = 0
         self.best_epoch: Optional[int] = None
         self.stopped_epoch: Optional[int] = None
         self.best_state: Optional[dict[str, np.ndarray]] = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "best": self.tracker.best,
+            "wait": self.wait,
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+            "best_state": self.best_state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracker.best = float(state["best"])
+        self.wait = int(state["wait"])
+        self.best_epoch = state["best_epoch"]
+        self.stopped_epoch = state["stopped_epoch"]
+        self.best_state = state["best_state"]
+        self.resuming = True
 
     @property
     def best(self) -> float:
@@ -216,6 +252,14 @@ class ModelCheckpoint(Callback):
         save(self.model, path)
         self.saved.append(path)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.tracker.best, "best_epoch": self.best_epoch, "saved": list(self.saved)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tracker.best = float(state["best"])
+        self.best_epoch = state["best_epoch"]
+        self.saved = [str(p) for p in state["saved"]]
+
 
 def _needs_metric(schedule: Any) -> bool:
     return any(c.__name__ == "ReduceLROnPlateau" for c in type(schedule).__mro__)
@@ -246,6 +290,15 @@ class LearningRateScheduler(Callback):
         if _needs_metric(schedule) and interval != "epoch":
             raise ConfigError("ReduceLROnPlateau steps once per epoch on a monitored value")
 
+    def state_dict(self) -> dict[str, Any]:
+        if self.is_function or not hasattr(self.schedule, "state_dict"):
+            return {}
+        return {"schedule": self.schedule.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "schedule" in state:
+            self.schedule.load_state_dict(state["schedule"])
+
     def on_epoch_begin(self, epoch: int) -> None:
         if self.is_function:
             for group in self.trainer.optimizer.param_groups:
@@ -273,6 +326,30 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for _ in fh)
+    except FileNotFoundError:
+        return 0
+
+
+def _keep_rows(path: Path, rows: int, header: bool) -> int:
+    """Cut a log file to its first ``rows`` rows (after its header line): the rows of the epochs
+    a resumed run had completed; later ones are written again. Returns the rows kept."""
+    from .io import atomic_write
+
+    try:
+        with open(path, "rb") as fh:
+            lines = fh.read().splitlines(keepends=True)
+    except FileNotFoundError:
+        lines = []
+    keep = lines[: rows + (1 if header else 0)] if rows > 0 else []
+    kept = max(0, len(keep) - (1 if header and keep else 0))
+    atomic_write(path, lambda fh: fh.write(b"".join(keep)))
+    return kept
+
+
 class CSVLogger(Callback):
     """Append one row per epoch (``epoch`` counted from 1, then every log key) to a CSV file,
     flushed after each epoch so it can be watched while training runs. ``append=True`` keeps an
@@ -286,10 +363,23 @@ class CSVLogger(Callback):
 
     def on_train_begin(self) -> None:
         self.filename.parent.mkdir(parents=True, exist_ok=True)
-        exists = self.append and self.filename.exists() and self.filename.stat().st_size > 0
-        self._fh = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")
+        if self._take_resuming():  # keep the rows of the epochs the backup holds, drop later ones
+            self._rows = _keep_rows(self.filename, self._rows, header=True)
+            exists, append = self._rows > 0, True
+        else:
+            exists = self.append and self.filename.exists() and self.filename.stat().st_size > 0
+            append = self.append
+            self._rows = max(0, _count_lines(self.filename) - 1) if exists else 0
+        self._fh = open(self.filename, "a" if append else "w", newline="", encoding="utf-8")
         self._writer = None
         self._header_written = exists
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self._rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._rows = int(state["rows"])
+        self.resuming = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         row = {"epoch": epoch + 1, **{k: _plain(v) for k, v in logs.items()}}
@@ -301,6 +391,7 @@ class CSVLogger(Callback):
                 self._writer.writeheader()
         self._writer.writerow(row)
         self._fh.flush()
+        self._rows += 1
 
     def on_train_end(self) -> None:
         if self._fh is not None:
@@ -319,12 +410,26 @@ class JSONLogger(Callback):
 
     def on_train_begin(self) -> None:
         self.filename.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.filename, "a" if self.append else "w", encoding="utf-8")
+        if self._take_resuming():  # keep the lines of the epochs the backup holds
+            self._rows = _keep_rows(self.filename, self._rows, header=False)
+            append = True
+        else:
+            append = self.append
+            self._rows = _count_lines(self.filename) if append else 0
+        self._fh = open(self.filename, "a" if append else "w", encoding="utf-8")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self._rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._rows = int(state["rows"])
+        self.resuming = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         row = {"epoch": epoch + 1, **{k: _plain(v) for k, v in logs.items()}}
         self._fh.write(json.dumps(row) + "\n")
         self._fh.flush()
+        self._rows += 1
 
     def on_train_end(self) -> None:
         if self._fh is not None:
@@ -377,6 +482,11 @@ class TerminateOnNaN(Callback):
     optimizer applies that step, with a message naming the first layer where it appeared (found
     from the outputs and δ the model records while this callback is active).
 
+    Every loss refuses a NaN or an infinity in the model output or the target with a
+    :class:`~learnflux.errors.NonFiniteError` naming the loss; with this callback, ``fit``
+    reports that as a non-finite step too (naming the layer whose output broke) and follows
+    ``raise_error``.
+
     Args:
         check_gradients: also check every weight gradient at each step (one sum per parameter),
             not only the loss.
@@ -405,9 +515,19 @@ class TerminateOnNaN(Callback):
         where = find_non_finite(self.model)
         if where is None:
             where = f"the loss {type(self.trainer.loss).__name__} is {loss} although the outputs are finite"
+        self._stop(batch, f"loss {loss}", where)
+
+    def loss_failed(self, batch: int, error: NonFiniteError) -> None:
+        """The loss refused a NaN or an infinity in the model output or the target (it raises
+        :class:`~learnflux.errors.NonFiniteError`): report it as a non-finite step, naming the
+        first layer whose output broke when there is one, and stop (or raise)."""
+        where = find_non_finite(self.model) or str(error)
+        self._stop(batch, "the loss refused it", where)
+
+    def _stop(self, batch: int, what: str, where: str) -> None:
         self.message = (
             f"non-finite value at epoch {self.trainer.epoch + 1}, batch {batch + 1} "
-            f"(loss {loss}): {where}; the update was not applied. Lower the learning rate, "
+            f"({what}): {where}; the update was not applied. Lower the learning rate, "
             "clip gradients (clip_norm=...) or check the data."
         )
         self.trainer.stop_training = True

@@ -290,6 +290,11 @@ def load_config(path: Union[str, Path]) -> RunConfig:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read the config file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); a "
+            "config is a TOML file saved as UTF-8"
+        ) from None
     return parse_config(text, source=str(p))
 
 

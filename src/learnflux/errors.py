@@ -39,3 +39,10 @@ class DownloadError(LearnfluxError, OSError):
 
 class IndexRangeError(LearnfluxError, IndexError):
     """An integer index (e.g. a token id entering an Embedding) is outside the valid range."""
+
+
+class FileFormatError(ConfigError):
+    """A file is not a valid learnflux file (a saved model or a training state): not an archive,
+    truncated, corrupt, hostile, or larger than it may be. The message names the file, the entry
+    at fault (a member of the archive, a key of its header, a layer) and what is wrong with it.
+    Loading never runs code from a file, and refuses it before allocating what it declares."""

@@ -8,24 +8,33 @@ File layout (a standard NumPy ``.npz`` archive, readable with ``np.load(path, al
   (Fraction) values are stored as strings ``"p/q"``.
 
 Writing goes to a temporary file in the same folder, flushed to disk, then renamed over the
-target: a crash mid-write leaves the previous file intact.
+target: a crash mid-write leaves the previous file intact (:func:`atomic_write`).
+
+Reading checks the archive (:mod:`learnflux.archive`) and the header (:mod:`learnflux.fileformat`)
+before anything is built: a hostile or corrupt file costs time and memory bounded by its real
+size, and fails with a :class:`~learnflux.errors.FileFormatError`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-import zipfile
+import re
+import secrets
+import stat
+import time
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
-from .errors import ConfigError
+from .archive import Archive
+from .errors import FileFormatError, LearnfluxError
+from .fileformat import MAX_HEADER_BYTES, build, expected_shapes, parse_header, plan_model
 from .layer import Layer
-from .model import deserialize_layer, serialize_layer
-from .numbers import cast, dtype_name, is_exact, resolve_dtype
+from .model import serialize_layer
+from .numbers import dtype_name, resolve_dtype
 
 FORMAT = "learnflux"
 VERSION = 1
@@ -35,22 +44,126 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 def atomic_write(path: PathLike, write: Any) -> None:
     """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it over
-    ``path``. The previous file survives any exception or crash before the rename."""
+    ``path``. The previous file survives any exception or crash before the rename.
+
+    * The temporary file is ``.<name>.<pid>.<random>.tmp`` in the target's folder; it is removed
+      when ``write`` fails, and one left by a killed process (its pid no longer runs) is removed
+      by the next write to the same path.
+    * The file's mode follows the umask (``0o666 & ~umask``, as ``open()`` would make it); an
+      existing file keeps its mode.
+    * A symbolic link is written through: the file it points to is replaced, the link stays.
+    * The data and then the folder (after the rename) are flushed to disk.
+    """
     target = Path(path)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_stale_temporaries(target)
     try:
+        mode: Optional[int] = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = None
+    fd, tmp = _create_temporary(target)
+    _IN_FLIGHT.add(tmp)
+    try:
+        if mode is not None and hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
+        _fsync_folder(target.parent)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+    finally:
+        _IN_FLIGHT.discard(tmp)
+
+
+#: temporary files this process is writing now (never removed as stale)
+_IN_FLIGHT: set[str] = set()
+_STALE_AGE = 3600.0  # seconds: a temporary file of the older naming (no pid) counts as stale
+
+
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name[:120]}."
+
+
+def _create_temporary(target: Path) -> tuple[int, str]:
+    """Create ``.<name>.<pid>.<random>.tmp`` beside ``target`` (mode ``0o666 & ~umask``)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    prefix = _temporary_prefix(target)
+    for _ in range(100):
+        name = f"{prefix}{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        tmp = os.path.join(target.parent, name)
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {target}")
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Remove the temporary files a killed writer of ``target`` left (its pid is gone, or an
+    older-style name more than an hour old). Best effort: errors are ignored."""
+    prefix = _temporary_prefix(target)
+    try:
+        entries = [
+            e for e in os.scandir(target.parent) if e.name.startswith(prefix) and e.name.endswith(".tmp")
+        ]
+    except OSError:
+        return
+    for entry in entries:
+        middle = entry.name[len(prefix) : -len(".tmp")]
+        pid_text, _, token = middle.partition(".")
+        try:
+            if pid_text.isdigit() and token:
+                if entry.path in _IN_FLIGHT or not _process_gone(int(pid_text)):
+                    continue
+            elif len(middle) == 8 and "." not in middle:  # tempfile.mkstemp's name, older saves
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime < _STALE_AGE:
+                    continue
+            else:
+                continue
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+        except OSError:
+            continue
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this machine (False when that cannot be known)."""
+    if pid == os.getpid():
+        return True  # ours, not in flight: a write of this process that failed to clean up
+    if os.name != "posix" or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it runs, under another user
+        return False
+    return False
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (the rename) to disk; not possible on every system."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save(model: Layer, path: PathLike) -> None:
@@ -71,45 +184,164 @@ def save(model: Layer, path: PathLike) -> None:
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
-def load(path: PathLike) -> Layer:
-    """Rebuild the model saved at ``path``. Never runs code from the file (no pickle)."""
-    with open(path, "rb") as fh:  # a missing file is a FileNotFoundError, as for any open()
-        is_archive = zipfile.is_zipfile(fh)
-    if not is_archive:
-        raise ConfigError(f"{path}: not a learnflux model file (not a zip archive of arrays)")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise ConfigError(f"{path}: not a learnflux model file ({exc})") from None
-    with archive:
-        try:
-            return _read(archive, path)
-        except ValueError as exc:  # e.g. an object array, which would need pickle: refused
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"{path}: not a valid learnflux model file ({exc})") from None
+def load(path: PathLike, allow_non_finite: bool = False) -> Layer:
+    """Rebuild the model saved at ``path``. Never runs code from the file (no pickle).
+
+    The file is checked before anything it describes is built or allocated (see
+    ``docs/files.md``): any malformed, truncated, hostile or oversized file raises
+    :class:`~learnflux.errors.FileFormatError` (a ``ConfigError``) naming the file and the entry
+    at fault; a missing file is ``FileNotFoundError``. Weights and statistics that are NaN or
+    infinite are refused unless ``allow_non_finite=True``."""
+    with Archive(path, "learnflux model file") as archive:
+        where = archive.path
+        header = read_header(archive)
+        kind = header.get("kind", "model")
+        if kind != "model":
+            raise FileFormatError(
+                f"{where}: this is a {kind} (written by BackupAndRestore), not a model: resume "
+                "it with fit(callbacks=[lf.BackupAndRestore(folder)]) or `learnflux train --resume`"
+            )
+        unknown = sorted(set(header) - {"format", "version", "dtype", "model", "kind"})
+        if unknown:
+            raise FileFormatError(f"{where}: unknown header key(s) {unknown}")
+        if "model" not in header:
+            raise FileFormatError(f"{where}: the header has no 'model' key (the architecture)")
+        dtype = header_dtype(header, where)
+        return read_model(archive, header["model"], dtype, allow_non_finite)
 
 
-def _read(archive: Any, path: PathLike) -> Layer:
-    """Rebuild the model from an open archive (header first, then every array)."""
-    if _HEADER not in archive.files:
-        raise ConfigError(f"{path}: not a learnflux model file (no {_HEADER} entry)")
-    try:
-        header = json.loads(archive[_HEADER].tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: corrupt header ({exc})") from None
-    if header.get("format") != FORMAT or header.get("version", 0) > VERSION:
-        raise ConfigError(
-            f"{path}: unsupported format {header.get('format')!r} version {header.get('version')!r}"
+def read_header(archive: Archive) -> dict[str, Any]:
+    """The header of an archive: its ``__learnflux__`` member, parsed and checked for format
+    and version."""
+    where = archive.path
+    if _HEADER not in archive:
+        raise FileFormatError(f"{where}: not a learnflux file (no {_HEADER} entry)")
+    info = archive.info(_HEADER)
+    if info.dtype != np.uint8 or len(info.shape) != 1:
+        raise FileFormatError(
+            f"{where}: entry {_HEADER!r}: expected UTF-8 bytes (uint8), got {info.dtype.str} {info.shape}"
         )
-    model = deserialize_layer(header["model"])
-    dtype = resolve_dtype(header.get("dtype", "float32"))
-    model.astype(dtype)
-    state = {}
-    for name in archive.files:
-        if name == _HEADER:
-            continue
-        arr = archive[name]
-        state[name] = cast(arr, dtype) if is_exact(dtype) and arr.dtype.kind == "U" else arr
-    model.load_state_dict(state)
+    if info.size > MAX_HEADER_BYTES:
+        raise FileFormatError(
+            f"{where}: the header is {info.size:,} bytes (at most {MAX_HEADER_BYTES:,} are read)"
+        )
+    header = parse_header(archive.read(_HEADER).tobytes(), where)
+    if header.get("format") != FORMAT:
+        raise FileFormatError(f"{where}: not a learnflux file (format {header.get('format')!r})")
+    version = header.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+        raise FileFormatError(
+            f"{where}: unsupported version {version!r} (this learnflux reads version {VERSION})"
+        )
+    return header
+
+
+def header_dtype(header: dict[str, Any], where: str) -> np.dtype:
+    """The model dtype a header names (``float32``, ``float64`` or ``exact``)."""
+    name = header.get("dtype", "float32")
+    if name not in ("float32", "float64", "exact"):
+        raise FileFormatError(
+            f"{where}: header key 'dtype': expected float32, float64 or exact, got {name!r}"
+        )
+    return resolve_dtype(name)
+
+
+def read_model(
+    archive: Archive, spec: Any, dtype: np.dtype, allow_non_finite: bool = False, prefix: str = ""
+) -> Layer:
+    """Validate the model description ``spec``, check the arrays it implies against the archive
+    (members named ``prefix + state key``), build the model and load its arrays."""
+    where = archive.path
+    plan, _ = plan_model(spec, where)
+    for key, shape in expected_shapes(plan).items():
+        name = prefix + key
+        if name not in archive:
+            raise FileFormatError(f"{where}: entry {name!r} is missing (the model's layers need it)")
+        info = archive.info(name)
+        if info.shape != shape:
+            raise FileFormatError(
+                f"{where}: entry {name!r} declares shape {info.shape}, the layer described in the "
+                f"header holds {shape}"
+            )
+    model = build(plan, where)
+    try:
+        model.astype(dtype)
+    except LearnfluxError as exc:
+        raise FileFormatError(f"{where}: header key 'dtype': {exc}") from None
+    own = model.state_dict()
+    stored = {k[len(prefix) :] for k in archive.keys() if k.startswith(prefix) and k != _HEADER}
+    missing, unexpected = sorted(set(own) - stored), sorted(stored - set(own))
+    if missing or unexpected:
+        raise FileFormatError(
+            f"{where}: the arrays do not match the model: missing {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+            f"{' ...' if len(unexpected) > 5 else ''}"
+        )
+    state = {key: read_array(archive, prefix + key, value, allow_non_finite) for key, value in own.items()}
+    try:
+        model.load_state_dict(state)
+    except LearnfluxError as exc:
+        raise FileFormatError(f"{where}: {exc}") from None
     return model
+
+
+_EXACT = re.compile(r"-?[0-9]{1,4000}(?:/[0-9]{1,4000})?")
+
+
+def read_array(archive: Archive, name: str, like: np.ndarray, allow_non_finite: bool = False) -> np.ndarray:
+    """Member ``name`` as an array to put in place of ``like`` (a parameter or buffer of the
+    model): same shape, a dtype of the same kind (the model's own float dtype; ``"p/q"`` strings
+    for exact values; non-negative integers for counters), finite unless ``allow_non_finite``."""
+    where = archive.path
+    info = archive.info(name)
+    if info.shape != like.shape:
+        raise FileFormatError(f"{where}: entry {name!r} has shape {info.shape}, the model holds {like.shape}")
+    kind = like.dtype.kind
+    if kind == "f" and not (info.dtype.kind == "f" and info.dtype.itemsize == like.dtype.itemsize):
+        raise FileFormatError(
+            f"{where}: entry {name!r} holds {info.dtype.name} values; the model computes in {like.dtype.name}"
+        )
+    if kind == "O" and info.dtype.kind != "U":
+        raise FileFormatError(
+            f"{where}: entry {name!r} holds {info.dtype.name} values; an exact model stores "
+            'fractions as strings "p/q"'
+        )
+    if kind in "iu" and not (info.dtype.kind in "iu" and info.dtype.itemsize <= 8):
+        raise FileFormatError(f"{where}: entry {name!r} holds {info.dtype.name} values, not a count")
+    if kind not in "fOiu":
+        raise FileFormatError(
+            f"{where}: entry {name!r}: the model holds {like.dtype} here, which files do not store"
+        )
+    arr = archive.read(name)
+    if kind == "O":
+        return _exact_values(arr, where, name)
+    if kind in "iu":
+        if arr.size and (arr.min() < 0 or (arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max)):
+            raise FileFormatError(f"{where}: entry {name!r}: a count must be >= 0, got {arr.min()}")
+        return arr.astype(like.dtype)
+    if not allow_non_finite and arr.size:
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise FileFormatError(
+                f"{where}: entry {name!r} holds {int(bad.sum())} non-finite value(s) (first: "
+                f"{arr[first]} at index {first}); load(..., allow_non_finite=True) accepts them"
+            )
+    if name.endswith("running_var") and arr.size and np.nanmin(arr) < 0:
+        raise FileFormatError(f"{where}: entry {name!r}: a variance must be >= 0, got {np.nanmin(arr)}")
+    return arr
+
+
+def _exact_values(arr: np.ndarray, where: str, name: str) -> np.ndarray:
+    out = np.empty(arr.shape, dtype=object)
+    flat_in, flat_out = arr.reshape(-1), out.reshape(-1)
+    for i in range(flat_in.size):
+        text = str(flat_in[i])
+        if not _EXACT.fullmatch(text):
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise FileFormatError(f'{where}: entry {name!r}: {shown!r} is not an exact value "p/q"')
+        num, _, den = text.partition("/")
+        if den and int(den) == 0:
+            raise FileFormatError(f"{where}: entry {name!r}: {text!r} divides by zero")
+        flat_out[i] = Fraction(int(num), int(den) if den else 1)
+    return out

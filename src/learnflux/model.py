@@ -158,17 +158,24 @@ class Model(Layer):
         for ins in plan:
             reaches_input.append(any(j < 0 or reaches_input[j] for j in ins))
         self._reaches_input = reaches_input
-        self._entry_layers = [
-            next(layer for layer, ins in zip(layers, plan, strict=True) if -1 - k in ins)
-            for k in range(self.n_model_inputs)
-        ]
+        # the first layer reading each model input (one pass: building is linear in the layers)
+        entry: dict[int, Layer] = {}
+        for layer, ins in zip(layers, plan, strict=True):
+            for j in ins:
+                if j < 0 and -1 - j not in entry:
+                    entry[-1 - j] = layer
+        missing = [k for k in range(self.n_model_inputs) if k not in entry]
+        if missing:
+            raise ConfigError(f"Model: input {missing[0]} of {self.n_model_inputs} is read by no layer")
+        self._entry_layers = [entry[k] for k in range(self.n_model_inputs)]
         # After layer i runs, the outputs listed in _release_after[i] have no consumer left: the
         # forward pass drops them at once (layers that need them for backward keep a reference).
         last_use = {j: i for i, ins in enumerate(plan) for j in ins if j >= 0}
-        self._release_after: list[tuple[int, ...]] = [
-            tuple(j for j, i_last in last_use.items() if i_last == i and j != len(layers) - 1)
-            for i in range(len(layers))
-        ]
+        release: list[list[int]] = [[] for _ in layers]
+        for j, i_last in last_use.items():
+            if j != len(layers) - 1:
+                release[i_last].append(j)
+        self._release_after: list[tuple[int, ...]] = [tuple(r) for r in release]
         self.record_intermediates = False
         self.last_outputs: Optional[list[Any]] = None
         self.last_deltas: Optional[list[Any]] = None

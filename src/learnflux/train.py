@@ -29,8 +29,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
-from .callbacks import Callback, CallbackList, LearningRateScheduler
-from .errors import ConfigError, ShapeError
+from .callbacks import Callback, CallbackList, LearningRateScheduler, TerminateOnNaN
+from .errors import ConfigError, NonFiniteError, ShapeError
 from .losses.base import Loss
 from .metrics import Metric, get_metric, looks_like_class_labels
 from .progress import Progress, Verbose, format_logs, resolve_verbose
@@ -236,6 +236,19 @@ def iterate_batches(
         yield _take(x, idx), (None if y is None else y[idx])
 
 
+def _batches_from(
+    x: Any, y: Any, batch_size: int, order: Optional[np.ndarray], drop_last: bool, start: int
+) -> Iterator[tuple[Any, Any]]:
+    """The batches of one epoch in ``order`` (``None``: dataset order), from batch ``start`` on:
+    the same batches :func:`iterate_batches` gives, for a run resumed mid-epoch."""
+    n = _n_samples(x)
+    stop = n - n % batch_size if drop_last else n
+    for begin in range(start * batch_size, stop, batch_size):
+        end = min(begin + batch_size, n)
+        idx = order[begin:end] if order is not None else slice(begin, end)
+        yield _take(x, idx), (None if y is None else y[idx])
+
+
 def _check_batch_size(batch_size: Any) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -361,7 +374,12 @@ class Trainer:
 
         ``validation_split`` (as in Keras): hold out that fraction of the samples, the **last**
         ones of ``x`` and ``y`` as given (before any shuffling), as the validation data. For a
-        random, stratified hold-out use ``lf.data.train_val_split`` and ``validation_data``."""
+        random, stratified hold-out use ``lf.data.train_val_split`` and ``validation_data``.
+
+        ``initial_epoch``: the number of the first epoch (the epochs run are ``initial_epoch`` to
+        ``initial_epoch + epochs - 1``). With a :class:`~learnflux.checkpoint.BackupAndRestore`
+        callback whose folder holds a backup, the run resumes from it instead (same epoch, same
+        batch, same state: the result is the uninterrupted run's, bit for bit)."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ConfigError(f"epochs must be a non-negative integer, got {epochs!r}")
         batch_size = _check_batch_size(batch_size)
@@ -383,6 +401,21 @@ class Trainer:
         history.params = {"epochs": epochs, "batch_size": batch_size, "accumulate": self.accumulate}
         self.stop_training = False
         self.stop_reason = None
+        self._run_signature = {
+            "samples": None if loader else _n_samples(x),
+            "batch_size": None if loader else batch_size,
+            "shuffle": bool(shuffle),
+            "drop_last": bool(drop_last),
+            "accumulate": self.accumulate,
+            "initial_epoch": int(initial_epoch),
+        }
+        backup = self._backup_callback()
+        resume = backup.restore(self) if backup is not None else None
+        start_epoch, start_batch = initial_epoch, 0
+        if resume is not None:
+            start_epoch, start_batch = int(resume["epoch"]), int(resume["batch"])
+            if loader and resume.get("loader_epoch") is not None and hasattr(x, "set_epoch"):
+                x.set_epoch(resume["loader_epoch"])
         model = self.model
         was_training = model.training
         model.set_phase(True)
@@ -390,18 +423,38 @@ class Trainer:
         t0 = time.perf_counter()
         self.callbacks.on_train_begin()
         try:
-            for epoch in range(initial_epoch, initial_epoch + epochs):
+            for epoch in range(start_epoch, initial_epoch + epochs):
+                if self.stop_training:  # a resumed run that had been asked to stop
+                    break
                 self.epoch = epoch
+                mid = resume is not None and epoch == start_epoch and start_batch > 0
                 if loader:
-                    batches: Any = x
                     n_batches = len(x) if hasattr(x, "__len__") else None
                 else:
                     n = _n_samples(x)
                     n_batches = (n // batch_size) if drop_last else -(-n // batch_size)
-                    batches = iterate_batches(x, y, batch_size, shuffle, self.rng, drop_last)
                 progress.epoch_begin(epoch - initial_epoch, epochs, n_batches or 0)
-                self.callbacks.on_epoch_begin(epoch)
-                logs = self._train_epoch(batches, n_batches, progress)
+                if mid:  # on_epoch_begin ran before the interruption; its effects are in the state
+                    epoch_start = resume["epoch_start"]
+                    batches = self._resumed_batches(x, y, batch_size, shuffle, drop_last, loader, resume)
+                    meter = self._restored_meter(resume["meter"])
+                else:
+                    self.callbacks.on_epoch_begin(epoch)
+                    epoch_start = {
+                        "rng": self.rng.bit_generator.state,
+                        "loader_epoch": getattr(x, "epoch", None) if loader else None,
+                    }
+                    batches = x if loader else iterate_batches(x, y, batch_size, shuffle, self.rng, drop_last)
+                    meter = None
+                logs = self._train_epoch(
+                    batches,
+                    n_batches,
+                    progress,
+                    start=start_batch if mid else 0,
+                    meter=meter,
+                    backup=backup,
+                    epoch_start=epoch_start,
+                )
                 if self.stop_training and not logs:
                     break
                 logs["lr"] = float(self._lr())
@@ -411,6 +464,9 @@ class Trainer:
                 history.append(epoch, logs)
                 progress.epoch_end(logs)
                 self.callbacks.on_epoch_end(epoch, logs)
+                if backup is not None:  # after every callback: the state holds their epoch's work
+                    loader_epoch = getattr(x, "epoch", None) if loader else None
+                    backup.save(self, {"epoch": epoch + 1, "batch": 0, "loader_epoch": loader_epoch})
                 if self.stop_training:
                     break
         finally:
@@ -420,6 +476,48 @@ class Trainer:
             model.set_phase(was_training)
         self.callbacks.on_train_end()
         return history
+
+    def _backup_callback(self) -> Any:
+        """The run's BackupAndRestore callback (at most one), or None."""
+        from .checkpoint import BackupAndRestore
+
+        found = [cb for cb in self.callbacks.callbacks if isinstance(cb, BackupAndRestore)]
+        if len(found) > 1:
+            raise ConfigError("fit: give at most one BackupAndRestore callback")
+        return found[0] if found else None
+
+    def _resumed_batches(
+        self, x: Any, y: Any, batch_size: int, shuffle: bool, drop_last: bool, loader: bool, resume: dict
+    ) -> Iterator[tuple[Any, Any]]:
+        """The batches of an epoch resumed mid-way, from the first not yet done: the epoch's order is
+        redrawn from the generator's state at the epoch's start, then every generator is put back
+        where the interrupted run stood."""
+        from .checkpoint import _rng_states, _set_rng_states
+
+        now = _rng_states(self)
+        start, epoch_start = int(resume["batch"]), resume["epoch_start"]
+        if loader:
+            if epoch_start.get("loader_epoch") is not None and hasattr(x, "set_epoch"):
+                x.set_epoch(epoch_start["loader_epoch"])
+            it = iter(x)
+            for _ in range(start):
+                xb, yb = next(it)
+                if self.metrics is None:
+                    self._resolve_metrics(yb)
+        else:
+            self.rng.bit_generator.state = epoch_start["rng"]
+            n = _n_samples(x)
+            order = self.rng.permutation(n) if shuffle else None
+            it = _batches_from(x, y, batch_size, order, drop_last, start)
+        _set_rng_states(self, now, "resume")
+        return it
+
+    def _restored_meter(self, state: dict) -> _Meter:
+        meter = _Meter(self.metrics or [], self._per_sample_loss)
+        meter.loss_total = state["loss_total"]
+        meter.n = state["n"]
+        meter.totals = {k: list(v) for k, v in state["totals"].items()}
+        return meter
 
     def evaluate(self, x: Any, y: Any = None, batch_size: int = 256) -> dict[str, float]:
         """Loss and metrics over ``(x, y)`` in the inference phase: ``{"loss": ..., "accuracy": ...}``."""
@@ -476,14 +574,22 @@ class Trainer:
         groups = getattr(self.optimizer, "param_groups", None)
         return groups[0].get("lr", math.nan) if groups else math.nan
 
-    def _train_epoch(self, batches: Any, n_batches: Optional[int], progress: Progress) -> dict:
+    def _train_epoch(
+        self,
+        batches: Any,
+        n_batches: Optional[int],
+        progress: Progress,
+        start: int = 0,
+        meter: Optional[_Meter] = None,
+        backup: Any = None,
+        epoch_start: Optional[dict] = None,
+    ) -> dict:
         model, loss, opt = self.model, self.loss, self.optimizer
-        meter: Optional[_Meter] = None
         k = self.accumulate
         in_group = 0  # batches already accumulated in the current update
         group_size = 1
-        remaining = n_batches
-        for batch_index, (xb, yb) in enumerate(batches):
+        remaining = None if n_batches is None else n_batches - start
+        for batch_index, (xb, yb) in enumerate(batches, start):
             if self.metrics is None:
                 self._resolve_metrics(yb)
             if meter is None:
@@ -492,7 +598,16 @@ class Trainer:
             if in_group == 0:
                 group_size = k if remaining is None else max(1, min(k, remaining))
             out = model.forward(xb)
-            value = self._loss_value(out, yb)
+            try:
+                value = self._loss_value(out, yb)
+            except NonFiniteError as exc:  # NaN or inf reached the loss: TerminateOnNaN reports it
+                watcher = next(
+                    (cb for cb in self.callbacks.callbacks if isinstance(cb, TerminateOnNaN)), None
+                )
+                if watcher is None:
+                    raise
+                watcher.loss_failed(batch_index, exc)
+                break
             delta = loss.backward()
             if group_size > 1:
                 delta = delta * _scalar(1.0 / group_size, delta)
@@ -505,6 +620,7 @@ class Trainer:
                 remaining -= 1
             meter.update(value, out, yb)
             logs = {"batch": batch_index, "loss": float(value)}
+            stepped = False
             if in_group == group_size:
                 in_group = 0
                 self.callbacks.on_after_backward(batch_index, logs)
@@ -513,12 +629,21 @@ class Trainer:
                 self._clip()
                 opt.step()
                 self.global_step += 1
+                stepped = True
                 self.callbacks.on_step_end(self.global_step, logs)
             if progress.use_bar:
                 progress.batch_end(meter.result())
             self.callbacks.on_batch_end(batch_index, logs)
             if self.stop_training:
                 break
+            if stepped and backup is not None and backup.due(self.global_step):
+                position = {
+                    "epoch": self.epoch,
+                    "batch": batch_index + 1,
+                    "meter": {"loss_total": meter.loss_total, "n": meter.n, "totals": meter.totals},
+                    "epoch_start": epoch_start,
+                }
+                backup.save(self, position)
         if in_group:  # a loader without len() ended mid-group: apply what was accumulated
             self._clip()
             opt.step()
@@ -590,10 +715,12 @@ def fit(
     scheduler_interval: str = "epoch",
     drop_last: bool = False,
     validation_split: float = 0.0,
+    initial_epoch: int = 0,
 ) -> History:
     """Train ``model`` on ``(x, y)``; see :class:`Trainer` and :meth:`Trainer.fit` for the
     arguments. The loss and metrics are remembered on the model, so a later
-    ``model.evaluate(x, y)`` uses them."""
+    ``model.evaluate(x, y)`` uses them. To resume an interrupted run, give it a
+    :class:`~learnflux.checkpoint.BackupAndRestore` callback (``docs/training.md``)."""
     trainer = Trainer(
         model,
         loss=loss,
@@ -617,6 +744,7 @@ def fit(
         shuffle=shuffle,
         drop_last=drop_last,
         validation_split=validation_split,
+        initial_epoch=initial_epoch,
     )
     model._fit_defaults = {"loss": trainer.loss, "metrics": trainer._metric_spec}
     return history

@@ -1,5 +1,7 @@
 """The ``learnflux`` command. Each subcommand lives in its own module of this package, which
-defines ``register(subparsers)`` (adds its parser and sets ``func``)."""
+defines ``register(subparsers)`` (adds its parser and sets ``func``). Errors end the command with
+a one-line message and an exit code (:mod:`learnflux.cli.failures`; ``--debug`` shows the
+traceback)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-from ..errors import LearnfluxError
+from .failures import EXIT_INTERRUPTED, classify
 
 #: subcommand modules, in the order ``learnflux --help`` lists them
 SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "explain", "saliency", "maximize"]
@@ -29,9 +31,13 @@ class _Version(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .failures import EXIT_CODES_HELP
+
     parser = argparse.ArgumentParser(
         prog="learnflux",
         description="learnflux: a deep-learning framework whose machinery is visible.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from .. import __version__
     from ..kernels import describe
@@ -41,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--version", action=_Version, version=version, help="show the version and the kernels"
     )
+    debug_help = "show the traceback of an error (instead of its one-line message)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
@@ -50,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # subcommand not available in this build
             raise
         module.register(subparsers)
+    for sub in subparsers.choices.values():  # --debug after the command too
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     return parser
 
 
@@ -61,12 +71,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except LearnfluxError as exc:
-        print(f"learnflux {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except (Exception, KeyboardInterrupt) as exc:  # a message and an exit code, not a traceback
+        if getattr(args, "debug", False) and not isinstance(exc, KeyboardInterrupt):
+            raise
+        code, message = classify(exc)
+        if message is not None:
+            prefix = f"learnflux {args.command}: " + ("" if code == EXIT_INTERRUPTED else "error: ")
+            print(prefix + message, file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

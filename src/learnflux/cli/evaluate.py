@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError, LearnfluxError
 
 DATA_HELP = """\
 data (--data), default: the test split of the run the model comes from (rebuilt from the
@@ -102,9 +102,21 @@ def apply_preprocess(model_path: Path, x: np.ndarray) -> np.ndarray:
         return x
     from ..data import Standardizer
 
-    spec = json.loads(pre.read_text(encoding="utf-8"))
+    try:
+        spec = json.loads(pre.read_text(encoding="utf-8"))
+        if not isinstance(spec, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"{pre}: corrupt preprocessing file ({exc}); delete it or rerun the training"
+        ) from None
     if "standardizer" in spec:
-        x = Standardizer.from_config(spec["standardizer"]).transform(x)
+        try:
+            x = Standardizer.from_config(spec["standardizer"]).transform(x)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, LearnfluxError):
+                raise
+            raise DataError(f"{pre}: corrupt preprocessing file ({type(exc).__name__}: {exc})") from None
     return x
 
 
@@ -124,11 +136,15 @@ def load_eval_data(
             raise ConfigError("--data X.npy needs --labels Y.npy")
         return _npy(spec), _npy(labels), spec
     if spec.endswith(".npz"):
+        import zipfile
+
+        if not Path(spec).is_file():
+            raise ConfigError(f"--data {spec}: no such file")
         try:
             with np.load(spec, allow_pickle=False) as archive:
                 return archive["x"], archive["y"], spec
-        except (OSError, KeyError, ValueError) as exc:
-            raise ConfigError(f"{spec}: expected an .npz archive with arrays x and y ({exc})") from None
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{spec}: expected an .npz archive with arrays x and y ({exc})") from None
     if spec == "run":
         run_config = model_path.parent / "config.toml"
         if not run_config.is_file():
@@ -177,7 +193,9 @@ def load_eval_data(
 
 
 def _npy(path: str) -> np.ndarray:
+    if not Path(path).is_file():
+        raise ConfigError(f"{path}: no such file")
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read the array ({exc})") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read the array ({exc}); expected a .npy file (np.save)") from None

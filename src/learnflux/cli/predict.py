@@ -10,12 +10,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 HELP = """\
 INPUT (or --sample N instead):
   X.npy      an array of samples (n, *input shape), or one sample (*input shape)
-  IMAGE      a PNG (or JPEG, through matplotlib's reader and Pillow) image: converted to
+  IMAGE      a PNG or JPEG image (read with Pillow; at most 64 megapixels): converted to
              grey (luminance) when the model takes one channel, scaled to [0, 1], resized to
              the model's input height × width by area averaging, and inverted when it looks
              like dark ink on light paper (--invert auto: the border is brighter than the
@@ -79,7 +79,7 @@ def register(subparsers: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ..io import atomic_write, load
-    from .evaluate import _existing, apply_preprocess
+    from .evaluate import _existing, _npy, apply_preprocess
 
     model = load(_existing(args.model))
     shape = input_shape(model)
@@ -103,7 +103,7 @@ def main(args: argparse.Namespace) -> int:
     elif not path.is_file():
         raise ConfigError(f"{path}: no such file")
     elif path.suffix.lower() == ".npy":
-        x = np.load(path, allow_pickle=False)
+        x = _npy(str(path))
         if shape is not None and tuple(x.shape) == shape:
             x = x[None]
     else:
@@ -214,19 +214,67 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.einsum("ih,chw,jw->cij", rows, image, cols)
 
 
+#: the largest image ``predict`` decodes (checked from the file's header, before decoding)
+MAX_IMAGE_PIXELS = 64_000_000
+#: a larger image is first shrunk (box averages of whole pixels) to this many times the model's
+#: height and width, before any conversion to floating point
+_KEEP_FACTOR = 4
+
+
+def _read_pixels(path: Path, height: int, width: int) -> np.ndarray:
+    """The image's pixels as floats in [0, 1], ``(h, w)`` or ``(h, w, channels)``, shrunk first
+    when it is much larger than ``height × width``. Its size is checked from its header before
+    it is decoded (Pillow)."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ConfigError("reading images needs Pillow (pip install learnflux[train])") from None
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)  # reads the header only
+        with im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise DataError(
+                    f"{path}: an image of {w}×{h} pixels ({w * h / 1e6:.0f} megapixels); predict "
+                    f"decodes at most {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels: shrink or crop it first"
+                )
+            fx, fy = max(1, w // (_KEEP_FACTOR * width)), max(1, h // (_KEEP_FACTOR * height))
+            if im.format == "JPEG" and (fx > 1 or fy > 1):
+                im.draft(im.mode, (w // fx, h // fy))  # decode at a reduced scale
+            mode = im.mode
+            if mode in ("1", "P", "PA", "LA", "La", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"):
+                im = im.convert("RGBA" if mode in ("P", "PA", "LA", "La", "RGBa") else "RGB")
+            elif mode.startswith("I;16") or mode == "I":
+                im = im.convert("I")
+            if fx > 1 or fy > 1:
+                im = im.reduce((fx, fy))
+            pixels = np.asarray(im)
+            scale = 65535 if im.mode == "I" else (1 if im.mode == "F" else 255)
+    except DataError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, above twice its default
+        raise DataError(
+            f"{path}: the image is too large to decode ({exc}); predict decodes at most "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels: shrink or crop it first"
+        ) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read the image ({exc})") from None
+    return np.divide(pixels, scale, dtype=np.float32)
+
+
 def load_image(path: Path, shape: tuple, invert: str = "auto") -> np.ndarray:
-    """Read an image file into one sample of ``shape`` (channels, height, width), values in [0, 1]."""
+    """Read an image file into one sample of ``shape`` (channels, height, width), values in [0, 1].
+
+    The image is refused above :data:`MAX_IMAGE_PIXELS` (from its header, before decoding), and
+    one much larger than the model's input is shrunk by whole-pixel averages before it becomes
+    floating point."""
     if len(shape) != 3:
         raise ConfigError(f"the model takes samples of shape {shape}, not images (channels, height, width)")
-    try:
-        import matplotlib.image as mpimg
-    except ImportError:
-        raise ConfigError("reading images needs matplotlib (pip install learnflux[train])") from None
-    try:
-        img = np.asarray(mpimg.imread(str(path)))
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ConfigError(f"{path}: cannot read the image ({exc})") from None
-    img = img.astype(np.float64) / (255.0 if img.dtype.kind in "ui" else 1.0)
+    img = _read_pixels(path, shape[1], shape[2]).astype(np.float64)
     if img.ndim == 2:
         img = img[..., None]
     if img.shape[-1] == 4:  # composite transparent pixels on white paper
@@ -244,7 +292,6 @@ def load_image(path: Path, shape: tuple, invert: str = "auto") -> np.ndarray:
         img = np.moveaxis(img, -1, 0)
     else:
         raise ConfigError(f"the model takes {channels} channels; images have 1 (grey) or 3 (colour)")
-    h, w = img.shape[-2:]
     if invert == "yes" or (invert == "auto" and _light_background(img)):
         img = 1.0 - img
     img = resize(img, shape[1], shape[2])

@@ -17,7 +17,15 @@ from ..config import DEFAULT_CONFIG, RunConfig, default_config, load_config
 from ..errors import ConfigError
 
 #: the files of a run folder; ``--overwrite`` removes them before a new run writes its own
-RUN_FILES = ("model.lf", "metrics.json", "history.csv", "curves.png", "config.toml", "preprocess.json")
+RUN_FILES = (
+    "model.lf",
+    "metrics.json",
+    "history.csv",
+    "curves.png",
+    "config.toml",
+    "preprocess.json",
+    "train_state.lfs",
+)
 
 EPILOG = """\
 {default_run}
@@ -29,6 +37,10 @@ the run folder (--out, else [output] dir, else a new runs/<timestamp>) receives:
   curves.png     loss and accuracy per epoch, train and validation
   config.toml    the config of the run (what `learnflux evaluate` uses to rebuild the split)
   preprocess.json  the standardisation statistics, when [data] standardize = true
+  train_state.lfs  while it trains: the whole training state, written at each epoch end (and
+                 every --backup-every updates); an interrupted run (Ctrl-C, kill, power cut)
+                 continues from it with `learnflux train --resume RUN_DIR`, ending exactly as
+                 the uninterrupted run would have (same weights, bit for bit); deleted at the end
 A run never replaces another: when the folder already holds files, train stops before loading
 any data and says so; choose another --out, or pass --overwrite to replace that run.
 
@@ -79,6 +91,8 @@ gets for the keys it leaves out):
 errors in the config (unknown layer or key, wrong type, shapes that do not fit between layers)
 are reported with the file, line and key path before any training starts.
 examples: examples/*.toml
+
+{exit_codes}
 """
 
 
@@ -146,7 +160,9 @@ def epilog() -> str:
     values["metrics"] = '["accuracy"]' if TRAINING_DEFAULTS["metrics"] is None else values["metrics"]
     opt = OPTIMIZER_DEFAULT
     values["optimizer"] = f"{opt['type']}({', '.join(f'{k}={v}' for k, v in opt['args'].items())})"
-    return EPILOG.format(default_run=describe_default_run(), **values)
+    from .failures import EXIT_CODES_HELP
+
+    return EPILOG.format(default_run=describe_default_run(), exit_codes=EXIT_CODES_HELP, **values)
 
 
 def register(subparsers: Any) -> None:
@@ -189,6 +205,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output, only the result")
     p.add_argument("--no-plot", action="store_true", help="do not draw curves.png")
     p.add_argument("--print-config", action="store_true", help="print the config that would run, and exit")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the interrupted run in RUN_DIR from its train_state.lfs, with its own "
+        "config.toml (the result is the uninterrupted run's, bit for bit)",
+    )
+    p.add_argument(
+        "--backup-every",
+        type=_positive,
+        metavar="STEPS",
+        help="also write train_state.lfs every STEPS updates (default: at each epoch end)",
+    )
     p.set_defaults(func=main)
 
 
@@ -207,8 +235,10 @@ def _non_negative(text: str) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.resume:
+        return resume_main(args)
     if args.print_config:
-        print(Path(args.config).read_text(encoding="utf-8") if args.config else DEFAULT_CONFIG, end="")
+        print(load_config(args.config).text if args.config else DEFAULT_CONFIG, end="")
         return 0
     cfg = load_config(args.config) if args.config else default_config()
     cfg.download_hint = "pass --download to fetch them (SHA-256 checked; or set download = true in [data])"
@@ -233,10 +263,98 @@ def main(args: argparse.Namespace) -> int:
     else:
         out, origin = default_run_dir(), "a new runs/<timestamp>"
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
-    result = run(cfg, out, verbose=verbose, plot=not args.no_plot, overwrite=args.overwrite, origin=origin)
+    with _resume_hint(out):
+        result = run(
+            cfg,
+            out,
+            verbose=verbose,
+            plot=not args.no_plot,
+            overwrite=args.overwrite,
+            origin=origin,
+            backup_every=args.backup_every,
+        )
     print(result_line(result))
     print(f"run folder: {out}  (model.lf, metrics.json, history.csv{'' if args.no_plot else ', curves.png'})")
     return 0
+
+
+def resume_main(args: argparse.Namespace) -> int:
+    """``learnflux train --resume RUN_DIR``: the run of RUN_DIR, continued from its backup."""
+    given = [
+        flag
+        for flag, value in (
+            ("--config", args.config),
+            ("--out", args.out),
+            ("--overwrite", args.overwrite),
+            ("--epochs", args.epochs),
+            ("--batch-size", args.batch_size),
+            ("--seed", args.seed),
+            ("--lr", args.lr),
+            ("--print-config", args.print_config),
+        )
+        if value not in (None, False)
+    ]
+    if given:
+        raise ConfigError(
+            f"--resume continues a run with its own config.toml: it cannot be combined with "
+            f"{', '.join(given)}"
+        )
+    out = Path(args.resume)
+    cfg = resume_config(out)
+    if args.download:
+        cfg.data["download"] = True
+    cfg.download_hint = "pass --download to fetch them (SHA-256 checked; or set download = true in [data])"
+    verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
+    with _resume_hint(out):
+        result = run(
+            cfg, out, verbose=verbose, plot=not args.no_plot, resume=True, backup_every=args.backup_every
+        )
+    print(result_line(result))
+    curves = "" if args.no_plot else ", curves.png"
+    print(f"run folder: {out}  (resumed; model.lf, metrics.json, history.csv{curves})")
+    return 0
+
+
+def resume_config(out: Path) -> RunConfig:
+    """The config of the interrupted run in ``out``, once checked that there is one to resume."""
+    from ..checkpoint import STATE_FILE
+
+    if not out.is_dir():
+        raise ConfigError(f"--resume {out}: no such run folder")
+    if not (out / STATE_FILE).is_file():
+        if (out / "metrics.json").is_file():
+            raise ConfigError(
+                f"--resume {out}: that run finished (its metrics.json is there): nothing to resume"
+            )
+        raise ConfigError(
+            f"--resume {out}: no {STATE_FILE} in that folder: it is not a run of `learnflux train`, or "
+            f"it was stopped before its first backup (the end of its first epoch); start it again "
+            f"with --out {out} --overwrite"
+        )
+    if not (out / "config.toml").is_file():
+        raise ConfigError(
+            f"--resume {out}: no config.toml in that folder (it is not a run of `learnflux train`)"
+        )
+    return load_config(out / "config.toml")
+
+
+class _resume_hint:
+    """On Ctrl-C during a run, say how to resume it (when it has a backup to resume from)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        from ..checkpoint import STATE_FILE
+
+        if kind is KeyboardInterrupt and (self.out / STATE_FILE).is_file():
+            print(
+                f"learnflux train: interrupted; continue this run with: learnflux train --resume {self.out}",
+                file=sys.stderr,
+            )
 
 
 def result_line(result: dict[str, Any]) -> str:
@@ -313,9 +431,14 @@ def check_run_dir(out: Path, overwrite: bool = False, origin: str = "the run fol
         return
     if not overwrite:
         shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+        interrupted = (
+            f" (an interrupted run: continue it with `learnflux train --resume {out}`)"
+            if "train_state.lfs" in held
+            else ""
+        )
         raise ConfigError(
-            f"run folder {out} (from {origin}) already holds {shown}; a run never replaces "
-            "another: choose another folder with --out DIR, or pass --overwrite to replace that run"
+            f"run folder {out} (from {origin}) already holds {shown}{interrupted}; a run never "
+            "replaces another: choose another folder with --out DIR, or pass --overwrite to replace that run"
         )
 
 
@@ -326,12 +449,19 @@ def run(
     plot: bool = True,
     overwrite: bool = False,
     origin: str = "the run folder",
+    resume: bool = False,
+    backup_every: Optional[int] = None,
 ) -> dict[str, Any]:
     """Everything ``learnflux train`` does, callable from Python: check and build, train, test,
     write the run folder; returns the content of ``metrics.json``. ``out`` must be absent or
     empty unless ``overwrite`` (see :func:`check_run_dir`; ``origin`` says in its message where
-    the folder name came from)."""
+    the folder name came from).
+
+    The training state is backed up to ``out/train_state.lfs`` at each epoch end (and every
+    ``backup_every`` updates); with ``resume=True`` the run continues from it (``out`` then
+    holds the interrupted run, whose ``config.toml`` is ``cfg``)."""
     from ..callbacks import CSVLogger, EarlyStopping, TerminateOnNaN
+    from ..checkpoint import BackupAndRestore
     from ..config import build_loss, build_model, build_optimizer, build_schedule, check_output, load_data
     from ..io import atomic_write, save
     from ..summary import summary
@@ -339,7 +469,8 @@ def run(
 
     # every check happens here, before any training
     out = Path(out)
-    check_run_dir(out, overwrite, origin)
+    if not resume:
+        check_run_dir(out, overwrite, origin)
     dataset = load_data(cfg)
     model = build_model(cfg, dataset.sample_shape)
     check_output(cfg, model, dataset)
@@ -354,7 +485,8 @@ def run(
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "config.toml", cfg.text, atomic_write)
+    if not resume:  # a resumed run keeps the config.toml it started with
+        _write_text(out / "config.toml", cfg.text, atomic_write)
     if dataset.standardizer is not None:
         _write_text(
             out / "preprocess.json",
@@ -368,6 +500,7 @@ def run(
                 "val_loss" if dataset.val else "loss", patience=t["early_stopping"], restore_best=True
             )
         )
+    callbacks.append(BackupAndRestore(out, save_freq=backup_every or "epoch"))
     metrics = t["metrics"] if t["metrics"] is not None else (["accuracy"] if dataset.n_classes else [])
     trainer = Trainer(
         model,

@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-from ..errors import DtypeError, PhaseError, ShapeError
+from ..errors import DataError, DtypeError, NonFiniteError, PhaseError, ShapeError
 
 
 class Loss:
@@ -109,3 +109,64 @@ def as_output(loss: Loss, output: Any) -> np.ndarray:
     if out.ndim == 0:
         raise ShapeError(f"{loss.describe()}: the output must have a batch axis, got a scalar")
     return out
+
+
+def check_batch(loss: Loss, out: np.ndarray) -> None:
+    """An empty batch has no mean: refused (rather than a silent 0 or a division by zero)."""
+    if out.size == 0:
+        raise ShapeError(
+            f"{loss.describe()}: empty batch (the output has shape {tuple(out.shape)}); a loss "
+            "needs at least one sample"
+        )
+
+
+def check_finite(loss: Loss, arr: np.ndarray, what: str) -> None:
+    """A :class:`~learnflux.errors.NonFiniteError` naming the loss when ``arr`` (the model
+    output or the target) holds a NaN or an infinity. One dot product when all is finite."""
+    if arr.dtype.kind != "f" or not arr.size:
+        return
+    from ..layer import _surely_finite
+
+    if _surely_finite(arr):
+        return
+    bad = ~np.isfinite(arr)
+    count = int(bad.sum())
+    if not count:  # finite values so large that the check's sum of squares overflowed
+        return
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    hint = (
+        "; it comes from an earlier layer: TerminateOnNaN() names where it appeared (lower the "
+        "learning rate, clip gradients with clip_norm=..., or check the inputs)"
+        if what == "model output"
+        else "; check the data"
+    )
+    raise NonFiniteError(
+        f"{loss.describe()}: the {what} holds {count} non-finite value(s) (first: "
+        f"{arr[first]} at index {first}){hint}"
+    )
+
+
+def check_probabilities(loss: Loss, q: np.ndarray, axis: Optional[int], tol: float = 1e-3) -> None:
+    """Targets that are probabilities: each in [0, 1] and, along ``axis`` (the classes; None:
+    no sum to check), summing to 1 within ``tol``."""
+    check_finite(loss, q, "target")
+    if not q.size:
+        return
+    lo, hi = float(q.min()), float(q.max())
+    if lo < 0.0 or hi > 1.0:
+        bad = lo if lo < 0.0 else hi
+        raise DataError(
+            f"{loss.describe()}: the target holds {bad:.6g}; probabilities must be in [0, 1] "
+            "(class labels would be integers)"
+        )
+    if axis is None:
+        return
+    sums = q.sum(axis=axis, dtype=np.float64)
+    off = np.abs(sums - 1.0)
+    if float(off.max()) > tol:
+        where = tuple(int(i) for i in np.unravel_index(int(off.argmax()), off.shape))
+        raise DataError(
+            f"{loss.describe()}: class probabilities must sum to 1 over the classes (axis "
+            f"{axis}); sample {where[0] if len(where) == 1 else where} sums to "
+            f"{float(sums[where]):.6g}"
+        )

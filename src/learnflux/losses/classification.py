@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DtypeError, ExactnessError, IndexRangeError, ShapeError
-from .base import Loss, as_output, check_reduction
+from .base import Loss, as_output, check_batch, check_finite, check_probabilities, check_reduction
 
 
 def _float_output(loss: Loss, output: Any) -> np.ndarray:
@@ -32,7 +32,8 @@ class CrossEntropyLoss(Loss):
         loss    = −Σ_c q_c · log p_c
 
     The target is either **class indices** (integers in ``[0, C)``, ``q`` = one-hot) or **class
-    probabilities** (floats, the shape of the logits). With ``label_smoothing = ε`` the target
+    probabilities** (floats, the shape of the logits, each in ``[0, 1]`` and summing to 1 over
+    the classes within 1e-3: other values are a ``DataError``). With ``label_smoothing = ε`` the target
     becomes ``q ← (1 − ε)·q + ε/C``.
 
     Backward, fused with the softmax (no Jacobian needed)::
@@ -98,7 +99,9 @@ class CrossEntropyLoss(Loss):
                 f"{tuple(out.shape)}, got {tuple(y.shape)} (integer class labels would have shape "
                 f"{(out.shape[0], *out.shape[2:])})"
             )
-        return y.astype(out.dtype, copy=False)
+        q = y.astype(out.dtype, copy=False)
+        check_probabilities(self, q, axis=1)
+        return q
 
     # ------------------------------------------------------------------ the loss
     def forward(self, output: np.ndarray, target: Any) -> float:
@@ -108,6 +111,8 @@ class CrossEntropyLoss(Loss):
                 f"{self.describe()}: expects logits of shape (batch, classes) or "
                 f"(batch, classes, d1, ...), got {tuple(out.shape)}"
             )
+        check_batch(self, out)
+        check_finite(self, out, "model output")
         y = target if isinstance(target, np.ndarray) else np.asarray(target)
         kind = y.dtype.kind
         if kind in "iu":
@@ -209,7 +214,10 @@ class BCEWithLogitsLoss(Loss):
 
     def forward(self, output: np.ndarray, target: Any) -> float:
         out = _float_output(self, output)
+        check_batch(self, out)
+        check_finite(self, out, "model output")
         y = self.match_target(out, target)
+        check_probabilities(self, y, axis=None)
         dt = out.dtype
         # max(x, 0) − x·y + ln(1 + e^(−|x|))
         soft = np.abs(out)

@@ -7,7 +7,16 @@ from typing import Any
 
 import numpy as np
 
-from .base import Loss, as_output, check_reduction
+from .base import Loss, as_output, check_batch, check_finite, check_reduction
+
+
+def _checked(loss: Loss, out: np.ndarray, target: Any) -> np.ndarray:
+    """The target matched to ``out``, both checked: a batch, no NaN or infinity."""
+    check_batch(loss, out)
+    check_finite(loss, out, "model output")
+    y = loss.match_target(out, target)
+    check_finite(loss, y, "target")
+    return y
 
 
 class SquaredError(Loss):
@@ -20,7 +29,8 @@ class SquaredError(Loss):
     supports_exact = True
 
     def forward(self, output: np.ndarray, target: Any) -> Any:
-        y = self.match_target(output, target)
+        output = as_output(self, output)
+        y = _checked(self, output, target)
         n = output.shape[0]
         diff = output - y
         if output.dtype == object:
@@ -65,7 +75,7 @@ class MSELoss(Loss):
 
     def forward(self, output: np.ndarray, target: Any) -> Any:
         out = as_output(self, output)
-        y = self.match_target(out, target)
+        y = _checked(self, out, target)
         diff = out - y
         if out.dtype == object:
             self._delta = diff * _elementwise_scale(out, self.reduction, 2)
@@ -102,7 +112,7 @@ class L1Loss(Loss):
 
     def forward(self, output: np.ndarray, target: Any) -> Any:
         out = as_output(self, output)
-        y = self.match_target(out, target)
+        y = _checked(self, out, target)
         diff = out - y
         scale = _elementwise_scale(out, self.reduction)
         if out.dtype == object:
