@@ -39,6 +39,11 @@ except ImportError as exc:  # the extension was not built (no C compiler at inst
 
 _state: dict[str, Any] = {"ops": None, "reason": "", "warned": False}
 
+#: threads of a large compiled call (default: the CPUs this process may use)
+THREADS_VAR = "LEARNFLUX_NUM_THREADS"
+if _compiled is not None and os.environ.get(THREADS_VAR, "").strip().isdigit():
+    _compiled._lfk.set_threads(int(os.environ[THREADS_VAR]))
+
 
 def available() -> bool:
     """True when the compiled kernels are built and load."""
@@ -142,7 +147,8 @@ def describe() -> str:
 
 
 def set_threads(n: int) -> int:
-    """Threads a large compiled kernel call uses (default: the CPUs this process may run on)."""
+    """Threads a large compiled kernel call uses (default: the CPUs this process may run on, or
+    ``LEARNFLUX_NUM_THREADS``)."""
     if _compiled is None:
         return 1
     return int(_compiled._lfk.set_threads(int(n)))
