@@ -346,12 +346,12 @@ def register(subparsers: Any) -> None:
         "explain",
         help="the learning flow step by step: the seed's example, or any model (MODEL)",
         description=(
-            "Without MODEL: replay the worked example of the article 'The Weights': a 3-layer "
-            "model (Input, Linear without bias, ReLU), the squared-error loss and SGD on 3 "
-            "samples. Prints the forward table, then for every step δ4, δ3, δ2, δ1, δw2 and ŵ2, "
-            "then the forward table after training. With MODEL (a model file, a run folder or a "
-            "run config): a few training steps of that model on samples of its data, every layer's "
-            "o^k, δ^k, δw and ŵ. --format html writes the learning-flow page."
+            "Without MODEL: replay the worked example of the article 'The Weights': a 3-layer\n"
+            "model (Input, Linear without bias, ReLU), the squared-error loss and SGD on 3 samples.\n"
+            "Prints the forward table, then for every step δ4, δ3, δ2, δ1, δw2 and ŵ2, then the\n"
+            "forward table after training. With MODEL (a model file, a run folder or a run config):\n"
+            "a few training steps of that model on samples of its data, every layer's o^k, δ^k,\n"
+            "δw and ŵ. --format html writes the learning-flow page."
         ),
         epilog=MODEL_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
