@@ -194,7 +194,8 @@ def maximize(
     pushes the other classes down)."""
     if score not in ("logit", "log_softmax"):
         raise ConfigError(f"maximize: score must be 'logit' or 'log_softmax', got {score!r}")
-    if isinstance(target, tuple):
+    inner = isinstance(target, tuple)  # a channel of o^k: its value (or mean), never a softmax
+    if inner:
         k, channel = int(target[0]), int(target[1])
         twin, what = inference_twin(model, upto=k), f"channel {channel} of o{k}"
     else:
@@ -219,7 +220,7 @@ def maximize(
                 raise ConfigError(f"{what}: the output has {out.shape[1]} values, numbered from 0")
             d = np.zeros_like(out)
             d[0, channel] = 1
-            if score == "log_softmax":  # log p_c = o_c − log Σ exp o_j; δ = e_c − softmax(o)
+            if score == "log_softmax" and not inner:  # log p_c = o_c − log Σ exp o_j; δ = e_c − softmax(o)
                 z = np.asarray(out[0], dtype=np.float64)
                 z = z - z.max()
                 p = np.exp(z) / np.exp(z).sum()
