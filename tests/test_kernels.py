@@ -253,5 +253,27 @@ def test_direct_convolution_of_few_taps_equals_numpy(args, kwargs, shape):
     with kernels.using("compiled"):
         probe = make()
         probe.forward(x)
-        assert probe._cache[0] == "compiled-direct"
+        assert probe._cache[0] == "compiled" and probe._cache[1] is None  # no columns kept
     _compare(make, x, np.float32)
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("keep_max, chunk", [(0, 1), (0, 700), (1 << 30, 1)])
+def test_conv2d_in_blocks_of_samples_equals_numpy(keep_max, chunk, dtype, monkeypatch):
+    """Large layers run in blocks of samples and rebuild their columns in the backward pass;
+    small ones keep them: the same results either way, whatever the block size."""
+    from learnflux.kernels import compiled
+
+    monkeypatch.setattr(compiled, "KEEP_COLS_MAX", keep_max)
+    monkeypatch.setattr(compiled, "CHUNK_ELEMS", chunk)
+    x = np.random.default_rng(5).standard_normal((5, 4, 7, 6)).astype(dtype)
+    for kwargs in (dict(padding=1), dict(stride=2, groups=2), dict(padding="same", dilation=2, bias=False)):
+
+        def make(kwargs=kwargs):
+            layer = lf.Conv2d(4, 6, 3, rng=1, **kwargs)
+            if layer.use_bias:
+                layer.bias.value = np.random.default_rng(2).uniform(-1, 1, 6)
+            return layer.astype(dtype)
+
+        _compare(make, x, dtype)

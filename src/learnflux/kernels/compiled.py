@@ -28,6 +28,10 @@ from .workspace import Scratch, shared
 NAME = "compiled"
 #: at most this many taps ``C·kh·kw`` (float32, stride 1, one group): direct convolution
 DIRECT_MAX_K = 32
+#: a layer whose columns hold at most this many values keeps them from forward to backward
+KEEP_COLS_MAX = 1 << 21
+#: otherwise the columns are built in blocks of samples of about this many values
+CHUNK_ELEMS = 1 << 21
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -48,6 +52,17 @@ def _conv_geom(shape: tuple, geo: ConvGeometry, ho: int, wo: int) -> tuple:
     return (n, c, h, w, *geo.kernel, *geo.stride, *geo.dilation, top, left, ho, wo)
 
 
+def _blocks(n: int, per: int):
+    for n0 in range(0, n, per):
+        yield n0, min(per, n - n0)
+
+
+def _block_size(n: int, k: int, p: int, keep: bool) -> int:
+    """Samples per block: the whole batch when its columns are kept, else columns of about
+    ``CHUNK_ELEMS`` values (the memory of a large layer stays bounded)."""
+    return n if keep else max(1, min(n, CHUNK_ELEMS // (k * p)))
+
+
 def conv2d_forward(
     x: np.ndarray,
     weight: np.ndarray,
@@ -61,25 +76,30 @@ def conv2d_forward(
     x = _c(x)
     n, c, h, w = x.shape
     ho, wo = geo.output_hw(h, w)
-    g, o = geo.groups, geo.out_channels
-    k, length = c * geo.kernel[0] * geo.kernel[1], n * ho * wo
+    g, o, p = geo.groups, geo.out_channels, ho * wo
+    k = c * geo.kernel[0] * geo.kernel[1]
     f64 = x.dtype == np.float64
+    b = None if bias is None else _c(bias)
+    out = np.empty((n, o, ho, wo), x.dtype)
     if not f64 and g == 1 and k <= DIRECT_MAX_K and geo.stride == (1, 1):
         # few taps (a first layer): direct convolution, no columns and no K = 9 GEMM (_c/direct.c);
         # the backward pass builds the columns from x when it runs
-        out = np.empty((n, o, ho, wo), x.dtype)
-        b32 = None if bias is None else _c(bias)
-        if _lfk.direct_conv(x, _c(weight.reshape(o, k)), b32, out, _conv_geom(x.shape, geo, ho, wo), o):
-            return out, (("compiled-direct", x, x.shape) if training else None)
-    # training keeps the columns for δW in the layer's scratch (reused every step: a fresh 7 MB
-    # array per step cost ~0.8 ms of page faults on LeNet's conv 2); inference uses a shared block
-    cols = scratch.get("cols", (k, length), x.dtype) if training else shared("cols", (k, length), x.dtype)
-    _lfk.im2col(x, cols, f64, _conv_geom(x.shape, geo, ho, wo))
-    prod = shared("prod", (g, o // g, length), x.dtype)
-    np.matmul(weight.reshape(g, o // g, k // g), cols.reshape(g, k // g, length), out=prod)
-    out = np.empty((n, o, ho, wo), x.dtype)
-    _lfk.bias_nchw(prod, None if bias is None else _c(bias), out, f64, o, n, ho * wo, False)
-    return out, (("compiled", cols, x.shape) if training else None)
+        if _lfk.direct_conv(x, _c(weight.reshape(o, k)), b, out, _conv_geom(x.shape, geo, ho, wo), o):
+            return out, (("compiled", None, x.shape, x) if training else None)
+    # Small layers keep their columns for δW in the layer's scratch (reused every step: a fresh
+    # 7 MB array per step cost ~0.8 ms of page faults on LeNet's conv 2). Larger ones run in blocks
+    # of samples in the shared work buffers and the backward pass rebuilds the columns from x:
+    # keeping them all cost VGG's training 370 MiB of peak RSS (the NumPy kernels: 170).
+    keep = training and k * n * p <= KEEP_COLS_MAX
+    kept = None
+    for n0, nc in _blocks(n, _block_size(n, k, p, keep)):
+        cols = scratch.get("cols", (k, nc * p), x.dtype) if keep else shared("cols", (k, nc * p), x.dtype)
+        _lfk.im2col(x[n0 : n0 + nc], cols, f64, _conv_geom((nc, c, h, w), geo, ho, wo))
+        prod = shared("prod", (g, o // g, nc * p), x.dtype)
+        np.matmul(weight.reshape(g, o // g, k // g), cols.reshape(g, k // g, nc * p), out=prod)
+        _lfk.bias_nchw(prod, b, out[n0 : n0 + nc], f64, o, nc, p, False)
+        kept = cols if keep else None
+    return out, (("compiled", kept, x.shape, x) if training else None)
 
 
 def conv2d_backward(
@@ -90,32 +110,37 @@ def conv2d_backward(
     has_bias: bool,
     need_input_delta: bool,
 ) -> tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
-    if saved[0] not in ("compiled", "compiled-direct") or not _ok(delta, weight):
+    if saved[0] != "compiled" or not _ok(delta, weight):
         return ref.conv2d_backward(saved, delta, weight, geo, has_bias, need_input_delta)
-    _, cols, shape = saved
-    if saved[0] == "compiled-direct":  # the forward pass kept x: its columns, now
-        x = cols
-        n, c, h, w = shape
-        ho, wo = delta.shape[2:]
-        k = c * geo.kernel[0] * geo.kernel[1]
-        cols = shared("cols", (k, n * ho * wo), x.dtype)
-        _lfk.im2col(x, cols, False, _conv_geom(shape, geo, ho, wo))
+    _, kept, shape, x = saved
     n, c, h, w = shape
     ho, wo = delta.shape[2:]
-    g, o = geo.groups, geo.out_channels
-    k, length = cols.shape
-    f64 = delta.dtype == np.float64
-    dmat = shared("dmat", (o, length), delta.dtype)
-    gb = np.empty(o, delta.dtype) if has_bias else None
-    _lfk.nchw_mat(_c(delta), dmat, gb, f64, o, n, ho * wo)
-    dmat3 = dmat.reshape(g, o // g, length)
-    gw = weight_grad(dmat3, cols.reshape(g, k // g, length))
-    if not need_input_delta:
-        return None, gw, gb
-    dcols = shared("dcols", (g, k // g, length), delta.dtype)
-    np.matmul(weight.reshape(g, o // g, k // g).transpose(0, 2, 1), dmat3, out=dcols)
-    d_in = np.empty(shape, delta.dtype)
-    _lfk.col2im(dcols, d_in, f64, _conv_geom(shape, geo, ho, wo))
+    g, o, p = geo.groups, geo.out_channels, ho * wo
+    k = c * geo.kernel[0] * geo.kernel[1]
+    dt = delta.dtype
+    f64 = dt == np.float64
+    delta = _c(delta)
+    gw = np.zeros((g, o // g, k // g), dt)
+    gb = np.zeros(o, dt) if has_bias else None
+    part = np.empty(o, dt) if has_bias else None
+    d_in = np.empty(shape, dt) if need_input_delta else None
+    wmat = weight.reshape(g, o // g, k // g)
+    for n0, nc in _blocks(n, _block_size(n, k, p, kept is not None)):
+        length = nc * p
+        dmat = shared("dmat", (o, length), dt)  # δ channel-major, and the bias gradient
+        _lfk.nchw_mat(delta[n0 : n0 + nc], dmat, part, f64, o, nc, p)
+        if gb is not None:
+            gb += part
+        cols = kept
+        if cols is None:  # rebuilt from x
+            cols = shared("cols", (k, length), dt)
+            _lfk.im2col(x[n0 : n0 + nc], cols, f64, _conv_geom((nc, c, h, w), geo, ho, wo))
+        dmat3 = dmat.reshape(g, o // g, length)
+        gw += weight_grad(dmat3, cols.reshape(g, k // g, length))
+        if d_in is not None:
+            dcols = shared("dcols", (g, k // g, length), dt)
+            np.matmul(wmat.transpose(0, 2, 1), dmat3, out=dcols)
+            _lfk.col2im(dcols, d_in[n0 : n0 + nc], f64, _conv_geom((nc, c, h, w), geo, ho, wo))
     return d_in, gw, gb
 
 

@@ -208,7 +208,7 @@ class Conv2d(Layer):
                 f"δ has shape {tuple(delta_out.shape)}, expected {(n, self.out_channels, ho, wo)}"
             )
         # the kernel set that ran the forward pass reads its own cache
-        impl = kernels.compiled if cache[0].startswith("compiled") else kernels.reference
+        impl = kernels.compiled if cache[0] == "compiled" else kernels.reference
         d_in, gw, gb = impl.conv2d_backward(
             cache, delta_out, self.weight.value, self.geometry, self.use_bias, need_input_delta
         )
