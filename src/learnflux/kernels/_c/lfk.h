@@ -35,7 +35,7 @@ void lf_parallel(lf_range_fn fn, void *arg, idx_t units, idx_t cost_per_unit);
 int lf_get_threads(void);
 void lf_set_threads(int n);
 
-#define LF_PAR_MIN ((idx_t)1 << 15)
+#define LF_PAR_MIN ((idx_t)1 << 18)
 
 struct conv_geom {
     idx_t N, C, H, W, kh, kw, sh, sw, dh, dw, pt, pl, Ho, Wo;
