@@ -186,3 +186,65 @@ def test_stop_requested_before_the_kill_is_kept(tmp_path):
         np.array_equal(a, b)
         for a, b in zip(ref.state_dict().values(), model.state_dict().values(), strict=True)
     )
+
+
+CLI_CONFIG = """\
+[data]
+limit = 600
+[model]
+[[model.layers]]
+type = "Conv2d"
+out_channels = 4
+kernel_size = 3
+padding = 1
+[[model.layers]]
+type = "BatchNorm2d"
+[[model.layers]]
+type = "ReLU"
+[[model.layers]]
+type = "Flatten"
+[[model.layers]]
+type = "Dropout"
+p = 0.2
+[[model.layers]]
+type = "Linear"
+out_features = 10
+[optimizer]
+type = "Adam"
+lr = 0.005
+[schedule]
+type = "CosineAnnealingLR"
+[training]
+epochs = 3
+batch_size = 32
+"""
+
+
+def test_learnflux_train_resume_continues_a_killed_run_bit_for_bit(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(CLI_CONFIG)
+    cmd = [sys.executable, "-m", "learnflux", "train", "--config", str(config), "--quiet", "--no-plot"]
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    subprocess.run([*cmd, "--out", str(ref)], check=True, capture_output=True, timeout=300)
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(run), "--backup-every", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not (run / STATE_FILE).exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(random.Random(5).uniform(0.0, 0.05))  # early in its 45 updates: surely mid-run
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(60) == -signal.SIGKILL and (run / STATE_FILE).exists()
+    assert not (run / "model.lf").exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "learnflux", "train", "--resume", str(run), "--quiet", "--no-plot"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "(resumed;" in done.stdout
+    a, b = lf.load(ref / "model.lf").state_dict(), lf.load(run / "model.lf").state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert (ref / "history.csv").read_text() == (run / "history.csv").read_text()
+    assert not (run / STATE_FILE).exists() and not [p for p in run.iterdir() if p.name.endswith(".tmp")]

@@ -54,6 +54,17 @@ def _kill_later(cmd: list[str], watch: Path, delay: float, cwd: Path) -> int:
     return proc.wait(300)
 
 
+def _window(cmd: list[str], watch: Path, cwd: Path) -> float:
+    """Run ``cmd`` to its end; return the seconds from the moment ``watch`` appeared to the end
+    (how long a random kill after the first backup may wait and still land in the run)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+    while not watch.exists() and proc.poll() is None:
+        time.sleep(0.002)
+    seen = time.monotonic()
+    assert proc.wait(300) == 0
+    return time.monotonic() - seen
+
+
 def _arrays(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as f:
         return {k: f[k] for k in f.files if k != "resumed"}
@@ -65,7 +76,8 @@ def _same(a: dict, b: dict) -> bool:
 
 def python_trials(n: int, rng: random.Random, work: Path) -> list[tuple[str, bool]]:
     ref_dir = work / "ref"
-    assert _child(ref_dir / "backup", ref_dir / "out.npz") == 0
+    cmd = [sys.executable, str(CHILD), "--backup", str(ref_dir / "backup"), "--out", str(ref_dir / "out.npz")]
+    window = _window(cmd, ref_dir / "backup" / STATE, ROOT)
     ref = _arrays(ref_dir / "out.npz")
     ref_csv = (ref_dir / "backup" / "history.csv").read_text()
     steps = 8 * 4  # 256 samples, batches of 32, 4 epochs
@@ -77,7 +89,7 @@ def python_trials(n: int, rng: random.Random, work: Path) -> list[tuple[str, boo
         for _ in range(rng.choice([1, 1, 2, 3])):
             how = rng.choice(["batch", "batch", "save", "timer"])
             if how == "timer":
-                delay = rng.uniform(0.0, 0.6)
+                delay = rng.uniform(0.0, 0.9 * window)
                 cmd = [sys.executable, str(CHILD), "--backup", str(backup), "--out", str(out)]
                 rc = _kill_later(cmd, backup / STATE, delay, ROOT)
                 kills.append(f"timer+{delay:.2f}s")
@@ -86,6 +98,7 @@ def python_trials(n: int, rng: random.Random, work: Path) -> list[tuple[str, boo
                 rc = _child(backup, out, "--kill-step", str(step), "--kill-in", how)
                 kills.append(f"{how}@{step}")
             if rc == 0:
+                kills[-1] += " (finished first)"
                 break
         if not out.exists() or (backup / STATE).exists():
             assert _child(backup, out) == 0
@@ -102,7 +115,7 @@ def python_trials(n: int, rng: random.Random, work: Path) -> list[tuple[str, boo
 
 CONFIG = """\
 [data]
-limit = 400
+limit = 1000
 [model]
 [[model.layers]]
 type = "Conv2d"
@@ -130,7 +143,7 @@ lr = 0.005
 [schedule]
 type = "CosineAnnealingLR"
 [training]
-epochs = 4
+epochs = 6
 batch_size = 32
 """
 
@@ -143,19 +156,18 @@ def cli_trials(n: int, rng: random.Random, work: Path) -> list[tuple[str, bool]]
     config.write_text(CONFIG)
     common = ["--quiet", "--no-plot", "--backup-every", "3"]
     ref = work / "cli-ref"
-    subprocess.run(
-        [*learnflux, "train", "--config", str(config), "--out", str(ref), *common],
-        check=True,
-        capture_output=True,
+    window = _window(
+        [*learnflux, "train", "--config", str(config), "--out", str(ref), *common], ref / STATE, work
     )
     ref_state = lf.load(ref / "model.lf").state_dict()
     results = []
     for t in range(n):
         out = work / f"cli{t}"
-        delay = rng.uniform(0.0, 1.0)
+        delay = rng.uniform(0.0, 0.9 * window)
         cmd = [*learnflux, "train", "--config", str(config), "--out", str(out), *common]
         rc = _kill_later(cmd, out / STATE, delay, work)
-        if rc != 0:
+        interrupted = rc != 0 and (out / STATE).exists()  # (a kill after the run completed: nothing to do)
+        if interrupted:
             resumed = subprocess.run(
                 [*learnflux, "train", "--resume", str(out), *common], capture_output=True
             )
@@ -164,7 +176,7 @@ def cli_trials(n: int, rng: random.Random, work: Path) -> list[tuple[str, bool]]
         ok = state.keys() == ref_state.keys() and all(np.array_equal(state[k], ref_state[k]) for k in state)
         ok = ok and (out / "history.csv").read_text() == (ref / "history.csv").read_text()
         ok = ok and not (out / STATE).exists() and not any(p.name.endswith(".tmp") for p in out.iterdir())
-        what = f"timer+{delay:.2f}s" + ("" if rc != 0 else " (finished first)")
+        what = f"timer+{delay:.2f}s" + ("" if interrupted else " (finished first)")
         results.append((what, ok))
         print(f"  command-line trial {t + 1}: killed {what}: {'identical' if ok else 'DIFFERENT'}")
     return results

@@ -18,7 +18,9 @@ Hooks, in the order ``fit`` calls them::
     on_train_end()
 
 Built in: :class:`EarlyStopping`, :class:`ModelCheckpoint`, :class:`LearningRateScheduler`,
-:class:`CSVLogger`, :class:`JSONLogger`, :class:`TerminateOnNaN`.
+:class:`CSVLogger`, :class:`JSONLogger`, :class:`TerminateOnNaN`; and
+:class:`~learnflux.checkpoint.BackupAndRestore`, which resumes an interrupted ``fit`` (a callback
+that has a state to keep across a resume returns it from :meth:`Callback.state_dict`).
 """
 
 from __future__ import annotations

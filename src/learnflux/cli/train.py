@@ -500,7 +500,9 @@ def run(
                 "val_loss" if dataset.val else "loss", patience=t["early_stopping"], restore_best=True
             )
         )
-    callbacks.append(BackupAndRestore(out, save_freq=backup_every or "epoch"))
+    # kept until the run folder is complete: a run killed after its last epoch resumes too
+    backup = BackupAndRestore(out, save_freq=backup_every or "epoch", delete_checkpoint=False)
+    callbacks.append(backup)
     metrics = t["metrics"] if t["metrics"] is not None else (["accuracy"] if dataset.n_classes else [])
     trainer = Trainer(
         model,
@@ -559,6 +561,7 @@ def run(
     _write_text(out / "metrics.json", json.dumps(_jsonable(result), indent=2) + "\n", atomic_write)
     if plot:
         plot_curves(history, out / "curves.png")
+    backup.path.unlink(missing_ok=True)  # the run is complete: nothing left to resume
     return result
 
 
