@@ -15,6 +15,14 @@ def model():
 def test_wrong_feature_count_names_the_input_layer():
     with pytest.raises(lf.ShapeError, match=r"Input\(3\) at '0'.*\(batch, 3\).*\(2, 4\)"):
         model()(np.ones((2, 4)))
+    with pytest.raises(lf.ShapeError, match=r"Input\(3\) at '0'.*\(batch, 3\).*\(2, 2\)"):
+        model()(np.ones((2, 2)))  # fewer features than declared, too
+    image = lf.Sequential(lf.Input((1, 8, 8)), lf.Flatten())
+    for wrong in [(2, 1, 8, 7), (2, 1, 9, 8), (2, 2, 8, 8), (2, 64)]:
+        with pytest.raises(lf.ShapeError, match=r"\(batch, 1, 8, 8\)"):
+            image(np.ones(wrong))
+    assert image(np.ones((2, 1, 8, 8))).shape == (2, 64)
+    assert lf.Sequential(lf.Input((None, 4)), lf.Flatten())(np.ones((2, 5, 4))).shape == (2, 20)
 
 
 def test_wrong_shape_inside_names_the_linear_layer():

@@ -205,3 +205,35 @@ def test_gradcheck_fails_a_parameter_that_received_no_gradient():
     report = lf.gradcheck(Frozen(3, 2), np.random.default_rng(0).standard_normal((2, 3)))
     assert not report.passed
     assert {c.name for c in report.checks if not c.passed} == {"weight", "bias"}
+
+
+def _gradients(model, x, up, need_input_delta):
+    model.zero_grad()
+    model(x)
+    model.backward(up, need_input_delta=need_input_delta)
+    return {name: None if p.grad is None else p.grad.copy() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("which", ["merge-second-input-learns", "branched", "config-fan-out"])
+def test_training_backward_reaches_every_branch_without_the_input_delta(which):
+    # fit asks for no input δ (need_input_delta=False): the backward pass then skips the δ no
+    # learning layer needs, but must still reach a learning branch behind any input of a merge,
+    # here behind the Add's *second* input while its first comes straight from the Input
+    lf.seed(5)
+    if which == "merge-second-input-learns":
+        x = lf.Input(3)
+        model = lf.Model(x, lf.ReLU()(lf.Add()([x, lf.Linear(3, 3)(x)])))
+    elif which == "branched":
+        model = _branched()
+    else:
+        model = _fan_out_model()
+    model.astype(np.float64)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, model.layers[0].shape[0] if isinstance(model.layers[0], lf.Input) else 3))
+    up = rng.standard_normal(model(x).shape)
+    full = _gradients(model, x, up, need_input_delta=True)
+    lean = _gradients(model, x, up, need_input_delta=False)
+    assert all(g is not None for g in full.values())
+    for name, g in full.items():
+        assert lean[name] is not None, f"{name}: no gradient when the input δ is not asked for"
+        np.testing.assert_array_equal(lean[name], g, err_msg=name)

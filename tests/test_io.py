@@ -95,6 +95,56 @@ def test_unknown_layer_class_in_file(tmp_path):
         lf.load(path)
 
 
+def _rewrite(path, change):
+    """Rewrite the arrays of a saved file through ``change(dict) -> dict``."""
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    with open(path, "wb") as fh:
+        np.savez(fh, **change(arrays))
+
+
+def test_a_file_with_a_missing_or_extra_array_or_another_format_is_refused(tmp_path):
+    path = tmp_path / "m.lf"
+    lf.save(lf.Sequential(lf.Linear(2, 3), lf.ReLU(), lf.Linear(3, 1)), path)
+    _rewrite(path, lambda a: {k: v for k, v in a.items() if k != "2.bias"})
+    with pytest.raises(lf.ConfigError, match=r"2\.bias"):
+        lf.load(path)  # never a model with one freshly initialised weight
+    lf.save(lf.Sequential(lf.Linear(2, 3)), path)
+    _rewrite(path, lambda a: {**a, "5.weight": np.zeros((1, 1), np.float32)})
+    with pytest.raises(lf.ConfigError, match=r"5\.weight"):
+        lf.load(path)
+
+    def other_format(arrays):
+        header = json.loads(arrays["__learnflux__"].tobytes())
+        header["format"] = "something-else"
+        return {**arrays, "__learnflux__": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+
+    lf.save(lf.Sequential(lf.Linear(2, 3)), path)
+    _rewrite(path, other_format)
+    with pytest.raises(lf.ConfigError, match="something-else"):
+        lf.load(path)
+
+
 def test_loading_a_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         lf.load(tmp_path / "absent.lf")
+
+
+def test_load_state_dict_copies_the_arrays():
+    # as PyTorch: the model owns its weights; training it never writes into the caller's arrays
+    source = lf.Sequential(lf.Linear(3, 2), lf.BatchNorm1d(2)).astype(np.float64)
+    state = source.state_dict()
+    saved = {k: v.copy() for k, v in state.items()}
+    model = lf.Sequential(lf.Linear(3, 2), lf.BatchNorm1d(2)).astype(np.float64)
+    model.load_state_dict(state)
+    for name, value in model.state_dict().items():
+        assert not np.shares_memory(value, state[name]), name
+    opt = lf.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    for _ in range(2):
+        out = model(x)
+        model.backward(np.ones_like(out))
+        opt.step()
+    for name, value in state.items():
+        np.testing.assert_array_equal(value, saved[name], err_msg=name)
+    assert not np.array_equal(model.state_dict()["0.weight"], saved["0.weight"])  # it did train

@@ -94,6 +94,31 @@ def test_same_values_as_torch(case):
 
 
 @needs_torch
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("CosineAnnealingLR", {"T_max": 10, "eta_min": 0.001}),
+        ("StepLR", {"step_size": 3, "gamma": 0.5}),
+        ("ExponentialLR", {"gamma": 0.9}),
+    ],
+)
+def test_resumed_schedule_matches_torch(name, kwargs):
+    # built with last_epoch=k (resuming a run): the first rate is PyTorch's closed form at k + 1
+    ours, theirs = ours_and_theirs()
+    for opt in (ours, theirs):
+        for group, lr in zip(opt.param_groups, LR, strict=True):
+            group["initial_lr"] = lr
+    sched = getattr(schedules, name)(ours, last_epoch=4, **kwargs)
+    tsched = getattr(torch.optim.lr_scheduler, name)(theirs, last_epoch=4, **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that optimizer.step() was not called
+        for i in range(8):
+            np.testing.assert_allclose(sched.get_last_lr(), tsched.get_last_lr(), rtol=1e-12, err_msg=f"{i}")
+            sched.step()
+            tsched.step()
+
+
+@needs_torch
 def test_onecycle_cycles_adam_beta1():
     ours, theirs = ours_and_theirs("Adam")
     sched = schedules.OneCycleLR(ours, max_lr=0.01, total_steps=20)
