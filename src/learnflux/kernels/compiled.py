@@ -216,7 +216,9 @@ def batchnorm_forward(
 def batchnorm_backward(
     d3: np.ndarray, xhat3: np.ndarray, gain: np.ndarray, need_input_delta: bool
 ) -> tuple[Optional[np.ndarray], np.ndarray, np.ndarray]:
-    if not _ok(d3, xhat3):
+    if not _ok(d3, xhat3) or not need_input_delta:
+        # the two sums alone: NumPy's einsum measured faster (0.50 vs 0.94 ms for 64×32×32×32);
+        # with δx the one fused C pass wins (1.93 vs 2.42 ms)
         return ref.batchnorm_backward(d3, xhat3, gain, need_input_delta)
     n, c, length = d3.shape
     dt = d3.dtype
