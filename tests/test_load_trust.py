@@ -446,3 +446,40 @@ def test_saved_files_stay_plain_npz(saved):
         assert HEADER in f.files
     with zipfile.ZipFile(io.BytesIO(saved.read_bytes())) as z:
         assert all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())
+
+
+def test_a_custom_layer_round_trips_with_its_buffers(tmp_path):
+    """A layer class of your own loads too: its arguments checked against its constructor, its
+    arrays (here an integer and a boolean buffer) compared with the file's after it is built."""
+    from learnflux.layer import LAYER_REGISTRY
+
+    class TrustTestScale(lf.Layer):
+        def __init__(self, units: int = 3, gain: float = 2.0) -> None:
+            super().__init__()
+            self.units, self.gain = units, gain
+            self.add_param("weight", np.ones(units))
+            self.add_buffer("offsets", np.array([-3, 0, 7]))
+            self.add_buffer("mask", np.array([True, False, True]))
+
+        def forward(self, x):
+            return x * self.weight.value * self.gain
+
+        def backward(self, delta_out, need_input_delta=True):
+            return delta_out
+
+        def get_config(self):
+            return {"units": self.units, "gain": self.gain}
+
+    try:
+        model = lf.Sequential(lf.Input(3), TrustTestScale())
+        lf.save(model, tmp_path / "c.lf")
+        back = lf.load(tmp_path / "c.lf")
+        assert back.layers[1].gain == 2.0
+        assert back.layers[1]._buffers["offsets"].tolist() == [-3, 0, 7]
+        assert back.layers[1]._buffers["mask"].tolist() == [True, False, True]
+        _with_header(
+            tmp_path / "c.lf", lambda h: h["model"]["config"]["layers"][1]["config"].update(gain="x")
+        )
+        _refused(tmp_path / "c.lf", r"layers\[1\]\.config\.gain': expected a number, got 'x'")
+    finally:
+        LAYER_REGISTRY.pop("TrustTestScale", None)

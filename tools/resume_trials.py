@@ -102,13 +102,18 @@ def python_trials(n: int, rng: random.Random, work: Path) -> list[tuple[str, boo
                 break
         if not out.exists() or (backup / STATE).exists():
             assert _child(backup, out) == 0
-        ok = (
-            _same(_arrays(out), ref)
-            and (backup / "history.csv").read_text() == ref_csv
-            and sorted(p.name for p in backup.iterdir()) == ["history.csv"]
-        )
+        problems = []
+        if not _same(_arrays(out), ref):
+            problems.append("weights or history differ")
+        if (backup / "history.csv").read_text() != ref_csv:
+            problems.append("history.csv differs")
+        left = sorted(p.name for p in backup.iterdir() if p.name != "history.csv")
+        if left:
+            problems.append(f"left behind: {left}")
+        ok = not problems
         results.append((" then ".join(kills), ok))
-        print(f"  python trial {t + 1}: killed {' then '.join(kills)}: {'identical' if ok else 'DIFFERENT'}")
+        verdict = "identical" if ok else "DIFFERENT (" + "; ".join(problems) + ")"
+        print(f"  python trial {t + 1}: killed {' then '.join(kills)}: {verdict}", flush=True)
         shutil.rmtree(folder)
     return results
 
@@ -178,8 +183,16 @@ def cli_trials(n: int, rng: random.Random, work: Path) -> list[tuple[str, bool]]
         ok = ok and not (out / STATE).exists() and not any(p.name.endswith(".tmp") for p in out.iterdir())
         what = f"timer+{delay:.2f}s" + ("" if interrupted else " (finished first)")
         results.append((what, ok))
-        print(f"  command-line trial {t + 1}: killed {what}: {'identical' if ok else 'DIFFERENT'}")
+        print(
+            f"  command-line trial {t + 1}: killed {what}: {'identical' if ok else 'DIFFERENT'}", flush=True
+        )
     return results
+
+
+def _fingerprint() -> dict[str, float]:
+    """The modification times of learnflux's code (Python files and compiled kernels)."""
+    src = ROOT / "src" / "learnflux"
+    return {str(p): p.stat().st_mtime for p in sorted(src.rglob("*")) if p.suffix in (".py", ".so")}
 
 
 def main(argv: list[str]) -> int:
@@ -190,10 +203,14 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     rng = random.Random(args.seed)
     t0 = time.perf_counter()
+    before = _fingerprint()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         results = python_trials(args.trials, rng, work)
         results += cli_trials(args.cli_trials, rng, work)
+    changed = [p for p, t in _fingerprint().items() if before.get(p) != t]
+    if changed:  # a trial compared with a reference computed by other code proves nothing
+        print(f"warning: learnflux's code changed during the trials (e.g. {changed[0]}): rerun them")
     good = sum(ok for _, ok in results)
     seconds = time.perf_counter() - t0
     print(f"{len(results)} trials, {good} bit-identical, {len(results) - good} different ({seconds:.0f} s)")

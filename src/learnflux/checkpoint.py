@@ -224,10 +224,12 @@ class BackupAndRestore(Callback):
     file is deleted when ``fit`` completes (``delete_checkpoint=True``), so the next ``fit`` with
     the same folder starts afresh.
 
-    Resuming needs the same run: the same model architecture, optimizer kind, callbacks (in the
-    same order), data size, batch size and shuffling; ``epochs`` may differ (training then
-    continues to the new count). Data given as an iterable of batches resumes exactly when it
-    replays the same batches (``lf.data.ArrayLoader`` does, through its ``epoch``).
+    Resuming needs the same run: the same model architecture, optimizer kind, data size, batch
+    size and shuffling, and the callbacks that have a state (the k-th saved callback of a class
+    goes to the k-th callback of that class; a callback without state may come and go);
+    ``epochs`` may differ (training then continues to the new count). Data given as an iterable
+    of batches resumes exactly when it replays the same batches (``lf.data.ArrayLoader`` does,
+    through its ``epoch``). ``resumed_from`` then holds the ``(epoch, batch)`` it resumed at.
 
     Args:
         backup_dir: the folder of the backup (created if needed).

@@ -388,7 +388,8 @@ class _Walker:
         if not isinstance(config, dict):
             raise self.error(f"{where}.config", f"expected an object of arguments, got {_show(config)}")
         plan = LayerPlan(cls, config, where, prefix)
-        if issubclass(cls, Model) and cls.from_config.__func__ in (  # type: ignore[attr-defined]
+        builder = getattr(cls.from_config, "__func__", None)
+        if issubclass(cls, Model) and builder in (
             Model.from_config.__func__,  # type: ignore[attr-defined]
             Sequential.from_config.__func__,  # type: ignore[attr-defined]
         ):

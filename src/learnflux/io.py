@@ -307,8 +307,10 @@ def read_array(archive: Archive, name: str, like: np.ndarray, allow_non_finite: 
             'fractions as strings "p/q"'
         )
     if kind in "iu" and not (info.dtype.kind in "iu" and info.dtype.itemsize <= 8):
-        raise FileFormatError(f"{where}: entry {name!r} holds {info.dtype.name} values, not a count")
-    if kind not in "fOiu":
+        raise FileFormatError(f"{where}: entry {name!r} holds {info.dtype.name} values, not integers")
+    if kind == "b" and info.dtype.kind != "b":
+        raise FileFormatError(f"{where}: entry {name!r} holds {info.dtype.name} values, not booleans")
+    if kind not in "fOiub":
         raise FileFormatError(
             f"{where}: entry {name!r}: the model holds {like.dtype} here, which files do not store"
         )
@@ -316,9 +318,18 @@ def read_array(archive: Archive, name: str, like: np.ndarray, allow_non_finite: 
     if kind == "O":
         return _exact_values(arr, where, name)
     if kind in "iu":
-        if arr.size and (arr.min() < 0 or (arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max)):
+        if (
+            arr.size
+            and arr.dtype.kind == "u"
+            and like.dtype.kind == "i"
+            and arr.max() > np.iinfo(like.dtype).max
+        ):
+            raise FileFormatError(f"{where}: entry {name!r}: {arr.max()} does not fit in {like.dtype}")
+        if arr.size and name.endswith("num_batches_tracked") and arr.min() < 0:
             raise FileFormatError(f"{where}: entry {name!r}: a count must be >= 0, got {arr.min()}")
         return arr.astype(like.dtype)
+    if kind == "b":
+        return arr
     if not allow_non_finite and arr.size:
         bad = ~np.isfinite(arr)
         if bad.any():
