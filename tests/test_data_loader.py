@@ -147,6 +147,13 @@ def test_stratified_split_keeps_class_proportions():
     onehot = np.eye(3, dtype=np.float32)[y]
     _, _, _, oh_val = train_val_split(x, onehot, val_fraction=0.2, seed=3, stratify=True)
     np.testing.assert_array_equal(np.bincount(oh_val.argmax(1), minlength=3), [12, 6, 2])
+    # counts that do not divide: the held-out part still has its exact size, the remainders go
+    # to the classes with the largest fractional share (1.75, 1.75, 1.5 → 2, 2, 1)
+    y = np.repeat(np.arange(3), [7, 7, 6])
+    x = np.arange(20)[:, None].astype(np.float32)
+    _, _, y_tr, y_val = train_val_split(x, y, val_fraction=0.25, seed=1, stratify=True)
+    np.testing.assert_array_equal(np.bincount(y_val, minlength=3), [2, 2, 1])
+    np.testing.assert_array_equal(np.bincount(y_tr, minlength=3), [5, 5, 5])
 
 
 def test_three_way_split():
