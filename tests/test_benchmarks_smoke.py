@@ -42,7 +42,11 @@ def test_case_runs_in_every_framework(name: str) -> None:
     timed = [fw for fw, r in res["frameworks"].items() if "median" in r and fw != "learnflux"]
     assert sorted(res["ratios"]) == sorted(timed)
     for fw, t in res["targets"].items():
-        assert t["met"] == (res["ratios"][fw]["median"] >= t["target"])
+        if fw in res["ratios"]:
+            assert t["met"] == (res["ratios"][fw]["median"] >= t["target"])
+        else:  # a framework that is not installed (PyTorch on Python 3.10/3.13) has no verdict
+            assert not HAS_TORCH and fw.startswith("torch")
+            assert t["ratio"] is None and t["met"] is None
 
 
 def test_interleaving_and_paired_ratios() -> None:
