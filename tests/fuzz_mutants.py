@@ -10,7 +10,8 @@ extra, encrypted, overlapping or zip-bomb members) and files that are not archiv
 right shape when it loads) under a time limit and an address-space limit, and reports how it
 ended: ``loaded``, ``refused`` (a learnflux error), ``escape`` (any other exception, or a
 learnflux error wrapping one the loader did not foresee), ``hang`` (killed at the time limit),
-``crash`` (another signal), with its time and its peak memory over the parent's.
+``crash`` (another signal), with its time and its peak resident memory over the child's own at
+its start (a forked child starts with the parent's pages).
 """
 
 from __future__ import annotations
@@ -629,6 +630,7 @@ def run_case(path: str, shape: tuple, op: str, time_cap: float, mem_cap: int) ->
     if pid == 0:  # the child
         os.close(read_fd)
         code = 0
+        start_rss = _rss_bytes()  # fork shares the parent's pages: the child's own baseline
         try:
             resource.setrlimit(resource.RLIMIT_AS, (base_vm + mem_cap, base_vm + mem_cap))
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
@@ -636,6 +638,7 @@ def run_case(path: str, shape: tuple, op: str, time_cap: float, mem_cap: int) ->
             report = _child(path, shape)
         except BaseException as exc:  # pragma: no cover - the child reports everything
             report = {"kind": "escape", "error": type(exc).__name__, "message": str(exc)[:300]}
+        report["start_rss"] = start_rss
         try:
             os.write(write_fd, json.dumps(report).encode()[:60000])
         finally:
@@ -651,15 +654,16 @@ def run_case(path: str, shape: tuple, op: str, time_cap: float, mem_cap: int) ->
     os.close(read_fd)
     _, status, usage = os.wait4(pid, 0)
     seconds = time.perf_counter() - t0
-    rss = max(0.0, usage.ru_maxrss * 1024 - base_rss) / (1 << 20)
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        kind = "hang" if sig == signal.SIGALRM else "crash"
-        return Outcome(op, kind, signal.Signals(sig).name, "", seconds, rss)
     try:
         report = json.loads(b"".join(chunks) or b"{}")
     except ValueError:
         report = {"kind": "escape", "error": "?", "message": "unreadable report"}
+    baseline = report.get("start_rss", base_rss)
+    rss = max(0.0, usage.ru_maxrss * 1024 - baseline) / (1 << 20)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        kind = "hang" if sig == signal.SIGALRM else "crash"
+        return Outcome(op, kind, signal.Signals(sig).name, "", seconds, rss)
     return Outcome(
         op, report.get("kind", "escape"), report.get("error", ""), report.get("message", ""), seconds, rss
     )

@@ -95,6 +95,11 @@ def parse_header(raw: bytes, path: str) -> dict[str, Any]:
         raise FileFormatError(
             f"{path}: the header is {len(raw):,} bytes (at most {MAX_HEADER_BYTES:,} are read)"
         )
+    layers = raw.count(b'"class"')  # a cheap bound before parsing: one per layer (and a few more)
+    if layers > MAX_LAYERS + 1000:
+        raise FileFormatError(
+            f"{path}: the header describes about {layers:,} layers (at most {MAX_LAYERS:,})"
+        )
     containers = raw.count(b"{") + raw.count(b"[")
     if containers > MAX_CONTAINERS:
         raise FileFormatError(
