@@ -9,8 +9,8 @@ Usage (from the repository root; Linux)::
 Each mutant of the saved seed models is loaded in a forked child (then predicted on once when it
 loads) under a time limit and an address-space limit; the report gives the outcomes by mutation,
 every escape (an exception that is not a learnflux error, a learnflux error wrapping one the
-loader did not foresee, a hang, a crash), the peak memory a child added to the parent's and the
-slowest case. Exit status 0 when there is no escape, hang, crash or blow-up, 1 otherwise.
+loader did not foresee, a hang, a crash), the largest peak memory a child added to its own at its
+start, and the slowest case. Exit status 0 when there is no escape, hang, crash or blow-up, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -67,9 +67,8 @@ def main(argv: list[str]) -> int:
         f"{e.op}: {e.kind} {e.error}: {e.message[:160]}" for e in s.escapes
     ).most_common(20):
         print(f"  {n} × {key}")
-    print(
-        f"max peak memory over the parent: {s.max_rss_mib:.1f} MiB ({s.hungriest.op if s.hungriest else '-'})"
-    )
+    hungriest = s.hungriest.op if s.hungriest else "-"
+    print(f"max peak memory a child added to its own at its start: {s.max_rss_mib:.1f} MiB ({hungriest})")
     slowest = f"{s.slowest.op}, {s.slowest.kind}" if s.slowest else "-"
     print(f"max time: {s.max_seconds:.2f} s ({slowest})")
     print(f"blow-ups over {args.blowup:g} MiB: {len(blowups)}; a pickle ran: {s.pickle_ran}")
