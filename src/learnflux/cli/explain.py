@@ -25,6 +25,7 @@ from ..model import Sequential
 from ..numbers import is_exact, resolve_dtype
 from ..optim import SGD
 from ..trace import Trace, format_tensor, format_value, record
+from .argtypes import positive_int
 
 #: the article's data: (broccoli, Tagada strawberries, workout hours) → good shape (1) or not (0)
 SEED_X = [[100, 2000, 100], [200, 0, 0], [0, 2000, 3000]]
@@ -371,12 +372,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="samples per step (the seed's default 1; a MODEL's: all the chosen samples)",
     )
     parser.add_argument(
-        "--epochs", type=_positive_int, default=None, help="passes over the samples (default 1)"
+        "--epochs", type=positive_int, default=None, help="passes over the samples (default 1)"
     )
     parser.add_argument(
         "--format",
@@ -392,13 +393,3 @@ def register(subparsers: Any) -> None:
     )
     add_model_arguments(parser)
     parser.set_defaults(func=_command)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value

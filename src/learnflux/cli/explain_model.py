@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..errors import ConfigError
+from .argtypes import positive_int
 
 MODEL_HELP = """\
 MODEL (optional; without it, the seed's worked example):
@@ -57,21 +58,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split", choices=("train", "val", "test", "all"), help="which part of the data (default train)"
     )
-    parser.add_argument("--steps", type=_positive, help="training steps to record (default 3)")
+    parser.add_argument("--steps", type=positive_int, help="training steps to record (default 3)")
     parser.add_argument("--optimizer", help="sgd (default), adam, adamw, rmsprop, adagrad")
     parser.add_argument("--seed", type=int, help="seed of the dropout masks (default 0)")
     parser.add_argument("--title", help="the page's title (--format html)")
     parser.add_argument("--download", action="store_true", help="mnist / fashion: download missing IDX files")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def check_seed_options(args: argparse.Namespace) -> None:

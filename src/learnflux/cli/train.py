@@ -15,6 +15,7 @@ import numpy as np
 
 from ..config import DEFAULT_CONFIG, RunConfig, default_config, load_config
 from ..errors import ConfigError
+from .argtypes import non_negative_int, positive_int
 
 #: the files of a run folder; ``--overwrite`` removes them before a new run writes its own
 RUN_FILES = (
@@ -198,9 +199,9 @@ def register(subparsers: Any) -> None:
         help="mnist / fashion: download the missing IDX files (SHA-256 checked against the "
         "official checksums) into [data] root; same as download = true in [data]",
     )
-    p.add_argument("--epochs", type=_positive, help="override [training] epochs")
-    p.add_argument("--batch-size", type=_positive, help="override [training] batch_size")
-    p.add_argument("--seed", type=_non_negative, help="override [training] seed")
+    p.add_argument("--epochs", type=positive_int, help="override [training] epochs")
+    p.add_argument("--batch-size", type=positive_int, help="override [training] batch_size")
+    p.add_argument("--seed", type=non_negative_int, help="override [training] seed")
     p.add_argument("--lr", type=float, help="override [optimizer] lr")
     p.add_argument("--quiet", action="store_true", help="no progress output, only the result")
     p.add_argument("--no-plot", action="store_true", help="do not draw curves.png")
@@ -213,25 +214,11 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--backup-every",
-        type=_positive,
+        type=positive_int,
         metavar="STEPS",
         help="also write train_state.lfs every STEPS updates (default: at each epoch end)",
     )
     p.set_defaults(func=main)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
 
 
 def main(args: argparse.Namespace) -> int:
