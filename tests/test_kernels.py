@@ -16,6 +16,23 @@ import learnflux as lf
 from learnflux import kernels
 
 needs_compiled = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def kernel_threads(request):
+    """The compiled calls on one thread (the default) and split over two (``set_threads(2)``):
+    both paths must give the NumPy kernels' results."""
+    if not kernels.available():
+        yield 1
+        return
+    before = kernels.info()["threads"]
+    kernels.set_threads(request.param)
+    try:
+        yield request.param
+    finally:
+        kernels.set_threads(before)
+
+
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
 
@@ -61,6 +78,7 @@ def _maybe_strided(x, rng):
 @needs_compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(40))
+@pytest.mark.usefixtures("kernel_threads")
 def test_conv2d_compiled_equals_numpy(seed, dtype):
     rng = np.random.default_rng(seed)
     groups = int(rng.choice([1, 1, 2, 3]))
@@ -88,6 +106,7 @@ def test_conv2d_compiled_equals_numpy(seed, dtype):
 @needs_compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(30))
+@pytest.mark.usefixtures("kernel_threads")
 def test_maxpool2d_compiled_equals_numpy(seed, dtype):
     rng = np.random.default_rng(100 + seed)
     kh, kw = (int(k) for k in rng.integers(1, 4, size=2))
@@ -112,6 +131,7 @@ def test_maxpool2d_large_window_routes_with_int32():
 @needs_compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 5), (3, 4, 5, 7), (64, 16, 28, 28), (2, 3, 1, 1)])
+@pytest.mark.usefixtures("kernel_threads")
 def test_relu_compiled_equals_numpy(shape, dtype):
     rng = np.random.default_rng(len(shape))
     x = rng.standard_normal(shape).astype(dtype)
@@ -134,6 +154,7 @@ def test_relu_compiled_equals_numpy(shape, dtype):
         (lambda: lf.BatchNorm1d(4), (3, 4, 6)),
     ],
 )
+@pytest.mark.usefixtures("kernel_threads")
 def test_batchnorm_compiled_equals_numpy(make, shape, dtype):
     rng = np.random.default_rng(5)
     x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
@@ -196,6 +217,8 @@ def test_no_thread_is_left_running_after_a_call():
         )
 
     x = np.random.default_rng(0).standard_normal((64, 16, 28, 28)).astype(np.float32)
+    previous = kernels.info()["threads"]
+    kernels.set_threads(2)  # the calls below split over two threads, which must end with them
     with kernels.using("compiled"):
         kernels.ops().relu_forward(x, True)
         before = threads()
@@ -203,6 +226,7 @@ def test_no_thread_is_left_running_after_a_call():
             kernels.ops().relu_forward(x, True)
             kernels.ops().maxpool2d_forward(x, lf.MaxPool2d(2)._geometry(28, 28, 14, 14), True)
         assert threads() == before
+    kernels.set_threads(previous)
 
 
 def test_use_using_and_info():
@@ -240,6 +264,7 @@ def test_environment_variable_chooses_the_set(value, expected):
         ((1, 3, 4), dict(padding="same"), (2, 1, 7, 8)),  # even kernel: asymmetric padding
     ],
 )
+@pytest.mark.usefixtures("kernel_threads")
 def test_direct_convolution_of_few_taps_equals_numpy(args, kwargs, shape):
     """float32, stride 1, C·kh·kw ≤ 32: the compiled set convolves directly (no columns)."""
     x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
@@ -260,6 +285,7 @@ def test_direct_convolution_of_few_taps_equals_numpy(args, kwargs, shape):
 @needs_compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("keep_max, chunk", [(0, 1), (0, 700), (1 << 30, 1)])
+@pytest.mark.usefixtures("kernel_threads")
 def test_conv2d_in_blocks_of_samples_equals_numpy(keep_max, chunk, dtype, monkeypatch):
     """Large layers run in blocks of samples and rebuild their columns in the backward pass;
     small ones keep them: the same results either way, whatever the block size."""

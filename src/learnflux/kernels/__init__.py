@@ -39,10 +39,17 @@ except ImportError as exc:  # the extension was not built (no C compiler at inst
 
 _state: dict[str, Any] = {"ops": None, "reason": "", "warned": False}
 
-#: threads of a large compiled call (default: the CPUs this process may use)
+#: threads of a large compiled call. Default 1: the compiled passes are memory-bound, and the
+#: GEMMs between them already run on every core in NumPy's BLAS, whose OpenBLAS workers keep
+#: spinning for a while after each product; a second pool of threads then fights them for the
+#: cores. Measured on the 2-core AMD EPYC (quiet, median step, BLAS on 2 threads): LeNet train
+#: 9.7 ms with 1 kernel thread against 16.6 ms with 2, VGG 195 vs 203 ms, CNN inference 21.3
+#: vs 21.7 ms, MLP 2.85 vs 2.87 ms. ``LEARNFLUX_NUM_THREADS=n`` or ``set_threads(n)`` changes it.
 THREADS_VAR = "LEARNFLUX_NUM_THREADS"
-if _compiled is not None and os.environ.get(THREADS_VAR, "").strip().isdigit():
-    _compiled._lfk.set_threads(int(os.environ[THREADS_VAR]))
+DEFAULT_THREADS = 1
+if _compiled is not None:
+    _env_threads = os.environ.get(THREADS_VAR, "").strip()
+    _compiled._lfk.set_threads(int(_env_threads) if _env_threads.isdigit() else DEFAULT_THREADS)
 
 
 def available() -> bool:
@@ -147,8 +154,8 @@ def describe() -> str:
 
 
 def set_threads(n: int) -> int:
-    """Threads a large compiled kernel call uses (default: the CPUs this process may run on, or
-    ``LEARNFLUX_NUM_THREADS``)."""
+    """Threads a large compiled kernel call uses (default ``DEFAULT_THREADS`` = 1, or
+    ``LEARNFLUX_NUM_THREADS``: see the measurement above ``THREADS_VAR``)."""
     if _compiled is None:
         return 1
     return int(_compiled._lfk.set_threads(int(n)))
