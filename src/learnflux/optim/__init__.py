@@ -7,6 +7,7 @@
 """
 
 import sys as _sys
+from types import MappingProxyType as _MappingProxyType
 
 from . import schedules
 from .adagrad import Adagrad
@@ -30,6 +31,25 @@ from .sgd import SGD
 #: ``lf.optim.lr_scheduler`` is the schedules module (PyTorch's name for it)
 lr_scheduler = schedules
 _sys.modules[__name__ + ".lr_scheduler"] = schedules
+
+#: name -> class of the optimizers a run config's ``[optimizer] type`` may name (read-only)
+registry = _MappingProxyType({c.__name__: c for c in (SGD, Adam, AdamW, RMSprop, Adagrad)})
+#: name -> class of the schedules a run config's ``[schedule] type`` may name (read-only)
+schedule_registry = _MappingProxyType(
+    {
+        c.__name__: c
+        for c in (
+            StepLR,
+            MultiStepLR,
+            ExponentialLR,
+            CosineAnnealingLR,
+            CosineAnnealingWarmRestarts,
+            LinearLR,
+            OneCycleLR,
+            ReduceLROnPlateau,
+        )
+    }
+)
 
 __all__ = [
     "Optimizer",
