@@ -11,8 +11,9 @@ built, else numpy), ``numpy`` or ``compiled``; at run time :func:`use`, or :func
 :func:`info` says which set is active and why. Layers call ``kernels.ops()`` for the active set.
 
 Families: convolution (forward, weight gradient, input δ), pooling (forward with its routing,
-backward), element-wise (ReLU with its mask), batch-norm statistics and backward, GEMM dispatch,
-and one workspace (:mod:`.workspace`) owning every reusable scratch array.
+backward), element-wise (ReLU with its mask), batch-norm statistics and backward, GEMM dispatch
+(:mod:`.gemm`, through the BLAS :mod:`.blas` chooses: NumPy's, or Intel MKL), and one workspace
+(:mod:`.workspace`) owning every reusable scratch array.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, Iterator, Optional
 
-from . import reference
+from . import blas, reference
 
 ENV_VAR = "LEARNFLUX_KERNELS"
 CHOICES = ("auto", "numpy", "compiled")
@@ -141,6 +142,7 @@ def info() -> dict[str, Any]:
         result["compiler"] = getattr(lfk, "COMPILER", "unknown")
     else:
         result["build_error"] = _BUILD_ERROR
+    result.update(blas.info())
     return result
 
 
@@ -150,7 +152,7 @@ def describe() -> str:
     line = f"kernels: {i['kernels']} ({i['reason']})"
     if i["kernels"] == "compiled":
         line += f"; {i['threads']} threads, {i['vector']}"
-    return line
+    return line + f"\nblas: {i['blas']} ({i['blas_reason']}; NumPy's own: {i['numpy_blas']})"
 
 
 def set_threads(n: int) -> int:

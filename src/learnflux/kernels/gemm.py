@@ -1,15 +1,37 @@
-"""The GEMM calls of the kernels. Both kernel sets multiply through NumPy's BLAS (OpenBLAS in the
-NumPy wheels): these helpers only choose the operand layout BLAS runs fastest."""
+"""The GEMM calls of the kernels. Both kernel sets multiply through :func:`matmul`, which runs
+the active BLAS (:mod:`.blas`: NumPy's OpenBLAS, or Intel MKL where it is installed and faster);
+these helpers also choose the operand layout BLAS runs fastest."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
+
+from . import blas
 
 #: a weight gradient whose result has at most this many entries per group, summed over at least
 #: ``SPLIT_MIN_LENGTH`` positions, is computed as ``SPLIT_PARTS`` partial products added up
 SPLIT_MAX_RESULT = 1024
 SPLIT_MIN_LENGTH = 1 << 15
 SPLIT_PARTS = 8
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """``a @ b`` for matrices or stacks of them (``(g, m, k) × (g, k, n)``), each product through
+    the active BLAS (:func:`.blas.matmul`); broadcasting and other stacks run ``np.matmul``."""
+    if a.ndim == 2 and b.ndim == 2:
+        return blas.matmul(a, b, out)
+    if blas.active() == "numpy" or a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        return np.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
+    for i in range(a.shape[0]):
+        view = out[i]
+        part = blas.matmul(a[i], b[i], view if view.flags.c_contiguous else None)
+        if part is not view:
+            view[...] = part
+    return out
 
 
 def weight_grad(delta: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -33,5 +55,5 @@ def weight_grad(delta: np.ndarray, cols: np.ndarray) -> np.ndarray:
             gw += np.matmul(delta[:, :, head:], cols[:, :, head:].transpose(0, 2, 1))
         return gw
     if cols.shape[1] >= delta.shape[1]:
-        return np.matmul(cols, delta.transpose(0, 2, 1)).transpose(0, 2, 1)
-    return np.matmul(delta, cols.transpose(0, 2, 1))
+        return matmul(cols, delta.transpose(0, 2, 1)).transpose(0, 2, 1)
+    return matmul(delta, cols.transpose(0, 2, 1))

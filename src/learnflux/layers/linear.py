@@ -7,6 +7,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..init import initialize
+from ..kernels.gemm import matmul
 from ..layer import Layer
 from ..seeding import RngLike
 
@@ -68,7 +69,7 @@ class Linear(Layer):
         # Linear layers never transposes anything. The training phase copies it to C order: the
         # backward products δᵀ · x are fastest with C-ordered operands. Both phases compute the
         # same product, so their outputs are bit-identical.
-        out = np.matmul(self.weight.value, x.T).T
+        out = matmul(self.weight.value, x.T).T
         if self.training:
             self._x = x
             out = np.ascontiguousarray(out)
@@ -89,11 +90,11 @@ class Linear(Layer):
             # non-BLAS loop (measured 5× slower than this broadcast product for 512×784)
             grad = np.multiply(delta_out.T, x, out=self.weight.grad_buffer())
         else:
-            grad = np.matmul(delta_out.T, x, out=self.weight.grad_buffer())
+            grad = matmul(delta_out.T, x, out=self.weight.grad_buffer())
         self.weight.set_grad(grad)
         if self.use_bias:
             self.bias.set_grad(np.sum(delta_out, axis=0, out=self.bias.grad_buffer()))
-        return delta_out @ self.weight.value if need_input_delta else None
+        return matmul(delta_out, self.weight.value) if need_input_delta else None
 
     def output_shape(self, input_shape: tuple) -> tuple:
         if tuple(input_shape) != (self.in_features,):

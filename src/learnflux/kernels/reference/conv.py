@@ -31,7 +31,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ...numbers import is_exact
-from ..gemm import weight_grad
+from ..gemm import matmul, weight_grad
 from ..geometry import ConvGeometry
 from ..workspace import Scratch, shared
 
@@ -121,9 +121,9 @@ def _forward_general(x, weight, bias, geo, training, ho, wo):
     cols = im2col(x, geo, ho, wo)
     wmat = _weight_matrix(weight, geo)
     if geo.groups == 1:
-        prod = wmat[0] @ cols  # (out, N·H_out·W_out): the one GEMM
+        prod = matmul(wmat[0], cols)  # (out, N·H_out·W_out): the one GEMM
     else:
-        prod = np.matmul(wmat, cols.reshape(geo.groups, -1, cols.shape[1]))  # one per group
+        prod = matmul(wmat, cols.reshape(geo.groups, -1, cols.shape[1]))  # one per group
     prod = prod.reshape(geo.out_channels, n * ho * wo)
     if bias is not None:
         prod += bias[:, None]  # in place, on contiguous rows
@@ -153,7 +153,7 @@ def _backward_general(cols, shape, delta, weight, geo, has_bias, need_input_delt
             _input_delta_block(_delta_block(delta, geo, n0, nc, wp), weight, geo, d_in, n0, nc)
         return d_in, gw, gb
     wmat = _weight_matrix(weight, geo)
-    dcols = wmat[0].T @ dmat[0] if g == 1 else np.matmul(wmat.transpose(0, 2, 1), dmat)
+    dcols = matmul(wmat[0].T, dmat[0]) if g == 1 else matmul(wmat.transpose(0, 2, 1), dmat)
     (kh, kw), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
     dcols = dcols.reshape(c, kh, kw, n, ho, wo)
     top, bottom, left, right = geo.pads
@@ -208,7 +208,7 @@ def _forward_flat(x, weight, bias, geo, scratch, training, ho, wo):
         for t, s in enumerate(shifts):  # im2col: rows of H_out·W̃ contiguous values
             np.copyto(cols[:, t], xp3[:, n0 : n0 + nc, s : s + length])
         prod = shared("prod", (g, o // g, nc * length), dt)
-        np.matmul(wmat, cols.reshape(g, k // g, nc * length), out=prod)
+        matmul(wmat, cols.reshape(g, k // g, nc * length), out=prod)
         valid = prod.reshape(o, nc, ho, wp)[..., :wo]
         dst = out[n0 : n0 + nc].transpose(1, 0, 2, 3)
         if b4 is None:
@@ -241,7 +241,7 @@ def _input_delta_block(dc, weight, geo, d_in, n0, nc) -> None:
     frame, length, g = (hp + 1) * wp, dc.shape[2] // nc, geo.groups
     k = c * len(shifts)
     dcols = shared("cols", (g, k // g, nc * length), dc.dtype)
-    np.matmul(_weight_matrix(weight, geo).transpose(0, 2, 1), dc, out=dcols)
+    matmul(_weight_matrix(weight, geo).transpose(0, 2, 1), dc, out=dcols)
     dcols4 = dcols.reshape(c, len(shifts), nc, length)
     # the first shift (0) assigns, the others add
     dxp = shared("dxp", (c, nc, frame), dc.dtype)
