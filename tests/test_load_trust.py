@@ -453,6 +453,7 @@ def test_a_custom_layer_round_trips_with_its_buffers(tmp_path):
     arrays (here an integer and a boolean buffer) compared with the file's after it is built."""
     from learnflux.layer import LAYER_REGISTRY
 
+    @lf.register_layer
     class TrustTestScale(lf.Layer):
         def __init__(self, units: int = 3, gain: float = 2.0) -> None:
             super().__init__()

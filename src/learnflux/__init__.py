@@ -17,7 +17,7 @@ from .errors import (
 )
 from .gradcheck import GradcheckReport, gradcheck
 from .io import load, save
-from .layer import Layer
+from .layer import Layer, register_layer
 from .layers import Activation, Add, Concat, Input, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
 from .losses import Loss, SquaredError
 from .model import Model, Node, Sequential

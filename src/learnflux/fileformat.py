@@ -194,6 +194,23 @@ def _signature(cls: type) -> tuple[Any, dict[str, Any]]:
     return params, hints
 
 
+def _is_base_class_name(name: str) -> bool:
+    """``name`` is a subclass of ``Layer`` in learnflux that is not registered (``Activation``,
+    ``_BatchNorm``...): a base class."""
+    from .layer import Layer
+
+    todo, seen = list(Layer.__subclasses__()), set()
+    while todo:
+        cls = todo.pop()
+        if cls.__name__ == name and cls.__module__.startswith("learnflux."):
+            return True
+        for sub in cls.__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                todo.append(sub)
+    return False
+
+
 def is_loadable(cls: type) -> bool:
     """A concrete layer class: not ``Layer`` itself, not a base class whose ``forward`` or
     ``backward`` is left to subclasses (``Activation``), not private (``_BatchNorm``)."""
@@ -371,7 +388,7 @@ class _Walker:
         return FileFormatError(f"{self.path}: header key {where!r}: {message}")
 
     def layer(self, spec: Any, where: str, prefix: str, depth: int) -> LayerPlan:
-        from .layer import LAYER_REGISTRY
+        from .layer import LAYER_REGISTRY, layer_class
         from .model import Model, Sequential
 
         if depth > MAX_DEPTH:
@@ -383,11 +400,13 @@ class _Walker:
             raise self.error(where, f'expected {{"class": ..., "config": {{...}}}}, got {_show(spec)}')
         name = spec["class"]
         config = spec.get("config", {})
-        if not isinstance(name, str) or name not in LAYER_REGISTRY:
+        cls = layer_class(name) if isinstance(name, str) else None
+        if cls is None and isinstance(name, str) and _is_base_class_name(name):
+            raise self.error(f"{where}.class", f"{name} is an abstract base class, not a layer a model holds")
+        if cls is None:
             known = sorted(n for n, c in LAYER_REGISTRY.items() if is_loadable(c))
             shown = _show(name)
             raise self.error(f"{where}.class", f"unknown layer class {shown}; known: {known}")
-        cls = LAYER_REGISTRY[name]
         if not is_loadable(cls):
             raise self.error(f"{where}.class", f"{name} is an abstract base class, not a layer a model holds")
         if not isinstance(config, dict):

@@ -10,7 +10,8 @@ Subclasses implement ``forward``, ``backward``, ``get_config`` and, where they c
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterator, Optional
+import warnings
+from typing import Any, ClassVar, Iterator, Optional, TypeVar
 
 import numpy as np
 
@@ -18,8 +19,65 @@ from .errors import ConfigError, DtypeError, ExactnessError, NonFiniteError, Pha
 from .numbers import DTypeLike, cast, dtype_name, is_exact, resolve_dtype
 from .param import Param
 
-#: class name -> class, filled automatically by every Layer subclass (used to load configs).
+#: public name -> class of every concrete layer a file or a config may name (filled by
+#: :func:`register_layer`; abstract and private base classes are never in it).
 LAYER_REGISTRY: dict[str, type[Layer]] = {}
+
+#: Layer subclasses defined outside learnflux and never registered, by name: before
+#: ``register_layer`` existed every subclass was registered implicitly, so ``lf.load`` still finds
+#: them, with a DeprecationWarning (:func:`layer_class`). Removed in the next release.
+_IMPLICIT: dict[str, type[Layer]] = {}
+
+_L = TypeVar("_L", bound="Layer")
+
+
+def register_layer(cls: type[_L]) -> type[_L]:
+    """Class decorator: make a concrete layer class loadable by its name.
+
+    ``lf.load``, ``Model.from_config`` and the TOML configs find layer classes by their class name
+    in :data:`LAYER_REGISTRY`; only registered classes are found. Every public layer of learnflux is
+    registered where it is defined; do the same for a layer of your own that you save::
+
+        @lf.register_layer
+        class Scale(lf.Layer):
+            ...
+
+    Raises:
+        ConfigError: ``cls`` is not a Layer subclass, has a private name (``_Base``), or its name
+            is already registered for another class.
+    """
+    if not isinstance(cls, type) or not issubclass(cls, Layer):
+        raise ConfigError(f"register_layer: expects a Layer subclass, got {cls!r}")
+    name = cls.__name__
+    if name.startswith("_"):
+        raise ConfigError(f"register_layer: {name} has a private name; a registered layer needs a public one")
+    known = LAYER_REGISTRY.get(name)
+    if known is not None and known is not cls and known.__module__.startswith("learnflux."):
+        raise ConfigError(
+            f"register_layer: the name {name!r} is learnflux's {known.__module__}.{name}; "
+            "give your layer another name"
+        )
+    LAYER_REGISTRY[name] = cls
+    _IMPLICIT.pop(name, None)
+    return cls
+
+
+def layer_class(name: str) -> Optional[type[Layer]]:
+    """The registered layer class called ``name``, or None.
+
+    A Layer subclass of your own that was never registered is still found, with a
+    DeprecationWarning (decorate it with ``@lf.register_layer``); this fallback goes in the next
+    release."""
+    cls = LAYER_REGISTRY.get(name)
+    if cls is None and name in _IMPLICIT:
+        cls = _IMPLICIT[name]
+        warnings.warn(
+            f"layer class {name} ({cls.__module__}) is not registered; decorate it with "
+            "@lf.register_layer (unregistered layers will not load in the next release)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+    return cls
 
 
 class Layer:
@@ -39,7 +97,10 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        LAYER_REGISTRY[cls.__name__] = cls
+        # learnflux's own classes register explicitly (register_layer); a user's public class is
+        # remembered for the deprecated implicit lookup of layer_class
+        if not cls.__module__.startswith("learnflux.") and not cls.__name__.startswith("_"):
+            _IMPLICIT[cls.__name__] = cls
 
     def __init__(self) -> None:
         self.training = True

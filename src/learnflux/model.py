@@ -19,7 +19,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from .errors import ConfigError, PhaseError, ShapeError
-from .layer import LAYER_REGISTRY, Layer, prepare_input
+from .layer import LAYER_REGISTRY, Layer, layer_class, prepare_input, register_layer
 from .numbers import DTypeLike, resolve_dtype
 from .param import Param
 
@@ -83,15 +83,14 @@ def serialize_layer(layer: Layer) -> dict[str, Any]:
 
 
 def deserialize_layer(spec: dict[str, Any]) -> Layer:
-    try:
-        cls = LAYER_REGISTRY[spec["class"]]
-    except KeyError:
-        raise ConfigError(
-            f"unknown layer class {spec.get('class')!r}; known: {sorted(LAYER_REGISTRY)}"
-        ) from None
+    name = spec.get("class")
+    cls = layer_class(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ConfigError(f"unknown layer class {name!r}; known: {sorted(LAYER_REGISTRY)}")
     return cls.from_config(dict(spec.get("config", {})))
 
 
+@register_layer
 class Model(Layer):
     """A graph of layers with one or more inputs and one output.
 
@@ -387,6 +386,7 @@ class Model(Layer):
         return "\n".join(lines)
 
 
+@register_layer
 class Sequential(Model):
     """A chain of layers: ``Sequential(Input(3), Linear(3, 1, bias=False), ReLU())``.
 

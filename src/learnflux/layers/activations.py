@@ -11,7 +11,7 @@ import numpy as np
 from .. import kernels
 from ..errors import ConfigError
 from ..kernels.reference import eltwise as _eltwise
-from ..layer import Layer
+from ..layer import Layer, register_layer
 from ..numbers import scalar_like
 
 # ``max(x, 0)`` for float arrays; kept importable here (the machinery is in kernels.reference)
@@ -45,6 +45,7 @@ class Activation(Layer):
         return f"{type(self).__name__}()"
 
 
+@register_layer
 class ReLU(Activation):
     """``ReLU(x) = x if x ≥ 0 else 0``.
 
@@ -67,6 +68,7 @@ class ReLU(Activation):
         return kernels.ops().relu_backward(delta_out, mask)
 
 
+@register_layer
 class LeakyReLU(Activation):
     """``LeakyReLU(x) = x if x ≥ 0 else negative_slope · x`` (default slope 0.01).
 
@@ -100,6 +102,7 @@ class LeakyReLU(Activation):
         return f"LeakyReLU({self.negative_slope})"
 
 
+@register_layer
 class Sigmoid(Activation):
     """``σ(x) = 1 / (1 + e^(−x))``, computed as ``½(1 + tanh(x/2))`` (no overflow).
 
@@ -120,6 +123,7 @@ class Sigmoid(Activation):
         return delta_out * out * (1 - out)
 
 
+@register_layer
 class Tanh(Activation):
     """``tanh(x)``. Backward: ``δ_in = δ_out ⊙ (1 − tanh(x)²)``, from the cached output."""
 
@@ -244,6 +248,7 @@ _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _GELU_C = 0.044715
 
 
+@register_layer
 class GELU(Activation):
     """Gaussian Error Linear Unit: ``GELU(x) = x·Φ(x)``, Φ the standard normal CDF.
 
@@ -328,6 +333,7 @@ class GELU(Activation):
         return "GELU()" if self.approximate == "none" else f"GELU(approximate={self.approximate!r})"
 
 
+@register_layer
 class SiLU(Activation):
     """Sigmoid Linear Unit (swish): ``SiLU(x) = x·σ(x)``, σ computed as ``½(1 + tanh(x/2))``.
 
@@ -388,6 +394,7 @@ class _AlongAxis(Activation):
         return f"{type(self).__name__}(dim={self.dim})"
 
 
+@register_layer
 class Softmax(_AlongAxis):
     """``s_i = e^(x_i − max x) / Σ_j e^(x_j − max x)`` along ``dim`` (the max shift avoids
     overflow and does not change the result).
@@ -416,6 +423,7 @@ class Softmax(_AlongAxis):
         return d
 
 
+@register_layer
 class LogSoftmax(_AlongAxis):
     """``o_i = x_i − max x − ln Σ_j e^(x_j − max x)`` along ``dim`` (log of the softmax, stable).
 

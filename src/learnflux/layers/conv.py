@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..init import initialize
 from ..kernels.geometry import ConvGeometry, conv_output_size
 from ..kernels.workspace import Scratch
-from ..layer import Layer
+from ..layer import Layer, register_layer
 from ..seeding import RngLike
 
 IntOrPair = Union[int, tuple[int, int], list[int]]
@@ -38,6 +38,7 @@ def compact(p: tuple[int, int]) -> Union[int, list[int]]:
     return p[0] if p[0] == p[1] else [p[0], p[1]]
 
 
+@register_layer
 class Conv2d(Layer):
     """2-D convolution (cross-correlation, no kernel flip) with zero padding, PyTorch's ``Conv2d``.
 

@@ -8,11 +8,12 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import ConfigError
-from ..layer import Layer
+from ..layer import Layer, register_layer
 from ..numbers import is_exact, scalar_like
 from ..seeding import RngLike, get_rng
 
 
+@register_layer
 class Dropout(Layer):
     """Inverted dropout.
 

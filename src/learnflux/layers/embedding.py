@@ -9,10 +9,11 @@ import numpy as np
 
 from ..errors import ConfigError, DtypeError, IndexRangeError
 from ..init import normal
-from ..layer import Layer
+from ..layer import Layer, register_layer
 from ..seeding import RngLike, get_rng
 
 
+@register_layer
 class Embedding(Layer):
     """A table ``W`` of ``num_embeddings`` vectors; each integer id selects one row.
 

@@ -6,9 +6,10 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..layer import Layer
+from ..layer import Layer, register_layer
 
 
+@register_layer
 class Input(Layer):
     """The identity layer where data enters: ``o = x`` and ``δ_in = δ_out``.
 

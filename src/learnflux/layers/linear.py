@@ -8,10 +8,11 @@ import numpy as np
 
 from ..init import initialize
 from ..kernels.gemm import matmul
-from ..layer import Layer
+from ..layer import Layer, register_layer
 from ..seeding import RngLike
 
 
+@register_layer
 class Linear(Layer):
     """``o = x · Wᵀ + b``: every output neuron is a weighted sum of every input.
 

@@ -6,9 +6,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..layer import Layer
+from ..layer import Layer, register_layer
 
 
+@register_layer
 class Add(Layer):
     """``o = x₁ + x₂ + … + x_k`` (same shapes). Backward: every input receives ``δ_out`` unchanged
     (∂o/∂x_i = 1). With an identity branch this is the residual connection ``o = x + F(x)``."""
@@ -42,6 +43,7 @@ class Add(Layer):
         return "Add()"
 
 
+@register_layer
 class Concat(Layer):
     """Concatenate inputs along ``axis`` (default 1: features, or channels for images).
     Backward: ``δ_out`` is cut back into the pieces each input contributed."""

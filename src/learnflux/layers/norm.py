@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import kernels
 from ..errors import ConfigError
-from ..layer import Layer
+from ..layer import Layer, register_layer
 from ..numbers import scalar_like
 
 
@@ -173,6 +173,7 @@ class _BatchNorm(Layer):
         return config
 
 
+@register_layer
 class BatchNorm1d(_BatchNorm):
     """Batch normalization over a batch of vectors (after a Linear) or of sequences.
 
@@ -209,6 +210,7 @@ class BatchNorm1d(_BatchNorm):
     _layout = "(batch, {c}) or (batch, {c}, length)"
 
 
+@register_layer
 class BatchNorm2d(_BatchNorm):
     """Batch normalization of images, per channel over batch × height × width
     (docs/conventions.md, 'Batch normalization').
@@ -226,6 +228,7 @@ class BatchNorm2d(_BatchNorm):
     _layout = "(batch, {c}, height, width)"
 
 
+@register_layer
 class LayerNorm(Layer):
     """Layer normalization: each sample is standardised over its last ``len(normalized_shape)``
     axes (independently of the rest of the batch, so training and inference agree).

@@ -15,7 +15,7 @@ import numpy as np
 from .. import kernels
 from ..errors import ConfigError
 from ..kernels.geometry import PoolGeometry
-from ..layer import Layer
+from ..layer import Layer, register_layer
 from ..numbers import is_exact
 from .conv import IntOrPair, compact, pair
 
@@ -103,6 +103,7 @@ class _Pool2d(Layer):
         return config
 
 
+@register_layer
 class MaxPool2d(_Pool2d):
     """Max pooling, PyTorch's ``MaxPool2d``: each output is the largest input of its window.
 
@@ -151,6 +152,7 @@ class MaxPool2d(_Pool2d):
         return "MaxPool2d(" + ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()) + ")"
 
 
+@register_layer
 class AvgPool2d(_Pool2d):
     """Average pooling, PyTorch's ``AvgPool2d``: each output is the mean of its window.
 
@@ -226,6 +228,7 @@ class AvgPool2d(_Pool2d):
         return "AvgPool2d(" + ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()) + ")"
 
 
+@register_layer
 class GlobalAvgPool2d(Layer):
     """Global average pooling: the mean of each channel over the whole image.
 
@@ -286,6 +289,7 @@ class GlobalAvgPool2d(Layer):
         return "GlobalAvgPool2d(keepdims=True)" if self.keepdims else "GlobalAvgPool2d()"
 
 
+@register_layer
 class AdaptiveAvgPool2d(GlobalAvgPool2d):
     """PyTorch's ``AdaptiveAvgPool2d``, for ``output_size=1`` only: global average pooling that
     keeps the ``1×1`` spatial axes (output ``(batch, C, 1, 1)``); see :class:`GlobalAvgPool2d`

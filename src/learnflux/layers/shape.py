@@ -8,9 +8,10 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..layer import Layer
+from ..layer import Layer, register_layer
 
 
+@register_layer
 class Flatten(Layer):
     """Merge the axes ``start_dim … end_dim`` into one (PyTorch's ``nn.Flatten``).
 
@@ -77,6 +78,7 @@ class Flatten(Layer):
         return {"start_dim": self.start_dim, "end_dim": self.end_dim}
 
 
+@register_layer
 class Reshape(Layer):
     """Give each sample a new shape: ``(batch, *in_shape) → (batch, *shape)``.
 

@@ -1,0 +1,72 @@
+"""The layer registry: explicit registration, public concrete classes only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import learnflux as lf
+from learnflux.fileformat import is_loadable
+from learnflux.layer import LAYER_REGISTRY, Layer
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_the_registry_holds_public_concrete_classes_under_their_names():
+    for name, cls in LAYER_REGISTRY.items():
+        assert name == cls.__name__ and not name.startswith("_"), name
+        assert is_loadable(cls), f"{name} is abstract"
+    for private in ("_AlongAxis", "_BatchNorm", "_Pool2d", "Activation", "Layer"):
+        assert private not in LAYER_REGISTRY
+
+
+def test_every_public_concrete_learnflux_layer_is_registered():
+    ours = {c for c in _subclasses(Layer) if c.__module__.startswith("learnflux.")}
+    concrete = {c for c in ours if is_loadable(c)}
+    assert {"Linear", "Conv2d", "Sequential", "Model", "Input"} <= {c.__name__ for c in concrete}
+    missing = sorted(c.__name__ for c in concrete if LAYER_REGISTRY.get(c.__name__) is not c)
+    assert not missing, f"not registered (decorate them with @register_layer): {missing}"
+
+
+def test_register_layer_refuses_what_cannot_be_loaded_by_name():
+    with pytest.raises(lf.ConfigError, match="expects a Layer subclass"):
+        lf.register_layer(int)
+
+    class _Private(lf.Layer):
+        pass
+
+    with pytest.raises(lf.ConfigError, match="private name"):
+        lf.register_layer(_Private)
+
+    class Linear(lf.Layer):  # the name of a built-in layer
+        pass
+
+    with pytest.raises(lf.ConfigError, match="learnflux's learnflux.layers.linear.Linear"):
+        lf.register_layer(Linear)
+    assert LAYER_REGISTRY["Linear"] is lf.Linear
+
+
+class Doubler(lf.Layer):
+    """Never registered: found by the deprecated implicit lookup only."""
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, delta_out, need_input_delta=True):
+        return 2 * delta_out
+
+
+def test_an_unregistered_layer_of_your_own_still_loads_with_a_deprecation_warning(tmp_path):
+    assert "Doubler" not in LAYER_REGISTRY
+    model = lf.Sequential(lf.Input(2), Doubler())
+    lf.save(model, tmp_path / "d.lf")
+    with pytest.warns(DeprecationWarning, match=r"Doubler .* is not registered; decorate it with @lf\."):
+        back = lf.load(tmp_path / "d.lf")
+    np.testing.assert_array_equal(back.predict(np.ones((1, 2))), [[2.0, 2.0]])
+    with pytest.warns(DeprecationWarning, match="Doubler"):
+        again = lf.Sequential.from_config(model.get_config())
+    assert isinstance(again.layers[1], Doubler)
