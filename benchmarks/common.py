@@ -237,7 +237,9 @@ def machine_info(with_torch: bool) -> dict[str, Any]:
         import learnflux
 
         info["learnflux"] = learnflux.__version__
-        info["learnflux_kernels"] = learnflux.kernels.describe()  # which kernel set "learnflux" ran
+        kernel_line, blas_line = learnflux.kernels.describe().splitlines()
+        info["learnflux_kernels"] = kernel_line  # which kernel set "learnflux" ran
+        info["learnflux_blas"] = blas_line  # and which BLAS ran its products (NumPy's or MKL)
     except ImportError:  # pragma: no cover
         info["learnflux"] = None
     if with_torch:

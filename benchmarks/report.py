@@ -182,6 +182,7 @@ def write_markdown(results: dict[str, Any], path: Path, images: list[Path]) -> N
             if m.get("learnflux_kernels")
             else []
         ),
+        *([f"- learnflux's {m['learnflux_blas']}"] if m.get("learnflux_blas") else []),
         "- NumPy's BLAS: "
         + "; ".join(
             f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')} kernel, "

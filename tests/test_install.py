@@ -79,6 +79,13 @@ def test_core_dependencies_read_toml_on_every_python(python: str) -> None:
     assert _core(python) == ({"numpy", "tomli"} if python == "3.10" else {"numpy"})
 
 
+@pytest.mark.parametrize("python", SUPPORTED)
+def test_mkl_extra_pins_only_mkl(python: str) -> None:
+    # MKL stays optional (about 1 GB): neither the train nor the test extra pulls it in
+    assert set(_pins("mkl", python)) == {"mkl"}
+    assert "mkl" not in _pins("test", python)
+
+
 def test_python_310_gets_releases_that_support_it() -> None:
     # the newest releases with Python 3.10 wheels (numpy 2.3, matplotlib 3.11, scikit-learn 1.8
     # dropped it)

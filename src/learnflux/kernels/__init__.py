@@ -151,7 +151,7 @@ def describe() -> str:
     i = info()
     line = f"kernels: {i['kernels']} ({i['reason']})"
     if i["kernels"] == "compiled":
-        line += f"; {i['threads']} threads, {i['vector']}"
+        line += f"; {i['threads']} thread{'s' if i['threads'] != 1 else ''}, {i['vector']}"
     return line + f"\nblas: {i['blas']} ({i['blas_reason']}; NumPy's own: {i['numpy_blas']})"
 
 
