@@ -7,6 +7,8 @@
 - :func:`load_mnist`: MNIST / Fashion-MNIST from their IDX files (:func:`read_idx`), with
   :func:`download` (resumes, verifies SHA-256, renames atomically).
 - :func:`load_csv`: tabular data.
+- :func:`load_dataset`, :func:`split_dataset`: a dataset by name, split and standardised as
+  ``learnflux train`` does with the ``[data]`` table of its config.
 """
 
 from .csvdata import load_csv
@@ -14,6 +16,7 @@ from .datasets import MNIST_FILES, MNIST_MIRRORS, MNIST_SHA256, load_digits, loa
 from .download import download, sha256_file
 from .idx import read_idx, write_idx
 from .loader import ArrayLoader
+from .prepare import load_dataset, split_dataset
 from .split import train_val_split, train_val_test_split
 from .transforms import Standardizer
 
@@ -25,10 +28,12 @@ __all__ = [
     "Standardizer",
     "download",
     "load_csv",
+    "load_dataset",
     "load_digits",
     "load_mnist",
     "read_idx",
     "sha256_file",
+    "split_dataset",
     "train_val_split",
     "train_val_test_split",
     "write_idx",
