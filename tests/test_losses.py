@@ -290,7 +290,7 @@ def test_exact_regression_losses_agree_with_float64(cls, reduction):
 
 def test_config_round_trip_and_training_integration():
     for loss in [
-        lf.CrossEntropyLoss("sum", 0.1),
+        lf.CrossEntropyLoss(reduction="sum", label_smoothing=0.1),
         lf.BCEWithLogitsLoss("sum"),
         lf.MSELoss(),
         lf.L1Loss("sum"),

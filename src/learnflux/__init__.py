@@ -69,7 +69,17 @@ from .layers import (
     SiLU,
     Softmax,
 )
-from .losses import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss
+from .losses import (
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    MultiMarginLoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from .optim import Adagrad, Adam, AdamW, RMSprop, clip_grad_norm_, clip_grad_value_
 from .summary import summary
 from .trace import Recorder, Snapshot, Step, Trace  # also makes lf.trace the module

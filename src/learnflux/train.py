@@ -106,6 +106,11 @@ def _resolve_loss(loss: Any) -> Loss:
             "squared_error": "SquaredError",
             "l1": "L1Loss",
             "bce": "BCEWithLogitsLoss",
+            "nll": "NLLLoss",
+            "multi_margin": "MultiMarginLoss",
+            "huber": "HuberLoss",
+            "smooth_l1": "SmoothL1Loss",
+            "kl_div": "KLDivLoss",
         }
         key = aliases.get(loss.lower(), names.get(loss.lower()))
         if key is None or not hasattr(losses, key):
