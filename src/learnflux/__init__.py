@@ -49,6 +49,7 @@ from .callbacks import (
 )
 from .checkpoint import BackupAndRestore  # resume an interrupted fit, bit for bit
 from .errors import DataError, DownloadError, FileFormatError, IndexRangeError
+from .exchange import export_onnx, load_safetensors, save_safetensors, to_onnx  # import onnx... on call
 from .interop import from_torch, to_torch  # torch is imported only when they are called
 from .kernels import info  # lf.info(): which kernel set runs (numpy or compiled) and why
 from .layers import (
