@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import learnflux as lf
+from tests.test_losses import _numerical_delta
 
 # ---------------------------------------------------------------------------- samples
 # (id, learnflux kwargs -> loss, torch kwargs -> loss, sample(rng) -> (output, target))
@@ -171,20 +172,6 @@ def _make_torch(c, torch, dtype):
     if "weight" in kw:
         kw["weight"] = torch.tensor(kw["weight"], dtype=dtype)
     return getattr(torch.nn, c[1])(**kw)
-
-
-def _numerical_delta(loss, out, target, h=1e-6):
-    num = np.zeros_like(out)
-    flat_out, flat_num = out.reshape(-1), num.reshape(-1)
-    for i in range(flat_out.size):
-        keep = flat_out[i]
-        flat_out[i] = keep + h
-        plus = loss.forward(out, target)
-        flat_out[i] = keep - h
-        minus = loss.forward(out, target)
-        flat_out[i] = keep
-        flat_num[i] = (plus - minus) / (2 * h)
-    return num
 
 
 # ---------------------------------------------------------------------------- gradients and parity

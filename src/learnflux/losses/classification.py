@@ -451,7 +451,7 @@ class NLLLoss(Loss):
             delta = np.full(out.shape, Fraction(0), dtype=object)
             one: Any = Fraction(1)
         else:
-            value = -float(picked.sum(dtype=np.float64))
+            value = 0.0 - float(picked.sum(dtype=np.float64))  # +0.0 when nothing counts
             count = picked.size if wy is None else float(wy.sum(dtype=np.float64))
             delta = np.zeros_like(out)
             one = out.dtype.type(1)

@@ -74,7 +74,7 @@ class KLDivLoss(Loss):
         elements *= weight
         value = float(elements.sum(dtype=np.float64))
         n = {"mean": out.size, "batchmean": out.shape[0], "sum": 1}[self.reduction]
-        delta = np.negative(weight)
+        delta = out.dtype.type(0) - weight  # −y (+0, not −0, where y = 0)
         if n != 1:
             delta *= out.dtype.type(1.0 / n)
             value /= n
