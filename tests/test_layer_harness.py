@@ -165,3 +165,29 @@ def test_torch_parity(case, dtype, rtol, atol):
     from .torch_parity import compare_with_torch
 
     compare_with_torch(case, dtype, rtol, atol, torch)
+
+
+# ---------------------------------------------------------------------------- declarations
+@pytest.mark.parametrize("case", ALL_CASES, ids=CASE_IDS)
+def test_declares_its_flops(case):
+    """Every layer states its cost per sample (lf.summary's FLOPs column): an int, no '?'."""
+    flops = case.make().flops(case.input_shape)
+    assert isinstance(flops, int) and flops >= 0, f"{case.id}: flops {flops!r}"
+
+
+@pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: c.id)
+def test_torch_twin_declaration(case):
+    """A layer whose case is its declared torch twin converts both ways: from_torch builds the
+    same class with the same config, to_torch a module computing the same output."""
+    torch = pytest.importorskip("torch")
+    layer = case.make().astype(np.float64)
+    module = case.torch()
+    if type(module).__name__ not in type(layer).torch_twins:
+        pytest.skip(f"{case.id}: the case's torch module is not {type(layer).__name__}'s twin")
+    back = lf.from_torch(module)
+    assert type(back) is type(layer) and back.get_config() == layer.get_config()
+    twin = lf.to_torch(layer.eval()).eval()
+    x = case.sample(2, np.random.default_rng(6))
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-14)

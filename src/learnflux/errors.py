@@ -46,3 +46,9 @@ class FileFormatError(ConfigError):
     truncated, corrupt, hostile, or larger than it may be. The message names the file, the entry
     at fault (a member of the archive, a key of its header, a layer) and what is wrong with it.
     Loading never runs code from a file, and refuses it before allocating what it declares."""
+
+
+class UnsupportedTorchOption(ConfigError):
+    """A PyTorch module uses an option the learnflux layer cannot reproduce (raised by a layer's
+    ``from_torch_module`` with the option, e.g. ``"dilation=2"``; ``lf.from_torch`` reports it as
+    a ConfigError naming the module and its path)."""

@@ -14,7 +14,8 @@ A header is JSON text stored as the ``__learnflux__`` member of the archive. Rea
   :data:`MAX_DEPTH` deep;
 * for the built-in layers that hold weights, the shapes their arguments imply are compared with
   the arrays the archive declares **before** the layer is built, so no argument can make the
-  loader allocate more than the file really holds (:data:`STATE_SHAPES`);
+  loader allocate more than the file really holds (each layer's ``state_shapes``, read through
+  :class:`Arguments`);
 * :func:`build` then constructs the layers (linear in their number).
 
 Every failure is a :class:`~learnflux.errors.FileFormatError` naming the file, the key path in
@@ -31,7 +32,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import Any, NoReturn, Optional, Union
 
 from .errors import FileFormatError, LearnfluxError
 
@@ -231,90 +232,57 @@ class _Bad(Exception):
         self.message = message
 
 
-def _size(config: dict, key: str, default: Optional[int] = None) -> int:
-    value = config.get(key, default)
-    if not _is_int(value) or not 1 <= value <= MAX_SIZE:
-        raise _Bad(key, f"expected a positive integer (at most {MAX_SIZE}), got {_show(value)}")
-    return value
+class Arguments:
+    """A layer's arguments as a file gives them, read one at a time by the layer's
+    ``state_shapes`` (:meth:`learnflux.layer.Layer.state_shapes`): each read checks its value and
+    a bad one raises the loader's error naming the key, before anything is built."""
 
+    max_size = MAX_SIZE
+    max_int = MAX_INT
+    max_list = MAX_LIST
+    max_dilation = MAX_DILATION
+    max_padding = MAX_PADDING
 
-def _flag(config: dict, key: str, default: bool) -> bool:
-    value = config.get(key, default)
-    if not isinstance(value, bool):
-        raise _Bad(key, f"expected true or false, got {_show(value)}")
-    return value
+    def __init__(self, config: dict) -> None:
+        self.config = config
 
+    def get(self, key: str, default: Any) -> Any:
+        """The raw value (unchecked)."""
+        return self.config.get(key, default)
 
-def _pair(config: dict, key: str, default: Any, low: int, high: int) -> tuple[int, int]:
-    value = config.get(key, default)
-    items = value if isinstance(value, list) else [value, value]
-    if len(items) != 2 or not all(_is_int(v) and low <= v <= high for v in items):
-        raise _Bad(key, f"expected an integer in [{low}, {high}] or a pair of them, got {_show(value)}")
-    return items[0], items[1]
+    @staticmethod
+    def show(value: Any) -> str:
+        """A bounded display of a value for an error message."""
+        return _show(value)
 
+    @staticmethod
+    def is_size(value: Any) -> bool:
+        return _is_int(value) and 1 <= value <= MAX_SIZE
 
-def _linear_state(c: dict) -> dict[str, tuple]:
-    i, o = _size(c, "in_features"), _size(c, "out_features")
-    return {"weight": (o, i), **({"bias": (o,)} if _flag(c, "bias", True) else {})}
+    def fail(self, key: Optional[str], message: str) -> NoReturn:
+        raise _Bad(key, message)
 
+    def size(self, key: str, default: Optional[int] = None) -> int:
+        """A positive integer (at most ``max_size``)."""
+        value = self.config.get(key, default)
+        if not self.is_size(value):
+            self.fail(key, f"expected a positive integer (at most {MAX_SIZE}), got {_show(value)}")
+        return value
 
-def _conv_state(c: dict) -> dict[str, tuple]:
-    i, o = _size(c, "in_channels"), _size(c, "out_channels")
-    g = _size(c, "groups", 1)
-    if i % g or o % g:
-        raise _Bad("groups", f"in_channels ({i}) and out_channels ({o}) must be divisible by groups ({g})")
-    kh, kw = _pair(c, "kernel_size", None, 1, MAX_SIZE)
-    dh, dw = _pair(c, "dilation", 1, 1, MAX_DILATION)
-    _pair(c, "stride", 1, 1, MAX_INT)
-    padding = c.get("padding", 0)
-    if not isinstance(padding, str):
-        ph, pw = _pair(c, "padding", 0, 0, MAX_INT)
-        reach = (max(MAX_PADDING, dh * (kh - 1)), max(MAX_PADDING, dw * (kw - 1)))
-        if ph > reach[0] or pw > reach[1]:
-            raise _Bad(
-                "padding",
-                f"padding {_show(padding)} exceeds the kernel's reach (at most {reach[0]}×{reach[1]} "
-                "here: beyond it a convolution only adds rows of zeros)",
-            )
-    return {"weight": (o, i // g, kh, kw), **({"bias": (o,)} if _flag(c, "bias", True) else {})}
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.config.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(key, f"expected true or false, got {_show(value)}")
+        return value
 
+    def pair(self, key: str, default: Any, low: int, high: int) -> tuple[int, int]:
+        """An integer in ``[low, high]`` or a list of two."""
+        value = self.config.get(key, default)
+        items = value if isinstance(value, list) else [value, value]
+        if len(items) != 2 or not all(_is_int(v) and low <= v <= high for v in items):
+            self.fail(key, f"expected an integer in [{low}, {high}] or a pair of them, got {_show(value)}")
+        return items[0], items[1]
 
-def _batchnorm_state(c: dict) -> dict[str, tuple]:
-    n = _size(c, "num_features")
-    state: dict[str, tuple] = {}
-    if _flag(c, "affine", True):
-        state.update(weight=(n,), bias=(n,))
-    if _flag(c, "track_running_stats", True):
-        state.update(running_mean=(n,), running_var=(n,), num_batches_tracked=())
-    return state
-
-
-def _layernorm_state(c: dict) -> dict[str, tuple]:
-    value = c.get("normalized_shape")
-    items = value if isinstance(value, list) else [value]
-    if not items or len(items) > MAX_LIST or not all(_is_int(v) and 1 <= v <= MAX_SIZE for v in items):
-        raise _Bad("normalized_shape", f"expected a positive integer or a list of them, got {_show(value)}")
-    shape = tuple(items)
-    if not _flag(c, "elementwise_affine", True):
-        return {}
-    return {"weight": shape, **({"bias": shape} if _flag(c, "bias", True) else {})}
-
-
-def _embedding_state(c: dict) -> dict[str, tuple]:
-    return {"weight": (_size(c, "num_embeddings"), _size(c, "embedding_dim"))}
-
-
-#: built-in layers that hold weights: the shapes their arguments imply (checked against the
-#: archive before the layer is built). A new layer with weights must be added here (a test
-#: checks that every built-in layer calling add_param or add_buffer is).
-STATE_SHAPES: dict[str, Callable[[dict], dict[str, tuple]]] = {
-    "Linear": _linear_state,
-    "Conv2d": _conv_state,
-    "BatchNorm1d": _batchnorm_state,
-    "BatchNorm2d": _batchnorm_state,
-    "LayerNorm": _layernorm_state,
-    "Embedding": _embedding_state,
-}
 
 #: integer arguments of built-in layers that are axes (a small range is enough)
 _AXES = {"dim", "axis", "start_dim", "end_dim"}
@@ -350,7 +318,7 @@ def _check_input_shape(c: dict) -> None:
 
 def _check_ints(c: dict, builtin: bool) -> None:
     """Integer arguments: for a built-in layer, axes within ±MAX_AXIS and other arguments within
-    ±MAX_INT, except sizes (checked by STATE_SHAPES against the archive) and shapes; for any
+    ±MAX_INT, except sizes (checked by the layers' state_shapes against the archive) and shapes; for any
     other layer, within ±MAX_SIZE."""
     for key, value in c.items():
         values = value if isinstance(value, list) else [value]
@@ -449,9 +417,9 @@ class _Walker:
             _check_ints(config, builtin)
             if cls.__name__ == "Input" and builtin:
                 _check_input_shape(config)
-            shapes = STATE_SHAPES.get(cls.__name__) if builtin else None
-            if shapes is not None:
-                plan.state = shapes(config)
+            # the layer's own declaration (Layer.state_shapes): its arrays' shapes, compared
+            # with the archive's before the layer is built
+            plan.state = cls.state_shapes(Arguments(config))
         except _Bad as bad:
             at = f"{where}.config" + (f".{bad.key}" if bad.key else "")
             raise self.error(at, bad.message) from None

@@ -10,26 +10,22 @@ PyTorch's ``state_dict`` keys, so after ``model = lf.from_torch(module)``::
 torch stays optional: this module imports it only inside the two functions, so ``import
 learnflux`` never imports torch.
 
-Supported modules (both directions): ``nn.Sequential`` (nested, becomes a nested
-``lf.Sequential``), ``Linear``, ``Conv2d`` (zero padding), ``BatchNorm1d``, ``BatchNorm2d``,
-``LayerNorm``, ``ReLU``, ``LeakyReLU``, ``Sigmoid``, ``Tanh``, ``GELU``, ``SiLU``, ``Softmax``,
-``LogSoftmax`` (with an explicit ``dim``), ``MaxPool2d`` (no dilation), ``AvgPool2d`` (no
-``divisor_override``), ``AdaptiveAvgPool2d(1)``, ``Flatten``, ``Unflatten(1, sizes)`` (→
-``Reshape``), ``Dropout``, ``Embedding`` (plain: no ``padding_idx``/``max_norm``) and ``Identity``
-(→ ``Input()``, the identity layer). ``lf.GlobalAvgPool2d()`` becomes
-``nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())`` and ``lf.Reshape(shape)`` becomes
-``nn.Sequential(nn.Flatten(), nn.Unflatten(1, shape))`` (no parameters, so no key moves).
+Supported modules: ``nn.Sequential`` (nested, becomes a nested ``lf.Sequential``) and the
+``torch.nn`` classes the layers declare as their ``torch_twins``. Each layer builds itself from
+its twin (``Layer.from_torch_module``, which refuses the options it cannot reproduce) and builds
+its twin (``Layer.to_torch_module``), in its own file; this module only walks the structure,
+copies the arrays and names the path of a failure. ``docs/layers.md#pytorch-interop`` lists them.
 Anything else raises a :class:`~learnflux.errors.ConfigError` naming the module and its path.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
-from .errors import ConfigError, DtypeError, LearnfluxError
-from .layer import Layer
+from .errors import ConfigError, DtypeError, LearnfluxError, UnsupportedTorchOption
+from .layer import LAYER_REGISTRY, Layer
 from .model import Model, Sequential
 from .numbers import is_exact
 
@@ -47,115 +43,21 @@ def _where(path: str) -> str:
 
 
 # ---------------------------------------------------------------------------- torch → learnflux
-def _from_torch_table(nn: Any) -> dict[type, Callable[[Any, str], Layer]]:
-    from . import layers as L
-
-    def linear(m: Any, path: str) -> Layer:
-        return L.Linear(m.in_features, m.out_features, bias=m.bias is not None)
-
-    def conv2d(m: Any, path: str) -> Layer:
-        if m.padding_mode != "zeros":
-            raise _unsupported(m, path, f"padding_mode={m.padding_mode!r} (only 'zeros')")
-        return L.Conv2d(
-            m.in_channels,
-            m.out_channels,
-            tuple(m.kernel_size),
-            stride=tuple(m.stride),
-            padding=m.padding if isinstance(m.padding, str) else tuple(m.padding),
-            dilation=tuple(m.dilation),
-            groups=m.groups,
-            bias=m.bias is not None,
-        )
-
-    def batchnorm(cls: type) -> Callable[[Any, str], Layer]:
-        def build(m: Any, path: str) -> Layer:
-            return cls(
-                m.num_features,
-                eps=m.eps,
-                momentum=m.momentum,
-                affine=m.affine,
-                track_running_stats=m.track_running_stats,
-            )
-
-        return build
-
-    def layernorm(m: Any, path: str) -> Layer:
-        bias = getattr(m, "bias", None) is not None or not m.elementwise_affine
-        return L.LayerNorm(
-            tuple(m.normalized_shape), eps=m.eps, elementwise_affine=m.elementwise_affine, bias=bias
-        )
-
-    def along_axis(cls: type) -> Callable[[Any, str], Layer]:
-        def build(m: Any, path: str) -> Layer:
-            if m.dim is None:
-                raise _unsupported(
-                    m,
-                    path,
-                    "dim=None (PyTorch's implicit, deprecated choice of "
-                    "axis); give the axis explicitly, e.g. dim=1",
+def _from_torch_table(nn: Any) -> dict[type, type[Layer]]:
+    """torch.nn class → the registered learnflux layer that declares it among its ``torch_twins``."""
+    table: dict[type, type[Layer]] = {}
+    for cls in LAYER_REGISTRY.values():
+        for name in cls.torch_twins:
+            twin = getattr(nn, name, None)
+            if twin is None:
+                continue  # a class this version of torch does not have
+            if twin in table and table[twin] is not cls:
+                raise ConfigError(
+                    f"from_torch: both {table[twin].__name__} and {cls.__name__} declare nn.{name} "
+                    "as their torch twin"
                 )
-            return cls(dim=m.dim)
-
-        return build
-
-    def maxpool(m: Any, path: str) -> Layer:
-        if m.dilation not in (1, (1, 1)):
-            raise _unsupported(m, path, f"dilation={m.dilation}")
-        if m.return_indices:
-            raise _unsupported(m, path, "return_indices=True")
-        return L.MaxPool2d(m.kernel_size, stride=m.stride, padding=m.padding, ceil_mode=m.ceil_mode)
-
-    def avgpool(m: Any, path: str) -> Layer:
-        if m.divisor_override is not None:
-            raise _unsupported(m, path, f"divisor_override={m.divisor_override}")
-        return L.AvgPool2d(
-            m.kernel_size,
-            stride=m.stride,
-            padding=m.padding,
-            ceil_mode=m.ceil_mode,
-            count_include_pad=m.count_include_pad,
-        )
-
-    def unflatten(m: Any, path: str) -> Layer:
-        sizes = tuple(int(s) for s in m.unflattened_size)
-        if m.dim != 1 or -1 in sizes:
-            raise _unsupported(
-                m, path, "only Unflatten(1, sizes) with explicit sizes (it becomes lf.Reshape(sizes))"
-            )
-        return L.Reshape(sizes)
-
-    def embedding(m: Any, path: str) -> Layer:
-        extras = {"padding_idx": m.padding_idx, "max_norm": m.max_norm}
-        bad = [f"{k}={v}" for k, v in extras.items() if v is not None]
-        bad += ["scale_grad_by_freq=True"] if m.scale_grad_by_freq else []
-        bad += ["sparse=True"] if m.sparse else []
-        if bad:
-            raise _unsupported(m, path, ", ".join(bad))
-        return L.Embedding(m.num_embeddings, m.embedding_dim)
-
-    return {
-        nn.Linear: linear,
-        nn.Conv2d: conv2d,
-        nn.BatchNorm1d: batchnorm(L.BatchNorm1d),
-        nn.BatchNorm2d: batchnorm(L.BatchNorm2d),
-        nn.LayerNorm: layernorm,
-        nn.ReLU: lambda m, path: L.ReLU(),
-        nn.LeakyReLU: lambda m, path: L.LeakyReLU(m.negative_slope),
-        nn.Sigmoid: lambda m, path: L.Sigmoid(),
-        nn.Tanh: lambda m, path: L.Tanh(),
-        nn.GELU: lambda m, path: L.GELU(approximate=m.approximate),
-        nn.SiLU: lambda m, path: L.SiLU(),
-        nn.Softmax: along_axis(L.Softmax),
-        nn.LogSoftmax: along_axis(L.LogSoftmax),
-        nn.MaxPool2d: maxpool,
-        nn.AvgPool2d: avgpool,
-        nn.AdaptiveAvgPool2d: lambda m, path: L.AdaptiveAvgPool2d(m.output_size),
-        nn.Flatten: lambda m, path: L.Flatten(m.start_dim, m.end_dim),
-        nn.Unflatten: unflatten,
-        nn.Dropout: lambda m, path: L.Dropout(m.p),
-        nn.Embedding: embedding,
-        nn.Identity: lambda m, path: L.Input(),
-    }
+            table[twin] = cls
+    return table
 
 
 def _unsupported(m: Any, path: str, detail: str) -> ConfigError:
@@ -173,7 +75,7 @@ def _lookup(table: dict[type, Any], obj: Any) -> Optional[Any]:
     return None
 
 
-def _convert_module(m: Any, path: str, nn: Any, table: dict[type, Any]) -> Layer:
+def _convert_module(m: Any, path: str, nn: Any, table: dict[type, type[Layer]]) -> Layer:
     if isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward:
         children = list(m.named_children())
         if not children:
@@ -195,10 +97,10 @@ def _convert_module(m: Any, path: str, nn: Any, table: dict[type, Any]) -> Layer
             f"{', '.join(supported)}"
         )
     try:
-        return build(m, path)
+        return build.from_torch_module(m)
+    except UnsupportedTorchOption as exc:
+        raise _unsupported(m, path, str(exc)) from None
     except ConfigError as exc:
-        if str(exc).startswith("from_torch:"):
-            raise
         raise ConfigError(f"from_torch: {type(m).__name__} at {_where(path)}: {exc}") from None
 
 
@@ -257,85 +159,29 @@ def from_torch(module: Any) -> Layer:
 
 
 # ---------------------------------------------------------------------------- learnflux → torch
-def _to_torch_layer(layer: Layer, path: str, nn: Any) -> Any:
-    from . import layers as L
+def _declares_twin(cls: type) -> bool:
+    return "torch_twins" in vars(cls) or "to_torch_module" in vars(cls)
 
-    kind = type(layer)
+
+def _twin_applies(layer: Layer) -> bool:
+    """The torch twin a layer inherits describes what it computes: the class declaring the twin
+    is the one whose ``forward`` runs, or a subclass of it (a subclass overriding ``forward`` is
+    never converted silently)."""
+    mro = type(layer).__mro__
+    owner = next((c for c in mro if _declares_twin(c)), None)
+    runs = next(c for c in mro if "forward" in vars(c))
+    return owner is not None and owner is not Layer and issubclass(owner, runs)
+
+
+def _to_torch_layer(layer: Layer, path: str, nn: Any) -> Any:
     if isinstance(layer, Sequential):
         prefix = f"{path}." if path else ""
         return nn.Sequential(
             *[_to_torch_layer(child, f"{prefix}{i}", nn) for i, child in enumerate(layer.layers)]
         )
-    if kind is L.Input:
-        return nn.Identity()
-    if kind is L.Linear:
-        return nn.Linear(layer.in_features, layer.out_features, bias=layer.use_bias)
-    if kind is L.Conv2d:
-        padding = layer.padding if isinstance(layer.padding, str) else tuple(layer.padding)
-        return nn.Conv2d(
-            layer.in_channels,
-            layer.out_channels,
-            tuple(layer.kernel_size),
-            stride=tuple(layer.stride),
-            padding=padding,
-            dilation=tuple(layer.dilation),
-            groups=layer.groups,
-            bias=layer.use_bias,
-        )
-    if kind in (L.BatchNorm1d, L.BatchNorm2d):
-        cls = nn.BatchNorm1d if kind is L.BatchNorm1d else nn.BatchNorm2d
-        return cls(
-            layer.num_features,
-            eps=layer.eps,
-            momentum=layer.momentum,
-            affine=layer.affine,
-            track_running_stats=layer.track_running_stats,
-        )
-    if kind is L.LayerNorm:
-        return nn.LayerNorm(
-            layer.normalized_shape,
-            eps=layer.eps,
-            elementwise_affine=layer.elementwise_affine,
-            bias=layer.use_bias or not layer.elementwise_affine,
-        )
-    simple = {L.ReLU: nn.ReLU, L.Sigmoid: nn.Sigmoid, L.Tanh: nn.Tanh, L.SiLU: nn.SiLU}
-    if kind in simple:
-        return simple[kind]()
-    if kind is L.LeakyReLU:
-        return nn.LeakyReLU(layer.negative_slope)
-    if kind is L.GELU:
-        return nn.GELU(approximate=layer.approximate)
-    if kind is L.Softmax:
-        return nn.Softmax(dim=layer.dim)
-    if kind is L.LogSoftmax:
-        return nn.LogSoftmax(dim=layer.dim)
-    if kind is L.MaxPool2d:
-        return nn.MaxPool2d(
-            tuple(layer.kernel_size),
-            stride=tuple(layer.stride),
-            padding=tuple(layer.padding),
-            ceil_mode=layer.ceil_mode,
-        )
-    if kind is L.AvgPool2d:
-        return nn.AvgPool2d(
-            tuple(layer.kernel_size),
-            stride=tuple(layer.stride),
-            padding=tuple(layer.padding),
-            ceil_mode=layer.ceil_mode,
-            count_include_pad=layer.count_include_pad,
-        )
-    if kind is L.AdaptiveAvgPool2d or (kind is L.GlobalAvgPool2d and layer.keepdims):
-        return nn.AdaptiveAvgPool2d(1)
-    if kind is L.GlobalAvgPool2d:
-        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    if kind is L.Flatten:
-        return nn.Flatten(layer.start_dim, layer.end_dim)
-    if kind is L.Reshape:
-        return nn.Sequential(nn.Flatten(), nn.Unflatten(1, tuple(layer.shape)))
-    if kind is L.Dropout:
-        return nn.Dropout(layer.p)
-    if kind is L.Embedding:
-        return nn.Embedding(layer.num_embeddings, layer.embedding_dim)
+    module = layer.to_torch_module(nn) if _twin_applies(layer) else None
+    if module is not None:
+        return module
     what = "a graph model (functional API)" if isinstance(layer, Model) else type(layer).__name__
     raise ConfigError(
         f"to_torch: {what} at {_where(path)} has no PyTorch equivalent here; to_torch converts "

@@ -10,6 +10,8 @@ Subclasses implement ``forward``, ``backward``, ``get_config`` and, where they c
 
 from __future__ import annotations
 
+import inspect
+import math
 import warnings
 from typing import Any, ClassVar, Iterator, Optional, TypeVar
 
@@ -89,11 +91,24 @@ class Layer:
       ``Fraction`` values (``model.astype("exact")``).
     * ``input_kind``: ``"float"`` (default) or ``"index"`` (integer inputs, e.g. Embedding).
     * ``n_inputs``: 1, or ``None`` for merge layers that take a list of arrays.
+    * ``flops_per_element``: the cost of the forward pass per output value (``lf.summary``), when
+      it is a constant; override :meth:`flops` when it is a formula.
+    * ``torch_twins``: the names of the ``torch.nn`` classes computing the same function
+      (``lf.from_torch`` / ``lf.to_torch``); see :meth:`from_torch_module`.
+
+    Everything the framework knows about a layer is declared in its class: its registration
+    (``@register_layer``), its arguments (``get_config``, the constructor's signature), its output
+    shape, its FLOPs, the shapes of its weights before it is built (:meth:`state_shapes`) and its
+    PyTorch twin. ``summary``, ``interop`` and the file loader read these declarations.
     """
 
     supports_exact: ClassVar[bool] = False
     input_kind: ClassVar[str] = "float"
     n_inputs: ClassVar[Optional[int]] = 1
+    #: FLOPs of the forward pass per output value (a multiply-add counts 2); None: unknown
+    flops_per_element: ClassVar[Optional[int]] = None
+    #: names of the torch.nn classes that compute this layer (the first is what to_torch builds)
+    torch_twins: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -137,21 +152,75 @@ class Layer:
         except TypeError as exc:
             raise ConfigError(f"{cls.__name__}: invalid configuration {config!r}: {exc}") from None
 
-    def output_shape(self, input_shape: tuple) -> tuple:
-        """Per-sample output shape for a per-sample input shape (no batch axis).
+    def output_shape(self, input_shape: Any) -> tuple:
+        """Per-sample output shape for a per-sample input shape (no batch axis; a list of shapes
+        for a merge layer).
 
         The default runs the layer once on zeros in the inference phase; layers override it
         when the answer is a formula."""
-        probe = np.zeros((1, *input_shape), dtype=np.float32 if not is_exact(self.dtype) else object)
         if self.input_kind == "index":
-            probe = np.zeros((1, *input_shape), dtype=np.int64)
+            dtype: Any = np.int64
+        else:
+            dtype = np.float32 if not is_exact(self.dtype) else object
+        shapes = input_shape if self.n_inputs is None else [input_shape]
+        probes = [np.zeros((1, *shape), dtype=dtype) for shape in shapes]
         was = self.training
         self.set_phase(False)
         try:
-            out = self.forward(probe)
+            out = self.forward(probes if self.n_inputs is None else probes[0])
         finally:
             self.set_phase(was)
         return tuple(out.shape[1:])
+
+    # ------------------------------------------------------------------ declarations
+    def flops(self, input_shape: Any) -> Optional[int]:
+        """Floating-point operations of one forward pass for one sample of ``input_shape``, a
+        multiply-add counting 2 (``lf.summary``'s FLOPs column); None when unknown.
+
+        The default is ``flops_per_element`` × the size of the output; layers whose cost is a
+        formula (Linear, Conv2d, pooling) override this method."""
+        if self.flops_per_element is None:
+            return None
+        return self.flops_per_element * math.prod(self.output_shape(input_shape))
+
+    @classmethod
+    def state_shapes(cls, args: Any) -> Optional[dict[str, tuple]]:
+        """The shapes of the weights and buffers a layer built from a file's arguments holds,
+        computed from the arguments alone, so that ``lf.load`` compares them with the file's
+        arrays **before** the constructor allocates anything.
+
+        ``args`` reads and checks one argument at a time and raises the loader's error naming it:
+        ``args.size(key, default)`` (a positive int), ``args.flag(key, default)`` (a bool),
+        ``args.pair(key, default, low, high)``, ``args.get(key, default)`` (unchecked) and
+        ``args.fail(key, message)``; see :class:`learnflux.fileformat.Arguments`.
+
+        None (the default): the layer holds no array whose size an argument sets, or its arrays
+        are compared after it is built. A layer whose constructor calls ``add_param`` or
+        ``add_buffer`` with sizes from its arguments must override this."""
+        return None
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        """This layer built from ``module``, an instance of one of ``torch_twins`` (``lf.from_torch``
+        copies the weights afterwards, by ``state_dict`` name).
+
+        The default passes each constructor argument the module has as an attribute of the same
+        name (``nn.LeakyReLU(0.2).negative_slope`` → ``LeakyReLU(negative_slope=0.2)``). Layers
+        whose arguments differ from PyTorch's override it, and raise
+        :class:`~learnflux.errors.UnsupportedTorchOption` for an option they cannot reproduce."""
+        params = [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+        return cls(**{name: getattr(module, name) for name in params if hasattr(module, name)})
+
+    def to_torch_module(self, nn: Any) -> Any:
+        """The ``torch.nn`` module computing this layer (``lf.to_torch`` copies the weights
+        afterwards), built with the ``nn`` namespace it is given (torch is never imported here);
+        None when there is none.
+
+        The default builds ``nn.<torch_twins[0]>(**self.get_config())``: right when the layer's
+        arguments are PyTorch's; other layers override it."""
+        if not self.torch_twins:
+            return None
+        return getattr(nn, self.torch_twins[0])(**self.get_config())
 
     # ------------------------------------------------------------------ parameters
     def add_param(self, name: str, value: np.ndarray) -> Param:

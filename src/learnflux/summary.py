@@ -9,16 +9,16 @@
          total                                                  9,306    171,648
 
 FLOPs count the floating-point operations of one forward pass for one sample, a multiply-add
-being 2 (the usual convention): ``Linear`` 2·in·out (+ out for the bias), ``Conv2d``
-2·(C_in/groups)·k_h·k_w·C_out·H_out·W_out (+ C_out·H_out·W_out for the bias), pooling one
-operation per window element, normalisation 2 per element (scale and shift, inference), an
-activation one per element (a few for exp-based ones), shape layers 0. A layer can state its own
-count with a ``flops(input_shape) -> int`` method.
+being 2 (the usual convention). Each layer declares its own count (``Layer.flops``, or
+``flops_per_element`` for a constant cost per output value): ``Linear`` 2·in·out (+ out for the
+bias), ``Conv2d`` 2·(C_in/groups)·k_h·k_w·C_out·H_out·W_out (+ C_out·H_out·W_out for the bias),
+pooling one operation per window element, normalisation 2 per element (scale and shift,
+inference), an activation one per element (a few for exp-based ones), shape layers 0. A layer that
+declares nothing shows ``?``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -26,52 +26,10 @@ import numpy as np
 
 from .errors import ConfigError, LearnfluxError
 
-_PER_ELEMENT = {
-    "ReLU": 1,
-    "LeakyReLU": 2,
-    "Sigmoid": 4,
-    "Tanh": 4,
-    "GELU": 8,
-    "SiLU": 5,
-    "Softmax": 4,
-    "LogSoftmax": 4,
-    "Add": 1,
-    "Dropout": 0,
-    "Flatten": 0,
-    "Reshape": 0,
-    "Input": 0,
-    "Concat": 0,
-    "BatchNorm1d": 2,
-    "BatchNorm2d": 2,
-    "LayerNorm": 5,
-    "Identity": 0,
-}
 
-
-def layer_flops(layer: Any, input_shape: Any, output_shape: tuple) -> Optional[int]:
-    """FLOPs of one forward pass for one sample (None when unknown)."""
-    if hasattr(layer, "flops"):
-        return int(layer.flops(input_shape))
-    name = type(layer).__name__
-    out_size = math.prod(output_shape)
-    if name == "Linear":
-        rows = math.prod(output_shape[:-1]) if len(output_shape) > 1 else 1
-        bias = layer.out_features if layer.use_bias else 0
-        return rows * (2 * layer.in_features * layer.out_features + bias)
-    if name == "Conv2d":
-        kh, kw = layer.kernel_size
-        per_out = 2 * (layer.in_channels // layer.groups) * kh * kw
-        has_bias = bool(getattr(layer, "use_bias", "bias" in layer._params))
-        return out_size * (per_out + (1 if has_bias else 0))
-    if name in ("MaxPool2d", "AvgPool2d"):
-        kh, kw = layer.kernel_size if isinstance(layer.kernel_size, tuple) else (layer.kernel_size,) * 2
-        return out_size * kh * kw
-    if name in ("GlobalAvgPool2d", "AdaptiveAvgPool2d"):
-        return math.prod(input_shape)
-    if name == "Embedding":
-        return 0
-    if name in _PER_ELEMENT:
-        return _PER_ELEMENT[name] * out_size
+def layer_flops(layer: Any, input_shape: Any) -> Optional[int]:
+    """FLOPs of one forward pass of ``layer`` for one sample (None when unknown): what the layer
+    declares (:meth:`learnflux.layer.Layer.flops`), or for a nested model its own total."""
     from .model import Model
 
     if isinstance(layer, Model):
@@ -79,7 +37,8 @@ def layer_flops(layer: Any, input_shape: Any, output_shape: tuple) -> Optional[i
             return summary(layer, input_shape).total_flops
         except LearnfluxError:
             return None
-    return None
+    count = layer.flops(input_shape)
+    return None if count is None else int(count)
 
 
 @dataclass
@@ -174,15 +133,10 @@ def _infer_input_shape(model: Any) -> Optional[tuple]:
 
 
 def _shape_of(layer: Any, in_shapes: list[tuple]) -> tuple:
-    if len(in_shapes) == 1:
-        return tuple(int(s) for s in layer.output_shape(in_shapes[0]))
-    with_probe = [np.zeros((1, *s), dtype=np.float32) for s in in_shapes]
-    was = layer.training
-    layer.set_phase(False)
-    try:
-        return tuple(layer.forward(with_probe).shape[1:])
-    finally:
-        layer.set_phase(was)
+    """The per-sample output shape of ``layer`` given the shapes of its inputs (one per inbound
+    node): what the layer declares (``Layer.output_shape``; a list of shapes for a merge layer)."""
+    in_shape = in_shapes if layer.n_inputs is None else in_shapes[0]
+    return tuple(int(s) for s in layer.output_shape(in_shape))
 
 
 def summary(model: Any, input_shape: Any = None) -> Summary:
@@ -204,14 +158,14 @@ def summary(model: Any, input_shape: Any = None) -> Summary:
     rows = []
     for i, (layer, ins) in enumerate(zip(layers, plan, strict=True)):
         in_shapes = [shapes[j] if j >= 0 else inputs[-1 - j] for j in ins]
+        in_shape = in_shapes if layer.n_inputs is None else in_shapes[0]
         try:
             out = _shape_of(layer, in_shapes)
         except (LearnfluxError, ValueError, TypeError, IndexError) as exc:
             raise ConfigError(
-                f"summary: {layer.describe()} cannot take input of shape "
-                f"{in_shapes[0] if len(in_shapes) == 1 else in_shapes}: {exc}"
+                f"summary: {layer.describe()} cannot take input of shape {in_shape}: {exc}"
             ) from None
         shapes.append(out)
-        flops = layer_flops(layer, in_shapes[0] if len(in_shapes) == 1 else in_shapes, out)
+        flops = layer_flops(layer, in_shape)
         rows.append(Row(i, layer.summary_name(), out, sum(p.size for p in layer.parameters()), flops))
     return Summary(model, rows, shape)

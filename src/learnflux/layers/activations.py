@@ -9,7 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import kernels
-from ..errors import ConfigError
+from ..errors import ConfigError, UnsupportedTorchOption
 from ..kernels.reference import eltwise as _eltwise
 from ..layer import Layer, register_layer
 from ..numbers import scalar_like
@@ -55,6 +55,8 @@ class ReLU(Activation):
     """
 
     supports_exact = True
+    flops_per_element = 1
+    torch_twins = ("ReLU",)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         # backward needs the input's sign (ReLU'(0) = 1), not the output's: a mask [x ≥ 0]
@@ -77,6 +79,8 @@ class LeakyReLU(Activation):
     """
 
     supports_exact = True
+    flops_per_element = 2
+    torch_twins = ("LeakyReLU",)
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
@@ -110,6 +114,9 @@ class Sigmoid(Activation):
     fraction.
     """
 
+    flops_per_element = 4
+    torch_twins = ("Sigmoid",)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         out = np.tanh(x * 0.5)
         out += 1
@@ -126,6 +133,9 @@ class Sigmoid(Activation):
 @register_layer
 class Tanh(Activation):
     """``tanh(x)``. Backward: ``δ_in = δ_out ⊙ (1 − tanh(x)²)``, from the cached output."""
+
+    flops_per_element = 4
+    torch_twins = ("Tanh",)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         out = np.tanh(x)
@@ -262,6 +272,9 @@ class GELU(Activation):
     Not exact (erf and tanh are not fractions).
     """
 
+    flops_per_element = 8
+    torch_twins = ("GELU",)
+
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         if approximate not in ("none", "tanh"):
@@ -340,6 +353,9 @@ class SiLU(Activation):
     Backward: ``δ_in = δ_out ⊙ σ(x)·(1 + x·(1 − σ(x)))``. Not exact.
     """
 
+    flops_per_element = 5
+    torch_twins = ("SiLU",)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         sig = np.tanh(x * 0.5)
         sig += 1
@@ -387,6 +403,15 @@ class _AlongAxis(Activation):
         self._axis(len(input_shape) + 1)
         return tuple(input_shape)
 
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        if module.dim is None:
+            raise UnsupportedTorchOption(
+                "dim=None (PyTorch's implicit, deprecated choice of axis); "
+                "give the axis explicitly, e.g. dim=1"
+            )
+        return cls(dim=module.dim)
+
     def get_config(self) -> dict[str, Any]:
         return {"dim": self.dim}
 
@@ -406,6 +431,9 @@ class Softmax(_AlongAxis):
     Args:
         dim: the axis holding the classes (counting the batch axis 0; default the last).
     """
+
+    flops_per_element = 4
+    torch_twins = ("Softmax",)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         axis = self._axis(x.ndim)
@@ -433,6 +461,9 @@ class LogSoftmax(_AlongAxis):
     Args:
         dim: the axis holding the classes (counting the batch axis 0; default the last).
     """
+
+    flops_per_element = 4
+    torch_twins = ("LogSoftmax",)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         axis = self._axis(x.ndim)

@@ -6,12 +6,13 @@ The helpers ``pair`` and ``compact`` are shared with the pooling layers.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from .. import kernels
-from ..errors import ConfigError
+from ..errors import ConfigError, UnsupportedTorchOption
 from ..init import initialize
 from ..kernels.geometry import ConvGeometry, conv_output_size
 from ..kernels.workspace import Scratch
@@ -90,6 +91,7 @@ class Conv2d(Layer):
     """
 
     supports_exact = True
+    torch_twins = ("Conv2d",)
 
     def __init__(
         self,
@@ -180,6 +182,13 @@ class Conv2d(Layer):
         ho, wo = self._output_hw(input_shape[1], input_shape[2])
         return (self.out_channels, ho, wo)
 
+    def flops(self, input_shape: tuple) -> int:
+        """Per output value, ``2·(C_in/groups)·kh·kw`` (a multiply-add per tap), ``+ 1`` for the
+        bias."""
+        kh, kw = self.kernel_size
+        per_out = 2 * (self.in_channels // self.groups) * kh * kw + (1 if self.use_bias else 0)
+        return per_out * math.prod(self.output_shape(input_shape))
+
     # ------------------------------------------------------------------ forward / backward
     @property
     def geometry(self) -> ConvGeometry:
@@ -222,6 +231,56 @@ class Conv2d(Layer):
         return ("_cache",)
 
     # ------------------------------------------------------------------ config
+    @classmethod
+    def state_shapes(cls, args: Any) -> dict[str, tuple]:
+        """The weight's shape from the arguments; zero padding beyond the kernel's reach (more
+        than ``max(args.max_padding, d·(k − 1))``) is refused: it would only add rows of zeros."""
+        i, o = args.size("in_channels"), args.size("out_channels")
+        g = args.size("groups", 1)
+        if i % g or o % g:
+            args.fail("groups", f"in_channels ({i}) and out_channels ({o}) must be divisible by groups ({g})")
+        kh, kw = args.pair("kernel_size", None, 1, args.max_size)
+        dh, dw = args.pair("dilation", 1, 1, args.max_dilation)
+        args.pair("stride", 1, 1, args.max_int)
+        padding = args.get("padding", 0)
+        if not isinstance(padding, str):
+            ph, pw = args.pair("padding", 0, 0, args.max_int)
+            reach = (max(args.max_padding, dh * (kh - 1)), max(args.max_padding, dw * (kw - 1)))
+            if ph > reach[0] or pw > reach[1]:
+                args.fail(
+                    "padding",
+                    f"padding {args.show(padding)} exceeds the kernel's reach (at most "
+                    f"{reach[0]}×{reach[1]} here: beyond it a convolution only adds rows of zeros)",
+                )
+        return {"weight": (o, i // g, kh, kw), **({"bias": (o,)} if args.flag("bias", True) else {})}
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        if module.padding_mode != "zeros":
+            raise UnsupportedTorchOption(f"padding_mode={module.padding_mode!r} (only 'zeros')")
+        return cls(
+            module.in_channels,
+            module.out_channels,
+            tuple(module.kernel_size),
+            stride=tuple(module.stride),
+            padding=module.padding if isinstance(module.padding, str) else tuple(module.padding),
+            dilation=tuple(module.dilation),
+            groups=module.groups,
+            bias=module.bias is not None,
+        )
+
+    def to_torch_module(self, nn: Any) -> Any:
+        return nn.Conv2d(
+            self.in_channels,
+            self.out_channels,
+            tuple(self.kernel_size),
+            stride=tuple(self.stride),
+            padding=self.padding if isinstance(self.padding, str) else tuple(self.padding),
+            dilation=tuple(self.dilation),
+            groups=self.groups,
+            bias=self.use_bias,
+        )
+
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
             "in_channels": self.in_channels,

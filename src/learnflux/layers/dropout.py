@@ -36,6 +36,8 @@ class Dropout(Layer):
     """
 
     supports_exact = True
+    flops_per_element = 0  # counted in the inference phase, where dropout is the identity
+    torch_twins = ("Dropout",)
 
     def __init__(self, p: float = 0.5, rng: RngLike = None) -> None:
         super().__init__()

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import ConfigError, DtypeError, IndexRangeError
+from ..errors import ConfigError, DtypeError, IndexRangeError, UnsupportedTorchOption
 from ..init import normal
 from ..layer import Layer, register_layer
 from ..seeding import RngLike, get_rng
@@ -38,6 +38,8 @@ class Embedding(Layer):
 
     supports_exact = True
     input_kind = "index"
+    flops_per_element = 0  # a lookup, no arithmetic
+    torch_twins = ("Embedding",)
 
     def __init__(self, num_embeddings: int, embedding_dim: int, rng: RngLike = None) -> None:
         super().__init__()
@@ -90,6 +92,20 @@ class Embedding(Layer):
 
     def output_shape(self, input_shape: tuple) -> tuple:
         return (*tuple(input_shape), self.embedding_dim)
+
+    @classmethod
+    def state_shapes(cls, args: Any) -> dict[str, tuple]:
+        return {"weight": (args.size("num_embeddings"), args.size("embedding_dim"))}
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        extras = {"padding_idx": module.padding_idx, "max_norm": module.max_norm}
+        bad = [f"{k}={v}" for k, v in extras.items() if v is not None]
+        bad += ["scale_grad_by_freq=True"] if module.scale_grad_by_freq else []
+        bad += ["sparse=True"] if module.sparse else []
+        if bad:
+            raise UnsupportedTorchOption(", ".join(bad))
+        return cls(module.num_embeddings, module.embedding_dim)
 
     def get_config(self) -> dict[str, Any]:
         return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim}

@@ -24,6 +24,8 @@ class Input(Layer):
     """
 
     supports_exact = True
+    flops_per_element = 0
+    torch_twins = ("Identity",)
 
     def __init__(self, shape: Union[int, tuple, list, None] = None) -> None:
         super().__init__()
@@ -51,6 +53,9 @@ class Input(Layer):
 
     def output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape)
+
+    def to_torch_module(self, nn: Any) -> Any:
+        return nn.Identity()
 
     def get_config(self) -> dict[str, Any]:
         return {"shape": list(self.shape) if self.shape is not None else None}

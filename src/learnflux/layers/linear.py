@@ -39,6 +39,7 @@ class Linear(Layer):
     """
 
     supports_exact = True
+    torch_twins = ("Linear",)
 
     def __init__(
         self,
@@ -104,6 +105,22 @@ class Linear(Layer):
 
     def _cache_attrs(self) -> tuple[str, ...]:
         return ("_x",)
+
+    def flops(self, input_shape: tuple) -> int:
+        """``2·in·out`` per sample (a multiply-add per weight), ``+ out`` for the bias."""
+        return 2 * self.in_features * self.out_features + (self.out_features if self.use_bias else 0)
+
+    @classmethod
+    def state_shapes(cls, args: Any) -> dict[str, tuple]:
+        i, o = args.size("in_features"), args.size("out_features")
+        return {"weight": (o, i), **({"bias": (o,)} if args.flag("bias", True) else {})}
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        return cls(module.in_features, module.out_features, bias=module.bias is not None)
+
+    def to_torch_module(self, nn: Any) -> Any:
+        return nn.Linear(self.in_features, self.out_features, bias=self.use_bias)
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"in_features": self.in_features, "out_features": self.out_features}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import numpy as np
@@ -20,6 +21,16 @@ class Add(Layer):
     def __init__(self) -> None:
         super().__init__()
         self._n: Optional[int] = None
+
+    def output_shape(self, input_shape: list[tuple]) -> tuple:
+        shapes = [tuple(s) for s in input_shape]
+        if len(shapes) < 2 or any(s != shapes[0] for s in shapes):
+            raise self.shape_error(f"needs at least 2 inputs of one shape, got shapes {shapes}")
+        return shapes[0]
+
+    def flops(self, input_shape: list[tuple]) -> int:
+        """``k − 1`` additions per output value for ``k`` inputs."""
+        return (len(input_shape) - 1) * math.prod(self.output_shape(input_shape))
 
     def forward(self, xs: list[np.ndarray]) -> np.ndarray:
         shapes = [x.shape for x in xs]
@@ -50,6 +61,7 @@ class Concat(Layer):
 
     supports_exact = True
     n_inputs = None
+    flops_per_element = 0
 
     def __init__(self, axis: int = 1) -> None:
         super().__init__()

@@ -32,6 +32,7 @@ class _BatchNorm(Layer):
 
     _ndims: tuple[int, ...] = ()
     _layout: str = ""
+    flops_per_element = 2  # inference: a scale and a shift per value
 
     def __init__(
         self,
@@ -160,6 +161,16 @@ class _BatchNorm(Layer):
             )
         return tuple(input_shape)
 
+    @classmethod
+    def state_shapes(cls, args: Any) -> dict[str, tuple]:
+        n = args.size("num_features")
+        state: dict[str, tuple] = {}
+        if args.flag("affine", True):
+            state.update(weight=(n,), bias=(n,))
+        if args.flag("track_running_stats", True):
+            state.update(running_mean=(n,), running_var=(n,), num_batches_tracked=())
+        return state
+
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"num_features": self.num_features}
         if self.eps != 1e-5:
@@ -208,6 +219,7 @@ class BatchNorm1d(_BatchNorm):
 
     _ndims = (2, 3)
     _layout = "(batch, {c}) or (batch, {c}, length)"
+    torch_twins = ("BatchNorm1d",)
 
 
 @register_layer
@@ -226,6 +238,7 @@ class BatchNorm2d(_BatchNorm):
 
     _ndims = (4,)
     _layout = "(batch, {c}, height, width)"
+    torch_twins = ("BatchNorm2d",)
 
 
 @register_layer
@@ -251,6 +264,9 @@ class LayerNorm(Layer):
 
     Input shape: ``(batch, ..., *normalized_shape)``. Output shape: the same.
     """
+
+    flops_per_element = 5
+    torch_twins = ("LayerNorm",)
 
     def __init__(
         self,
@@ -333,6 +349,29 @@ class LayerNorm(Layer):
     def output_shape(self, input_shape: tuple) -> tuple:
         self._axes((1, *input_shape))
         return tuple(input_shape)
+
+    @classmethod
+    def state_shapes(cls, args: Any) -> dict[str, tuple]:
+        value = args.get("normalized_shape", None)
+        items = value if isinstance(value, list) else [value]
+        if not items or len(items) > args.max_list or not all(args.is_size(v) for v in items):
+            args.fail(
+                "normalized_shape", f"expected a positive integer or a list of them, got {args.show(value)}"
+            )
+        shape = tuple(items)
+        if not args.flag("elementwise_affine", True):
+            return {}
+        return {"weight": shape, **({"bias": shape} if args.flag("bias", True) else {})}
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        bias = getattr(module, "bias", None) is not None or not module.elementwise_affine
+        return cls(
+            tuple(module.normalized_shape),
+            eps=module.eps,
+            elementwise_affine=module.elementwise_affine,
+            bias=bias,
+        )
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"normalized_shape": list(self.normalized_shape)}

@@ -7,13 +7,14 @@ the compiled set runs max pooling in C, one image plane per task).
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any, Optional, Union
 
 import numpy as np
 
 from .. import kernels
-from ..errors import ConfigError
+from ..errors import ConfigError, UnsupportedTorchOption
 from ..kernels.geometry import PoolGeometry
 from ..layer import Layer, register_layer
 from ..numbers import is_exact
@@ -80,6 +81,11 @@ class _Pool2d(Layer):
         self._check_shape((None, *input_shape))
         return (input_shape[0], *self._output_hw(input_shape[1], input_shape[2]))
 
+    def flops(self, input_shape: tuple) -> int:
+        """One operation (a comparison or an addition) per window element and output value."""
+        kh, kw = self.kernel_size
+        return math.prod(self.output_shape(input_shape)) * kh * kw
+
     def _saved_for(self, delta_out: np.ndarray) -> tuple:
         """The forward pass's cache ``(aux, input shape, H_out, W_out)``, once checked that
         backward may run and that δ has the output's shape."""
@@ -134,6 +140,18 @@ class MaxPool2d(_Pool2d):
     ``Fraction`` values (NumPy kernels).
     """
 
+    torch_twins = ("MaxPool2d",)
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        if module.dilation not in (1, (1, 1)):
+            raise UnsupportedTorchOption(f"dilation={module.dilation}")
+        if module.return_indices:
+            raise UnsupportedTorchOption("return_indices=True")
+        return cls(
+            module.kernel_size, stride=module.stride, padding=module.padding, ceil_mode=module.ceil_mode
+        )
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check_shape(x.shape)
         n, c, h, w = x.shape
@@ -173,6 +191,8 @@ class AvgPool2d(_Pool2d):
     Exact arithmetic: supported (sums and a division by an integer).
     """
 
+    torch_twins = ("AvgPool2d",)
+
     def __init__(
         self,
         kernel_size: IntOrPair,
@@ -183,6 +203,12 @@ class AvgPool2d(_Pool2d):
     ) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = bool(count_include_pad)
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        if module.divisor_override is not None:
+            raise UnsupportedTorchOption(f"divisor_override={module.divisor_override}")
+        return super().from_torch_module(module)
 
     def _divisor(self, h: int, w: int, ho: int, wo: int, dtype: np.dtype) -> Union[np.ndarray, Any]:
         """``m_ab`` as an ``(H_out, W_out)`` array (rows × columns of each window that count), or
@@ -282,6 +308,15 @@ class GlobalAvgPool2d(Layer):
             raise self.shape_error(f"expected inputs of shape (channels, height, width), got {input_shape}")
         return (input_shape[0], 1, 1) if self.keepdims else (input_shape[0],)
 
+    def flops(self, input_shape: tuple) -> int:
+        """One addition per input value (the division per channel is not counted)."""
+        return math.prod(input_shape)
+
+    def to_torch_module(self, nn: Any) -> Any:
+        if self.keepdims:
+            return nn.AdaptiveAvgPool2d(1)
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
     def get_config(self) -> dict[str, Any]:
         return {"keepdims": True} if self.keepdims else {}
 
@@ -295,6 +330,8 @@ class AdaptiveAvgPool2d(GlobalAvgPool2d):
     keeps the ``1×1`` spatial axes (output ``(batch, C, 1, 1)``); see :class:`GlobalAvgPool2d`
     for the maths. Any other output size raises a :class:`ConfigError` (use ``AvgPool2d`` with a
     suitable window)."""
+
+    torch_twins = ("AdaptiveAvgPool2d",)
 
     def __init__(self, output_size: Union[int, tuple, list] = 1) -> None:
         sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)

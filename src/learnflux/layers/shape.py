@@ -7,7 +7,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UnsupportedTorchOption
 from ..layer import Layer, register_layer
 
 
@@ -29,6 +29,8 @@ class Flatten(Layer):
     """
 
     supports_exact = True
+    flops_per_element = 0
+    torch_twins = ("Flatten",)
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
@@ -96,6 +98,8 @@ class Reshape(Layer):
     """
 
     supports_exact = True
+    flops_per_element = 0
+    torch_twins = ("Unflatten",)
 
     def __init__(self, shape: Sequence[int]) -> None:
         super().__init__()
@@ -148,6 +152,19 @@ class Reshape(Layer):
 
     def output_shape(self, input_shape: tuple) -> tuple:
         return self._target(tuple(input_shape))
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        sizes = tuple(int(s) for s in module.unflattened_size)
+        if module.dim != 1 or -1 in sizes:
+            raise UnsupportedTorchOption(
+                "only Unflatten(1, sizes) with explicit sizes (it becomes lf.Reshape(sizes))"
+            )
+        return cls(sizes)
+
+    def to_torch_module(self, nn: Any) -> Any:
+        """``nn.Sequential(nn.Flatten(), nn.Unflatten(1, shape))`` (no parameters, so no key moves)."""
+        return nn.Sequential(nn.Flatten(), nn.Unflatten(1, tuple(self.shape)))
 
     def get_config(self) -> dict[str, Any]:
         return {"shape": list(self.shape)}
