@@ -70,3 +70,12 @@ def test_an_unregistered_layer_of_your_own_still_loads_with_a_deprecation_warnin
     with pytest.warns(DeprecationWarning, match="Doubler"):
         again = lf.Sequential.from_config(model.get_config())
     assert isinstance(again.layers[1], Doubler)
+
+
+def test_every_registered_layer_is_exported_without_an_import_list():
+    for name, cls in LAYER_REGISTRY.items():
+        if cls.__module__.startswith("learnflux."):
+            assert getattr(lf, name) is cls, f"lf.{name}"
+        if cls.__module__.startswith("learnflux.layers."):
+            assert getattr(lf.layers, name) is cls and name in lf.layers.__all__
+    assert lf.Activation is lf.layers.Activation and "_BatchNorm" not in lf.layers.__all__

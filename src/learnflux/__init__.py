@@ -18,7 +18,7 @@ from .errors import (
 from .gradcheck import GradcheckReport, gradcheck
 from .io import load, save
 from .layer import Layer, register_layer
-from .layers import Activation, Add, Concat, Input, LeakyReLU, Linear, ReLU, Sigmoid, Tanh
+from .layers import *  # noqa: F403  every layer of the catalogue (layers/__init__.py exports them)
 from .losses import Loss, SquaredError
 from .model import Model, Node, Sequential
 from .numbers import EXACT
@@ -52,24 +52,6 @@ from .errors import DataError, DownloadError, FileFormatError, IndexRangeError
 from .exchange import export_onnx, load_safetensors, save_safetensors, to_onnx  # import onnx... on call
 from .interop import from_torch, to_torch  # torch is imported only when they are called
 from .kernels import info  # lf.info(): which kernel set runs (numpy or compiled) and why
-from .layers import (
-    GELU,
-    AdaptiveAvgPool2d,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv2d,
-    Dropout,
-    Embedding,
-    Flatten,
-    GlobalAvgPool2d,
-    LayerNorm,
-    LogSoftmax,
-    MaxPool2d,
-    Reshape,
-    SiLU,
-    Softmax,
-)
 from .losses import (
     BCEWithLogitsLoss,
     CrossEntropyLoss,

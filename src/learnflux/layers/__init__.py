@@ -1,38 +1,24 @@
-"""The layer catalogue, one family per file."""
+"""The layer catalogue, one family per file.
 
-from .activations import (
-    GELU,
-    Activation,
-    LeakyReLU,
-    LogSoftmax,
-    ReLU,
-    Sigmoid,
-    SiLU,
-    Softmax,
-    Tanh,
-)
-from .conv import Conv2d
-from .dropout import Dropout
-from .embedding import Embedding
-from .input import Input
-from .linear import Linear
-from .merge import Add, Concat
-from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
-from .pool import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
-from .shape import Flatten, Reshape
+Every module of this package is imported here and every layer it registers (``@register_layer``)
+is exported, as ``lf.layers.<Name>`` and ``lf.<Name>``: a new layer is one new file (plus its test
+case and its docs), with no import list to extend. ``Activation``, the base class of the
+element-wise activations, is exported too (to subclass it); the private bases are not.
+"""
 
-__all__ = ["Activation", "Add", "Concat", "Input", "LeakyReLU", "Linear", "ReLU", "Sigmoid", "Tanh"]
-__all__ += [
-    "BatchNorm1d",
-    "BatchNorm2d",
-    "Dropout",
-    "Embedding",
-    "Flatten",
-    "GELU",
-    "LayerNorm",
-    "LogSoftmax",
-    "Reshape",
-    "SiLU",
-    "Softmax",
-]
-__all__ += ["AdaptiveAvgPool2d", "AvgPool2d", "Conv2d", "GlobalAvgPool2d", "MaxPool2d"]
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+from ..layer import LAYER_REGISTRY as _REGISTRY
+from .activations import Activation
+
+for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
+    _importlib.import_module(f"{__name__}.{_module}")
+
+#: every registered layer defined in this package, by name
+CATALOGUE = {
+    name: cls for name, cls in sorted(_REGISTRY.items()) if cls.__module__.startswith(f"{__name__}.")
+}
+globals().update(CATALOGUE)
+
+__all__ = ["Activation", *CATALOGUE]
