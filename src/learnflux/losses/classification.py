@@ -117,20 +117,18 @@ def class_labels(
             )
     c = out.shape[1]
     valid: Optional[np.ndarray] = None
-    if ignore_index is not None:
+    lo, hi = (int(y.min()), int(y.max())) if y.size else (0, 0)
+    if ignore_index is not None and lo <= ignore_index <= hi:  # some label may be ignored
         valid = y != ignore_index
-        if valid.all():
-            valid = None
-    counted = y if valid is None else y[valid]
-    if counted.size:
-        lo, hi = int(counted.min()), int(counted.max())
-        if lo < 0 or hi >= c:
-            bad = lo if lo < 0 else hi
-            skip = f", or ignore_index={ignore_index} to skip a position" if ignore_index is not None else ""
-            raise IndexRangeError(
-                f"{loss.describe()}: class label {bad} is out of range for {c} classes "
-                f"(labels must be in [0, {c - 1}]{skip})"
-            )
+        counted = y[valid]
+        lo, hi = (int(counted.min()), int(counted.max())) if counted.size else (0, 0)
+    if lo < 0 or hi >= c:
+        bad = lo if lo < 0 else hi
+        skip = f", or ignore_index={ignore_index} to skip a position" if ignore_index is not None else ""
+        raise IndexRangeError(
+            f"{loss.describe()}: class label {bad} is out of range for {c} classes "
+            f"(labels must be in [0, {c - 1}]{skip})"
+        )
     labels = y.astype(np.intp, copy=valid is not None)
     if valid is not None:
         labels[~valid] = 0
