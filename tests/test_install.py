@@ -86,6 +86,17 @@ def test_mkl_extra_pins_only_mkl(python: str) -> None:
     assert "mkl" not in _pins("test", python)
 
 
+@pytest.mark.parametrize("python", SUPPORTED)
+def test_exchange_extras_are_in_the_test_extra(python: str) -> None:
+    # ONNX export and safetensors stay optional, and CI tests them on every Python
+    onnx, st, test = _pins("onnx", python), _pins("safetensors", python), _pins("test", python)
+    assert set(onnx) == {"onnx", "onnxruntime"} and set(st) == {"safetensors"}
+    assert onnx.items() <= test.items() and st.items() <= test.items()
+    assert not {"onnx", "onnxruntime", "safetensors"} & set(_pins("train", python))
+    # onnxruntime 1.24 dropped Python 3.10
+    assert onnx["onnxruntime"].startswith("1.23.") == (python == "3.10")
+
+
 def test_python_310_gets_releases_that_support_it() -> None:
     # the newest releases with Python 3.10 wheels (numpy 2.3, matplotlib 3.11, scikit-learn 1.8
     # dropped it)
@@ -101,7 +112,7 @@ def test_supported_pythons_are_declared() -> None:
 def test_import_needs_only_the_core_dependencies() -> None:
     # `import learnflux` with the optional packages hidden: matplotlib, tqdm, torch, ... are imported
     # only when a feature needs them
-    hidden = ("matplotlib", "tqdm", "torch", "sklearn", "scipy", "PIL")
+    hidden = ("matplotlib", "tqdm", "torch", "sklearn", "scipy", "PIL", "onnx", "onnxruntime", "safetensors")
     code = f"""
 import importlib.abc, sys
 class Hide(importlib.abc.MetaPathFinder):
