@@ -1,6 +1,9 @@
 """TOML run configs: defaults, building, and errors that name the file, line and key path."""
 
+import typing
+from importlib import resources
 from pathlib import Path
+from typing import Literal, Optional
 
 import numpy as np
 import pytest
@@ -15,7 +18,9 @@ from learnflux.config import (
     load_config,
     locate,
     parse_config,
+    schema,
 )
+from learnflux.config.components import COMPONENTS, layer_classes
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
 
@@ -157,3 +162,101 @@ def test_locate_finds_nested_keys():
 def test_load_config_reports_a_missing_file(tmp_path):
     with pytest.raises(lf.ConfigError, match="cannot read the config file"):
         load_config(tmp_path / "missing.toml")
+
+
+# ------------------------------------------------------------------ checks from the annotations
+def test_an_argument_whose_default_is_none_is_checked():
+    pool = 'type = "MaxPool2d"\nkernel_size = 2\nstride = "2"'
+    msg = error_of(CNN.replace('type = "ReLU"', pool))
+    assert msg.startswith(
+        "run.toml:12: model.layers[1].stride: expected an integer or a list of integers, got '2'"
+    )
+    model = build_model(parse_config(CNN.replace('type = "ReLU"', pool.replace('"2"', "2"))), (1, 8, 8))
+    assert model.layers[2].output_shape((4, 6, 6)) == (4, 3, 3)
+    norm = 'type = "BatchNorm2d"\nmomentum = "fast"'
+    msg = error_of(CNN.replace('type = "ReLU"', norm))
+    assert msg.startswith("run.toml:11: model.layers[1].momentum: expected a number, got 'fast'")
+    one_cycle = "[schedule]\ntype = 'OneCycleLR'\nmax_lr = 0.1\ntotal_steps = 1.5\n"
+    assert "run.toml:22: schedule.total_steps: expected an integer, got 1.5" in error_of(CNN + one_cycle)
+
+
+def test_a_literal_argument_takes_one_of_its_choices():
+    one_cycle = "[schedule]\ntype = 'OneCycleLR'\nmax_lr = 0.1\nanneal_strategy = '{}'\n"
+    msg = error_of(CNN + one_cycle.format("cosine"))
+    assert "run.toml:22: schedule.anneal_strategy: expected one of ['cos', 'linear'], got 'cosine'" in msg
+    cfg = parse_config(CNN + one_cycle.format("linear"))
+    sched, _ = build_schedule(cfg, build_optimizer(cfg, build_model(cfg, (1, 8, 8))), steps_per_epoch=4)
+    assert sched.anneal_strategy == "linear"
+
+
+def test_a_tuple_argument_takes_a_list_of_that_length():
+    adam = "[optimizer]\ntype = 'Adam'\nbetas = {}\n"
+    assert "run.toml:21: optimizer.betas: expected a list of 2 numbers, got [0.9]" in error_of(
+        CNN + adam.format("[0.9]")
+    )
+    assert "optimizer.betas: expected a list of 2 numbers, got [0.9, True]" in error_of(
+        CNN + adam.format("[0.9, true]")
+    )
+    cfg = parse_config(CNN + adam.format("[0.8, 0.99]"))
+    assert build_optimizer(cfg, build_model(cfg, (1, 8, 8))).param_groups[0]["betas"] == (0.8, 0.99)
+
+
+def test_an_integer_argument_refuses_true():
+    msg = error_of(CNN.replace("out_channels = 4", "out_channels = true"))
+    assert msg.startswith("run.toml:7: model.layers[0].out_channels: expected an integer, got True")
+    msg = error_of(CNN.replace("kernel_size = 3", "kernel_size = [3, false]"))
+    assert "model.layers[0].kernel_size: expected an integer or a list of integers" in msg
+
+
+def test_the_schema_reads_annotations():
+    class Layer:
+        def __init__(
+            self,
+            size: int | tuple[int, int],
+            mode: Literal["a", "b"] = "a",
+            scale: Optional[float] = None,
+            flags: dict[str, bool] | None = None,
+            rng: np.random.Generator | None = None,
+            untyped=3,
+            *args,
+            **kwargs,
+        ) -> None: ...
+
+    args = schema.arguments(Layer, supplied=("rng",))
+    assert list(args) == ["size", "mode", "scale", "flags", "untyped"]
+    assert args["size"].required and not args["mode"].required
+    fits = {name: lambda v, n=name: schema.fits(v, args[n].hint) for name in args}
+    assert fits["size"](3) and fits["size"]([3, 4]) and not fits["size"]([3]) and not fits["size"](True)
+    assert fits["mode"]("b") and not fits["mode"]("c")
+    assert fits["scale"](1) and fits["scale"](0.5) and not fits["scale"](False) and not fits["scale"]("1")
+    assert fits["flags"]({"x": True}) and not fits["flags"]({"x": 1})
+    assert fits["untyped"](4) and not fits["untyped"](4.5)  # the type of its default
+    assert schema.describe(args["size"].hint) == "an integer or a list of 2 integers"
+    assert schema.describe(Literal[1, 2]) == "one of [1, 2]" and not schema.fits(True, Literal[1, 2])
+    assert not schema.fits(3, np.random.Generator) and schema.describe(np.random.Generator) == "a Generator"
+
+
+def test_every_configurable_class_has_annotations_that_resolve():
+    # a name the annotations cannot resolve would silently turn the checks off (Any)
+    tables = {"model.layers": layer_classes(), **COMPONENTS}
+    for table, classes in tables.items():
+        assert classes, table
+        for name, cls in classes.items():
+            typing.get_type_hints(cls.__init__)  # raises NameError on an unresolved name
+            for arg in schema.arguments(cls, schema.SUPPLIED[table]).values():
+                assert arg.hint is not None, (table, name, arg.name)
+
+
+def test_the_types_a_config_can_name_come_from_the_registries():
+    assert set(COMPONENTS["optimizer"]) == {"SGD", "Adam", "AdamW", "RMSprop", "Adagrad"}
+    assert {"StepLR", "CosineAnnealingLR", "OneCycleLR"} <= set(COMPONENTS["schedule"])
+    assert "LRScheduler" not in COMPONENTS["schedule"] and "Loss" not in COMPONENTS["loss"]
+    layers = layer_classes()
+    assert {"Conv2d", "Linear", "ReLU"} <= set(layers)
+    assert not {"Input", "Sequential", "Model"} & set(layers)
+    assert all(not n.startswith("_") for n in layers)
+
+
+def test_the_default_config_is_a_packaged_file():
+    text = resources.files("learnflux.config").joinpath("default.toml").read_text(encoding="utf-8")
+    assert text == DEFAULT_CONFIG and default_config().source == "<default>"

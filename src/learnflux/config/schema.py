@@ -183,6 +183,8 @@ def _fits_sequence(value: Any, kind: Any, args: tuple) -> bool:
 def describe(hint: Any) -> str:
     """What fits ``hint``, in words: ``"an integer or a list of integers"``."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return "anything"
     if origin in _UNIONS:
         return _either([describe(a) for a in args if a is not type(None)])
     if origin is Literal:
