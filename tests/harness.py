@@ -62,3 +62,14 @@ class LayerCase:
 
     def __repr__(self) -> str:
         return self.id
+
+
+def torch_twin(factory: Callable[[Any], Any]) -> Callable[[], Any]:
+    """``LayerCase.torch`` from ``factory(torch.nn)``, in float64 (torch imported when called)."""
+
+    def build() -> Any:
+        import torch
+
+        return factory(torch.nn).double()
+
+    return build

@@ -25,7 +25,6 @@ class Input(Layer):
 
     supports_exact = True
     flops_per_element = 0
-    torch_twins = ("Identity",)
 
     def __init__(self, shape: Union[int, tuple, list, None] = None) -> None:
         super().__init__()
@@ -55,6 +54,7 @@ class Input(Layer):
         return tuple(input_shape)
 
     def to_torch_module(self, nn: Any) -> Any:
+        """``nn.Identity()`` (which ``lf.from_torch`` turns into an ``Identity``)."""
         return nn.Identity()
 
     def get_config(self) -> dict[str, Any]:
