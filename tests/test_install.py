@@ -7,6 +7,7 @@ PyTorch oracle is pinned only where its CPU build is at hand.
 
 from __future__ import annotations
 
+import fnmatch
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,21 @@ print(model(__import__("numpy").ones((1, 2), dtype="float32")).shape)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "(1, 1)"
+
+
+def test_package_data_ships_every_data_file_of_the_package() -> None:
+    # a wheel holds the .py files and the package-data patterns: a data file they miss (the
+    # default run's config/default.toml, the learning-flow page's script ...) would be absent
+    # after `pip install .`; the C sources are built into the extension instead (setup.py)
+    patterns = PYPROJECT["tool"]["setuptools"]["package-data"]["learnflux"]
+    package = ROOT / "src" / "learnflux"
+    data = [
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*")
+        if path.is_file()
+        and path.suffix not in (".py", ".pyc", ".so", ".pyd", ".c", ".h")
+        and "__pycache__" not in path.parts
+    ]
+    assert "config/default.toml" in data
+    missing = [name for name in data if not any(fnmatch.fnmatch(name, p) for p in patterns)]
+    assert not missing, f"not in [tool.setuptools.package-data]: {missing}"
