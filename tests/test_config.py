@@ -107,8 +107,8 @@ def test_shape_mismatch_between_layers_is_reported_before_training():
     assert "shape [144]" in msg and "in_features = 144" in msg
     msg = error_of(CNN.replace("kernel_size = 3", "kernel_size = 9"))
     assert msg.startswith("run.toml:5: model.layers[0]: Conv2d cannot take the input of shape [1, 8, 8]")
-    msg = error_of(CNN.replace('type = "Flatten"', 'type = "Identity"'))
-    assert "unknown layer 'Identity'" in msg
+    msg = error_of(CNN.replace('type = "Flatten"', 'type = "Identity"'))  # no flattening
+    assert msg.startswith("run.toml:13: model.layers[3]: Linear cannot take the input of shape [4, 6, 6]")
 
 
 def test_bad_tables_and_training_values():
