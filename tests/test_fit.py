@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import learnflux as lf
-from learnflux.train import Trainer
+from learnflux.train import Evaluator, FitOptions, Trainer
 
 
 def blobs(n=120, seed=0):
@@ -303,3 +303,123 @@ def test_evaluate_verbose_prints_the_result_line(capsys):
     loud = model.evaluate(x, y, loss=lf.CrossEntropyLoss(), verbose=1)
     out = capsys.readouterr().out
     assert loud == quiet and out.startswith("evaluate: loss ") and "accuracy" in out
+
+
+# ---------------------------------------------------------------------------- the options object
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("epochs", -1, "epochs must be a non-negative integer, got -1"),
+        ("batch_size", 2.0, "batch_size must be a positive integer, got 2.0"),
+        ("accumulate", True, "accumulate must be a positive integer, got True"),
+        ("initial_epoch", -2, "initial_epoch must be a non-negative integer"),
+        ("clip_norm", 0.0, "clip_norm must be positive"),
+        ("clip_value", -1, "clip_value must be positive"),
+        ("scheduler_interval", "batch", "scheduler_interval must be 'epoch' or 'step', got 'batch'"),
+        ("verbose", 3, "verbose must be 0, 1, 2 or 'auto', got 3"),
+        ("validation_split", 1.0, r"validation_split must be a fraction in \(0, 1\)"),
+    ],
+)
+def test_fit_options_are_checked_once_when_built(field, value, message):
+    with pytest.raises(lf.ConfigError, match=message):
+        FitOptions(**{field: value})
+    options = FitOptions()
+    with pytest.raises(lf.ConfigError, match=message):  # a copy is checked too
+        options.replace(**{field: value})
+    with pytest.raises(lf.ConfigError, match=message):  # and fit builds one before any work
+        mlp().fit(*blobs(10), **{field: value})
+
+
+def test_the_argument_lists_cover_the_options_exactly():
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(FitOptions)}
+    assert set(lf.train.FIT_ARGUMENTS) == fields | {"validation_data"}
+    assert set(lf.train.TRAINER_ARGUMENTS) | set(lf.train.CALL_ARGUMENTS) == set(lf.train.FIT_ARGUMENTS)
+    assert not set(lf.train.TRAINER_ARGUMENTS) & set(lf.train.CALL_ARGUMENTS)
+
+
+def test_fit_arguments_by_position_name_or_options_object_train_the_same():
+    x, y = blobs(40)
+    kw = dict(loss=lf.CrossEntropyLoss(), seed=4, verbose=0)
+
+    def run(how):
+        model = mlp()
+        opt = lf.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        if how == "keywords":
+            model.fit(x, y, epochs=2, batch_size=8, optimizer=opt, accumulate=2, **kw)
+        elif how == "positions":  # fit(model, x, y, epochs, batch_size, loss, optimizer, ...)
+            lf.train.fit(model, x, y, 2, 8, kw["loss"], opt, None, True, (), None, 4, 0, 2)
+        elif how == "trainer":
+            Trainer(model, optimizer=opt, accumulate=2, **kw).fit(x, y, 2, 8)
+        else:
+            options = FitOptions(epochs=2, batch_size=8, optimizer=opt, accumulate=2, **kw)
+            Trainer(model, options=options).fit(x, y)
+        return weights(model)
+
+    ref = run("keywords")
+    for how in ("positions", "trainer", "options"):
+        other = run(how)
+        assert all(np.array_equal(other[k], ref[k]) for k in ref), how
+
+
+def test_unknown_or_misplaced_arguments_are_type_errors_that_suggest_the_name():
+    x, y = blobs(10)
+    model = mlp()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'; did you mean 'epochs'"):
+        model.fit(x, y, epoch=3)
+    with pytest.raises(TypeError, match="multiple values for argument 'epochs'"):
+        model.fit(x, y, 3, epochs=3)
+    trainer = Trainer(model, loss=lf.CrossEntropyLoss(), verbose=0)
+    # the trainer resolved its loss once: a fit call may change the loop, not the components
+    with pytest.raises(TypeError, match=r"Trainer.fit\(\) got an unexpected keyword argument 'loss'"):
+        trainer.fit(x, y, loss="mse")
+    with pytest.raises(TypeError, match="did you mean 'accumulate'"):
+        Trainer(model, acumulate=3)
+
+
+def test_evaluation_has_no_optimizer_and_leaves_the_model_as_it_was():
+    x, y = blobs(30)
+    model = mlp()
+    before = weights(model)
+    evaluator = Evaluator(model, lf.CrossEntropyLoss())
+    assert not hasattr(evaluator, "optimizer")
+    result = evaluator.evaluate(x, y, batch_size=7)
+    assert set(result) == {"loss", "accuracy"}  # accuracy chosen from the class labels
+    assert result == model.evaluate(x, y, loss=lf.CrossEntropyLoss())
+    assert model.training and all(np.array_equal(v, before[k]) for k, v in weights(model).items())
+
+
+def test_gradients_pass_the_reduce_seam_once_per_update_before_the_callbacks():
+    """The place a data-parallel trainer averages gradients: once per update (the last, shorter
+    group included), after the group's backward passes and before on_after_backward."""
+    events = []
+
+    class Counting(Trainer):
+        def _reduce_gradients(self):
+            events.append("reduce")
+
+    class Watch(lf.Callback):
+        def on_after_backward(self, batch, logs):
+            events.append("after_backward")
+
+    x, y = blobs(10)
+    model = mlp()
+    trainer = Counting(model, loss=lf.CrossEntropyLoss(), callbacks=[Watch()], accumulate=2, verbose=0)
+    trainer.fit(x, y, epochs=1, batch_size=2, shuffle=False)  # 5 batches: groups of 2, 2, 1
+    assert trainer.global_step == 3
+    assert events == ["reduce", "after_backward"] * 3
+
+
+def test_every_function_of_the_trainer_is_short():
+    """The fit loop reads top to bottom: no function of train.py reaches 60 lines."""
+    import ast
+    from pathlib import Path
+
+    source = Path(lf.train.__file__).read_text(encoding="utf-8")
+    long = [
+        (node.name, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 59
+    ]
+    assert not long
