@@ -260,3 +260,31 @@ def test_the_types_a_config_can_name_come_from_the_registries():
 def test_the_default_config_is_a_packaged_file():
     text = resources.files("learnflux.config").joinpath("default.toml").read_text(encoding="utf-8")
     assert text == DEFAULT_CONFIG and default_config().source == "<default>"
+
+
+def test_a_registered_layer_of_your_own_is_checked_from_its_annotations():
+    from learnflux.layer import LAYER_REGISTRY
+
+    class Scale(lf.Layer):
+        def __init__(self, factor: Optional[float] = None, mode: Literal["mul", "div"] = "mul") -> None:
+            super().__init__()
+            self.factor, self.mode = factor, mode
+
+        def forward(self, x):
+            return x
+
+        def output_shape(self, input_shape):
+            return input_shape
+
+    scale = 'type = "Scale"\nfactor = {}\nmode = "{}"'
+    assert "unknown layer 'Scale'" in error_of(CNN.replace('type = "ReLU"', scale.format(2, "mul")))
+    lf.register_layer(Scale)
+    try:
+        msg = error_of(CNN.replace('type = "ReLU"', scale.format('"2"', "mul")))
+        assert msg.startswith("run.toml:11: model.layers[1].factor: expected a number, got '2'")
+        msg = error_of(CNN.replace('type = "ReLU"', scale.format(2, "times")))
+        assert msg.startswith("run.toml:12: model.layers[1].mode: expected one of ['mul', 'div'], got")
+        model = build_model(parse_config(CNN.replace('type = "ReLU"', scale.format(2, "div"))), (1, 8, 8))
+        assert isinstance(model.layers[2], Scale) and model.layers[2].mode == "div"
+    finally:
+        LAYER_REGISTRY.pop("Scale")
