@@ -10,6 +10,15 @@ import pytest
 
 import learnflux as lf
 from learnflux.errors import ConfigError, ExactnessError, PhaseError, ShapeError
+from learnflux.optim.transforms import (
+    Chain,
+    CountSteps,
+    Momentum,
+    ScaleByAdam,
+    ScaleByLearningRate,
+    Transform,
+    WeightDecay,
+)
 from learnflux.param import Param
 
 try:  # PyTorch is the parity oracle: the tests that compare with it skip without it, the rest run
@@ -397,3 +406,215 @@ def test_gradient_accumulation_equals_one_big_batch(dtype):
     assert not np.allclose(
         np.asarray(accumulated[0], float), np.asarray(_step_on_batches(dtype, small[-1:], 1)[0], float)
     )
+
+
+# ---------------------------------------------------------------------------- transforms
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[config_id(c) for c in CONFIGS])
+def test_each_optimizer_is_the_chain_of_its_transforms(config):
+    name, kwargs = config
+    init, grads = make_data(seed=4, steps=6)
+    builtin, chained = make_params(init), make_params(init)
+    opt = OURS[name](builtin, **kwargs)
+    run_ours(builtin, opt, grads)
+    chain = Chain(chained, OURS[name].transforms, **opt.defaults)
+    run_ours(chained, chain, grads)
+    for p, q in zip(builtin, chained, strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+        assert opt.state[p].keys() == chain.state[q].keys()
+        for key, value in opt.state[p].items():
+            np.testing.assert_array_equal(value, chain.state[q][key])
+
+
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_optimizer_options_are_those_its_transforms_read(name):
+    cls = OURS[name]
+    read = {}
+    for t in cls.transforms:
+        read.update(t.options)
+    opt = cls([Param(np.ones(2))], lr=0.1)
+    assert set(opt.defaults) <= set(read)
+    # an option the optimizer lacks is read at a neutral value (RMSprop: no dampening, nesterov)
+    assert {k: read[k] for k in set(read) - set(opt.defaults)} in ({}, {"dampening": 0, "nesterov": False})
+    assert cls.supports_exact == (name == "SGD")
+
+
+def test_adamw_is_adam_with_decoupled_decay_and_its_default():
+    import inspect
+
+    adam, adamw = inspect.signature(lf.Adam), inspect.signature(lf.AdamW)
+    assert list(adam.parameters) == list(adamw.parameters)
+    assert adamw.parameters["weight_decay"].default == 1e-2 and adam.parameters["weight_decay"].default == 0
+    assert lf.AdamW([Param(np.ones(2))], lr=0.5).defaults["weight_decay"] == 1e-2
+    assert lf.AdamW([Param(np.ones(2))], 0.5, (0.5, 0.6), 1e-6, 0.3, True).defaults == {
+        "lr": 0.5,
+        "betas": (0.5, 0.6),
+        "eps": 1e-6,
+        "weight_decay": 0.3,
+        "amsgrad": True,
+    }
+    assert [repr(t) for t in lf.AdamW.transforms] == [
+        "CountSteps()",
+        "WeightDecay(decoupled=True)",
+        "ScaleByAdam()",
+        "ScaleByLearningRate()",
+    ]
+
+
+def test_sgd_with_decoupled_weight_decay_in_exact_arithmetic():
+    p = Param(np.array([F(1), F(-2)], dtype=object))
+    opt = Chain(
+        [p],
+        [WeightDecay(decoupled=True), Momentum(), ScaleByLearningRate()],
+        lr=0.1,
+        momentum=0.5,
+        weight_decay=0.2,
+    )
+    w, buf = [F(1), F(-2)], None
+    for g in ([F(1), F(3)], [F(-2), F(1, 3)], [F(1, 2), F(0)]):
+        p.grad = np.array(g, dtype=object)
+        opt.step()
+        w = [wi * (1 - F(1, 10) * F(1, 5)) for wi in w]  # w ← w(1 − αλ), before the gradient step
+        buf = list(g) if buf is None else [F(1, 2) * b + gi for b, gi in zip(buf, g, strict=True)]
+        w = [wi - F(1, 10) * b for wi, b in zip(w, buf, strict=True)]
+    assert list(p.value) == w and all(isinstance(v, F) for v in p.value)
+
+
+def test_a_deferred_learning_rate_is_applied_before_a_transform_that_reads_the_update():
+    """Learning rate first, then momentum: the buffer holds b ← μ·b + α·g with the rate of each
+    step (not SGD's α·(μ·b + g) once the rate changes)."""
+    p = Param(np.array([F(1), F(2), F(-1, 3)], dtype=object))
+    opt = Chain([p], [ScaleByLearningRate(), Momentum()], lr=0.5, momentum=0.75)
+    w, buf = list(p.value), None
+    for lr, g in (
+        (F(1, 2), [F(1), F(-2), F(5)]),
+        (F(1, 4), [F(1, 7), F(0), F(3)]),
+        (F(1, 3), [F(2), F(2), F(-1)]),
+    ):
+        opt.param_groups[0]["lr"] = lr
+        p.grad = np.array(g, dtype=object)
+        opt.step()
+        scaled = [lr * gi for gi in g]
+        buf = scaled if buf is None else [F(3, 4) * b + si for b, si in zip(buf, scaled, strict=True)]
+        w = [wi - b for wi, b in zip(w, buf, strict=True)]
+        assert list(p.value) == w
+
+
+@needs_torch
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_optax_order_adamw_equals_torch_adamw(amsgrad):
+    """optax's adamw = chain(scale_by_adam, add_decayed_weights, scale_by_learning_rate): the decay
+    added to Adam's (bias-corrected) direction, then α; PyTorch shrinks w first: the same rule."""
+    init, grads = make_data(seed=9)
+    params = make_params(init)
+    kwargs = {"lr": 0.01, "weight_decay": 0.2, "amsgrad": amsgrad}
+    opt = Chain(params, [CountSteps(), ScaleByAdam(), WeightDecay(), ScaleByLearningRate()], **kwargs)
+    ours = run_ours(params, opt, grads)
+    tp = torch_params(init)
+    theirs = run_torch(tp, torch_opt("AdamW", tp, kwargs), grads)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_chain_checks_its_transforms_and_options():
+    p = [Param(np.ones(3))]
+    with pytest.raises(ConfigError, match="momentun"):
+        Chain(p, [Momentum(), ScaleByLearningRate()], lr=0.1, momentun=0.9)
+    with pytest.raises(ConfigError, match="lr"):
+        Chain(p, [Momentum(), ScaleByLearningRate()], momentum=0.9)
+    with pytest.raises(ConfigError, match="CountSteps"):
+        Chain(p, [ScaleByAdam(), ScaleByLearningRate()], lr=0.1)
+    with pytest.raises(ConfigError, match="expected transforms"):
+        Chain(p, [ScaleByLearningRate(), lambda step: None], lr=0.1)
+    with pytest.raises(ConfigError, match="Nesterov"):
+        Chain(p, [Momentum(), ScaleByLearningRate()], lr=0.1, nesterov=True)
+    with pytest.raises(ConfigError, match="betas"):
+        Chain(p, [CountSteps(), ScaleByAdam()], betas=(0.9, 1.5))
+    exact = [Param(np.array([F(1)], dtype=object))]
+    exact[0].grad = np.array([F(1)], dtype=object)
+    with pytest.raises(ExactnessError, match="exact"):
+        Chain(exact, [CountSteps(), ScaleByAdam(), ScaleByLearningRate()], lr=0.1).step()
+    assert isinstance(WeightDecay(), Transform)
+
+
+@needs_torch
+@pytest.mark.parametrize(
+    "config",
+    [CONFIGS[2], CONFIGS[4], CONFIGS[10], CONFIGS[13], CONFIGS[17], CONFIGS[18], CONFIGS[22]],
+    ids=config_id,
+)
+def test_state_dict_is_torchs_format_and_a_torch_state_resumes(config):
+    """The state holds PyTorch's names and meanings: a torch.optim state, loaded after 5 steps,
+    continues as torch continues (the format older files were written in)."""
+    name, kwargs = config
+    init, grads = make_data(seed=6, steps=10)
+    tp = torch_params(init)
+    topt = torch_opt(name, tp, kwargs)
+    run_torch(tp, topt, grads[:5])
+    params = make_params(init)
+    ours = OURS[name](params, **kwargs)
+    run_ours(params, ours, grads[:1])
+    tsd = topt.state_dict()
+    assert set(ours.state_dict()["param_groups"][0]) <= set(tsd["param_groups"][0])
+    for i in range(len(params)):
+        assert ours.state_dict()["state"][i].keys() == tsd["state"][i].keys()
+    loaded = {
+        "state": {
+            i: {k: (int(v.item()) if k == "step" else v.numpy().copy()) for k, v in st.items()}
+            for i, st in tsd["state"].items()
+        },
+        "param_groups": [{k: g[k] for k in (*ours.defaults, "params")} for g in tsd["param_groups"]],
+    }
+    params = [Param(t.detach().numpy().copy()) for t in tp]
+    ours = OURS[name](params, **kwargs)
+    ours.load_state_dict(loaded)
+    mine = run_ours(params, ours, grads[5:])
+    theirs = run_torch(tp, topt, grads[5:])
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@needs_torch
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_options_are_read_at_every_step(name):
+    """A schedule changes lr (and momentum or β₁) between steps: both libraries follow."""
+    init, grads = make_data(seed=8, steps=8)
+    kwargs = {"SGD": {"lr": 0.1, "momentum": 0.9}, "RMSprop": {"momentum": 0.5}}.get(name, {})
+    params, tp = make_params(init), torch_params(init)
+    opts = [OURS[name](params, **kwargs), torch_opt(name, tp, kwargs)]
+    for k, gs in enumerate(grads):
+        if k == 4:
+            for opt in opts:
+                group = opt.param_groups[0]
+                group["lr"] = group["lr"] * 0.3
+                if "betas" in group:
+                    group["betas"] = (0.5, group["betas"][1])
+                elif "momentum" in group:
+                    group["momentum"] = 0.2
+        run_ours(params, opts[0], [gs])
+        run_torch(tp, opts[1], [gs])
+    for p, t in zip(params, tp, strict=True):
+        np.testing.assert_allclose(p.value, t.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[config_id(c) for c in CONFIGS])
+def test_a_step_allocates_no_array(config):
+    """After the first step (state and scratch allocated), a step writes only into the weights,
+    the state and the shared scratch arrays: NumPy allocates no temporary."""
+    import tracemalloc
+
+    name, kwargs = config
+    rng = np.random.default_rng(0)
+    params = [Param(rng.standard_normal((100, 50))), Param(rng.standard_normal(50))]
+    for p in params:
+        p.grad = rng.standard_normal(p.shape)
+    opt = OURS[name](params, **kwargs)
+    opt.step()
+    tracemalloc.start()
+    try:
+        opt.step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 50 * 10, f"{peak} bytes allocated during a step"  # one small array: 4000 B

@@ -3,13 +3,14 @@
 ``SGD``, ``Adam``, ``AdamW``, ``RMSprop``, ``Adagrad`` (the arguments and update rules of
 ``torch.optim``), parameter groups (:func:`param_groups`), learning-rate schedules
 (:mod:`learnflux.optim.schedules`, also ``learnflux.optim.lr_scheduler``) and gradient clipping
-(:func:`clip_grad_norm_`, :func:`clip_grad_value_`).
+(:func:`clip_grad_norm_`, :func:`clip_grad_value_`). The optimizers are made of the small in-place
+steps of :mod:`learnflux.optim.transforms`, which also make your own (``transforms.Chain``).
 """
 
 import sys as _sys
 from types import MappingProxyType as _MappingProxyType
 
-from . import schedules
+from . import schedules, transforms
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .clip import clip_grad_norm_, clip_grad_value_
@@ -62,6 +63,7 @@ __all__ = [
     "clip_grad_norm_",
     "clip_grad_value_",
     "schedules",
+    "transforms",
     "lr_scheduler",
     "LRScheduler",
     "StepLR",

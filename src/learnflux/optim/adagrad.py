@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
-from ..param import Param
 from .optimizer import Optimizer, ParamsLike
+from .transforms import CountSteps, ScaleByAdagrad, ScaleByLearningRate, WeightDecay
 
 
 class Adagrad(Optimizer):
@@ -31,7 +27,12 @@ class Adagrad(Optimizer):
         weight_decay: λ (L2 penalty added to the gradient).
         initial_accumulator_value: the starting value of ``s``.
         eps: ε, added to the denominator.
+
+    Made of :class:`~.transforms.CountSteps`, :class:`~.transforms.WeightDecay`,
+    :class:`~.transforms.ScaleByAdagrad` and :class:`~.transforms.ScaleByLearningRate`.
     """
+
+    transforms = (CountSteps(), WeightDecay(), ScaleByAdagrad(), ScaleByLearningRate())
 
     def __init__(
         self,
@@ -52,27 +53,3 @@ class Adagrad(Optimizer):
                 "eps": eps,
             },
         )
-
-    def _update(self, p: Param, g: np.ndarray, group: dict[str, Any], state: dict[str, Any]) -> None:
-        w = p.value
-        wd = float(group["weight_decay"])
-        if "step" not in state:
-            state["step"] = 0
-            state["sum"] = self._zeros(p, float(group["initial_accumulator_value"]))
-        state["step"] += 1
-        step = state["step"]
-        if wd != 0:
-            d = self._buffer(p, 0)
-            np.multiply(w, self._s(wd, p), out=d)
-            d += g
-            g = d
-        clr = float(group["lr"]) / (1 + (step - 1) * float(group["lr_decay"]))
-        s = state["sum"]
-        t = self._buffer(p, 1)
-        np.multiply(g, g, out=t)
-        s += t
-        np.sqrt(s, out=t)
-        t += self._s(group["eps"], p)
-        np.divide(g, t, out=t)
-        t *= self._s(clr, p)
-        w -= t

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
-from ..errors import ConfigError
-from ..param import Param
-from .optimizer import Optimizer, ParamsLike
+from .optimizer import Optimizer, ParamsLike, with_defaults
+from .transforms import CountSteps, ScaleByAdam, ScaleByLearningRate, WeightDecay
 
 
 class Adam(Optimizer):
@@ -34,9 +29,12 @@ class Adam(Optimizer):
         eps: ε, added to the denominator.
         weight_decay: λ (L2 penalty added to the gradient).
         amsgrad: use the maximum of all second moments so far (Reddi et al., 2018).
+
+    Made of :class:`~.transforms.CountSteps`, :class:`~.transforms.WeightDecay`,
+    :class:`~.transforms.ScaleByAdam` and :class:`~.transforms.ScaleByLearningRate`.
     """
 
-    decoupled = False
+    transforms = (CountSteps(), WeightDecay(), ScaleByAdam(), ScaleByLearningRate())
 
     def __init__(
         self,
@@ -58,68 +56,6 @@ class Adam(Optimizer):
             },
         )
 
-    def _validate_group(self, group: dict[str, Any]) -> None:
-        super()._validate_group(group)
-        betas = group["betas"]
-        try:
-            b1, b2 = (float(b) for b in betas)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{type(self).__name__}: betas must be two numbers, got {betas!r}") from None
-        if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
-            raise ConfigError(f"{type(self).__name__}: betas must be in [0, 1), got {tuple(betas)!r}")
-        group["betas"] = tuple(betas)
-
-    def _update(self, p: Param, g: np.ndarray, group: dict[str, Any], state: dict[str, Any]) -> None:
-        w = p.value
-        lr = float(group["lr"])
-        beta1, beta2 = (float(b) for b in group["betas"])
-        wd = float(group["weight_decay"])
-        amsgrad = group["amsgrad"]
-        if "step" not in state:
-            state["step"] = 0
-            state["exp_avg"] = self._zeros(p)
-            state["exp_avg_sq"] = self._zeros(p)
-            if amsgrad:
-                state["max_exp_avg_sq"] = self._zeros(p)
-        state["step"] += 1
-        step = state["step"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        if wd != 0:
-            if self.decoupled:
-                w *= self._s(1 - lr * wd, p)
-            else:
-                d = self._buffer(p, 0)
-                np.multiply(w, self._s(wd, p), out=d)
-                d += g
-                g = d
-        t = self._buffer(p, 1)
-        # m ← m + (1 − β₁)(g − m)   (torch's lerp)
-        np.subtract(g, m, out=t)
-        t *= self._s(1 - beta1, p)
-        m += t
-        # v ← β₂ v + (1 − β₂) g²
-        v *= self._s(beta2, p)
-        np.multiply(g, g, out=t)
-        t *= self._s(1 - beta2, p)
-        v += t
-        bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
-        step_size = lr / bias_correction1
-        bias_correction2_sqrt = bias_correction2**0.5
-        if amsgrad:
-            vmax = state.get("max_exp_avg_sq")
-            if vmax is None:
-                vmax = state["max_exp_avg_sq"] = self._zeros(p)
-            np.maximum(vmax, v, out=vmax)
-            np.sqrt(vmax, out=t)
-        else:
-            np.sqrt(v, out=t)
-        t /= self._s(bias_correction2_sqrt, p)
-        t += self._s(group["eps"], p)
-        np.divide(m, t, out=t)
-        t *= self._s(step_size, p)
-        w -= t
-
 
 class AdamW(Adam):
     """AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay, as ``torch.optim.AdamW``.
@@ -134,17 +70,10 @@ class AdamW(Adam):
     Args:
         params, lr, betas, eps, amsgrad: as :class:`Adam`.
         weight_decay: λ, decoupled (default 1e-2, as PyTorch).
+
+    Adam's transforms with ``WeightDecay(decoupled=True)``, and Adam's constructor with another
+    default.
     """
 
-    decoupled = True
-
-    def __init__(
-        self,
-        params: ParamsLike,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-    ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+    transforms = (CountSteps(), WeightDecay(decoupled=True), ScaleByAdam(), ScaleByLearningRate())
+    __init__ = with_defaults(Adam.__init__, weight_decay=1e-2)

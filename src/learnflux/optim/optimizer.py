@@ -1,15 +1,25 @@
 """The optimizer contract: ``step()`` updates the weights from their gradients.
 
-Every optimizer keeps, per parameter, a small state (moment estimates, step counts) allocated once
-on the first step and updated in place afterwards, and can save and restore it as a plain dict of
-numbers, lists and NumPy arrays (:meth:`Optimizer.state_dict`), so that training resumes exactly.
+An optimizer is a sequence of small in-place **transforms** (:mod:`learnflux.optim.transforms`):
+weight decay, momentum, Adam's moments, the learning rate... Each turns the update ``u`` of one
+parameter (at first its gradient) into the next, in order; then ``w ← w − c·u``, where ``c`` is
+the product of the numbers the transforms deferred (the learning rate, Adam's bias correction).
+``SGD`` is ``WeightDecay, Momentum, ScaleByLearningRate``; ``AdamW`` is ``CountSteps,
+WeightDecay(decoupled=True), ScaleByAdam, ScaleByLearningRate``.
+
+Every parameter keeps one state dict (moment estimates, step counts) shared by its transforms,
+allocated on its first step and updated in place afterwards; it saves and restores as a plain dict
+of numbers, lists and NumPy arrays (:meth:`Optimizer.state_dict`), so that training resumes
+exactly. The scalars of exact mode (Fractions) are handled in one place, :meth:`Step.number`.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import functools
+import inspect
 import math
-from typing import Any, Iterable, Iterator, Sequence, Union
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
@@ -31,6 +41,171 @@ def _as_param_list(params: Any) -> list:
     return list(params)
 
 
+_OBJECT = np.dtype(object)
+
+
+class Step:
+    """One parameter's update in progress, handed to each transform of its optimizer in turn.
+
+    * ``w``: the weights (``p.value``). Only a decoupled weight decay and the final ``w ← w − c·u``
+      write into them.
+    * ``u``: the update so far; at first the gradient. It may be the gradient or a state array, so
+      a transform never writes into it: it writes its result into :meth:`spare` (or into a state
+      array) and points ``u`` there.
+    * ``state``: the parameter's state dict, shared by its transforms (PyTorch's names:
+      ``step``, ``exp_avg``, ``momentum_buffer``...).
+    * ``group``: the options of the parameter's group, read at every step (schedules change
+      ``lr``, ``momentum``, ``betas``).
+
+    A transform that only multiplies ``u`` by a number defers it (:meth:`scale_by`,
+    :meth:`divide_by`): the numbers are gathered and applied once, in the final
+    ``w ← w − c·u`` with ``c = (product of the factors) / (product of the divisors)``, so they
+    cost no pass over the array (Adam's ``c = lr / (1 − β₁ᵗ)``, as PyTorch computes it). Before a
+    transform that reads ``u``'s values the optimizer applies them (:meth:`resolve`).
+    """
+
+    __slots__ = ("p", "w", "u", "group", "state", "exact", "_scale", "_divisor", "_deferred", "_bufs")
+
+    def __init__(
+        self, p: Param, g: np.ndarray, group: dict[str, Any], state: dict[str, Any], bufs: list
+    ) -> None:
+        self.p = p
+        self.w = p.value
+        self.u = g
+        self.group = group
+        self.state = state
+        self.exact = self.w.dtype == _OBJECT
+        self._scale: Any = 1
+        self._divisor: Any = 1
+        self._deferred = False
+        self._bufs = bufs
+
+    # ------------------------------------------------------------------ numbers
+    def number(self, value: Any) -> Any:
+        """``value`` (an option: a number or a decimal string) in the parameter's arithmetic.
+
+        A Python float for float32/float64 weights (derived scalars such as ``1 − β₁ᵗ`` are then
+        computed in double precision, as PyTorch does, and NumPy rounds them to float32 where an
+        array is float32); in exact mode the Fraction its decimal spells (``0.1`` is 1/10), so
+        that ``1 − τ``, ``1 − αλ``... stay exact. The one place where exact scalars are made.
+        """
+        return scalar_like(value, _OBJECT) if self.exact else float(value)
+
+    def option(self, name: str) -> Any:
+        """The group's option ``name`` as :meth:`number` gives it."""
+        value = self.group[name]
+        return scalar_like(value, _OBJECT) if self.exact else float(value)
+
+    def scale_by(self, factor: Any) -> None:
+        """Defer ``u ← factor·u`` to the final step (no pass over the array now)."""
+        self._scale = self._scale * factor
+        self._deferred = True
+
+    def divide_by(self, divisor: Any) -> None:
+        """Defer ``u ← u / divisor`` to the final step."""
+        self._divisor = self._divisor * divisor
+        self._deferred = True
+
+    # ------------------------------------------------------------------ arrays
+    def spare(self) -> np.ndarray:
+        """A scratch array shaped like the parameter that does not hold ``u``; its content is
+        garbage on entry (it is not state). The optimizer keeps two per dtype, sized by its largest
+        parameter and allocated once: the scratch memory is two parameters', not the model's."""
+        bufs = self._bufs
+        i = 1 if self.u.base is bufs[0] else 0
+        n = self.w.size
+        if bufs[i].size < n:
+            bufs[i] = np.empty(n, dtype=self.w.dtype)
+        return bufs[i][:n].reshape(self.w.shape)
+
+    def _owns_update(self) -> bool:
+        base = self.u.base
+        return base is not None and (base is self._bufs[0] or base is self._bufs[1])
+
+    def zeros(self, fill: Any = 0) -> np.ndarray:
+        """A new state array shaped like the parameter, in its dtype, filled with ``fill``."""
+        out = np.empty_like(self.w)
+        out.fill(scalar_like(fill, self.w.dtype))
+        return out
+
+    def resolve(self) -> None:
+        """Apply the deferred numbers to ``u`` (one pass, into scratch)."""
+        if not self._deferred:
+            return
+        c = self._scale if self._divisor == 1 else self._scale / self._divisor
+        self._scale = self._divisor = 1
+        self._deferred = False
+        if c == 1:
+            return
+        if self._owns_update():
+            self.u *= c
+        else:
+            t = self.spare()
+            np.multiply(self.u, c, out=t)
+            self.u = t
+
+    def apply(self) -> None:
+        """``w ← w − c·u``: the end of every step."""
+        if self._deferred:
+            self.resolve()
+        self.w -= self.u
+
+
+class Transform:
+    """One small in-place step of an update rule (the concrete ones: :mod:`.transforms`).
+
+    A subclass implements ``__call__(step)`` on one parameter's :class:`Step` and declares:
+
+    * ``options``: the group options it reads, with the defaults a
+      :class:`~learnflux.optim.transforms.Chain` uses (:data:`REQUIRED`: none);
+    * ``nonnegative``: those of them that must be finite numbers ≥ 0 (checked by
+      :meth:`validate`, which a subclass extends for its other options);
+    * ``exact``: it only adds, subtracts, multiplies and divides (so it runs on Fractions);
+    * ``reads_update``: whether it reads ``u``'s values (deferred numbers are applied first);
+    * ``needs_step``: it reads ``state["step"]``, which a transform with ``counts_steps``
+      (:class:`~learnflux.optim.transforms.CountSteps`) before it counts.
+    """
+
+    options: ClassVar[dict[str, Any]] = {}
+    nonnegative: ClassVar[tuple[str, ...]] = ()
+    exact: ClassVar[bool] = True
+    reads_update: bool = True
+    needs_step: ClassVar[bool] = False
+    counts_steps: ClassVar[bool] = False
+
+    def validate(self, group: dict[str, Any], owner: str) -> None:
+        """Check the options of one parameter group; raise ConfigError naming ``owner``."""
+        for key in self.nonnegative:
+            if key in group:
+                check_option(group, key, owner)
+
+    def __call__(self, step: Step) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+#: the default of an option that a :class:`Transform` cannot guess (``lr``)
+REQUIRED: Any = inspect.Parameter.empty
+
+
+def check_option(
+    group: dict[str, Any], key: str, owner: str, low: float = 0.0, high: float = math.inf
+) -> float:
+    """``group[key]`` as a float, or a ConfigError: it must be a finite number in ``[low, high]``."""
+    try:
+        value = float(group[key])
+    except (TypeError, ValueError):
+        raise ConfigError(f"{owner}: {key} must be a number, got {group[key]!r}") from None
+    if high == math.inf:
+        if not value >= low or math.isinf(value):
+            raise ConfigError(f"{owner}: {key} must be a finite number >= {low:g}, got {value!r}")
+    elif not low <= value <= high:
+        raise ConfigError(f"{owner}: {key} must be in [{low:g}, {high:g}], got {group[key]!r}")
+    return value
+
+
 class Optimizer:
     """Base of every optimizer.
 
@@ -39,18 +214,29 @@ class Optimizer:
     defaults (as in ``torch.optim``; see :func:`learnflux.optim.param_groups`). Parameters without
     a gradient are skipped by ``step``; a parameter in the inference phase is refused.
 
-    Subclasses implement ``_update(p, g, group, state)`` for one parameter; ``state`` is the
-    parameter's own dict (``self.state[p]``), empty on its first step.
+    A subclass lists its ``transforms`` (run in order on every parameter, then ``w ← w − c·u``,
+    see :class:`Step`) and passes its ``defaults``: every option the transforms read.
+    ``state[p]`` is the parameter's own dict, empty before its first step. (A subclass may instead
+    override ``_update(p, g, group, state)``, the update of one parameter.)
     """
 
-    #: whether the update only needs +, −, ×, ÷ (then it runs in exact Fraction arithmetic too)
-    supports_exact = False
+    #: the steps of the update rule, run in order on each parameter with a gradient
+    transforms: tuple[Transform, ...] = ()
+    #: whether the update only needs +, −, ×, ÷ (then it runs in exact Fraction arithmetic too);
+    #: for a subclass that lists its transforms: whether every one of them is exact
+    supports_exact: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "transforms" in cls.__dict__:
+            cls.supports_exact = all(t.exact for t in cls.transforms)
 
     def __init__(self, params: ParamsLike, defaults: dict[str, Any]) -> None:
+        check_transforms(self.transforms, type(self).__name__)
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Param, dict[str, Any]] = {}
-        self._scratch: dict[tuple[int, np.dtype], np.ndarray] = {}
+        self._scratch: dict[np.dtype, list[np.ndarray]] = {}
         items = _as_param_list(params)
         if not items:
             raise ConfigError(f"{type(self).__name__}: got an empty list of parameters")
@@ -97,24 +283,9 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _validate_group(self, group: dict[str, Any]) -> None:
-        """Check the options of one group (subclasses extend it); raise ConfigError."""
-        name = type(self).__name__
-        for key in (
-            "lr",
-            "weight_decay",
-            "eps",
-            "momentum",
-            "dampening",
-            "lr_decay",
-            "initial_accumulator_value",
-        ):
-            if key in group:
-                try:
-                    value = float(group[key])
-                except (TypeError, ValueError):
-                    raise ConfigError(f"{name}: {key} must be a number, got {group[key]!r}") from None
-                if not value >= 0.0 or math.isinf(value):
-                    raise ConfigError(f"{name}: {key} must be a finite number >= 0, got {value!r}")
+        """Check the options of one group (each transform checks its own); raise ConfigError."""
+        for transform in self.transforms:
+            transform.validate(group, type(self).__name__)
 
     def params(self) -> Iterator[Param]:
         for group in self.param_groups:
@@ -149,7 +320,16 @@ class Optimizer:
                 self._update(p, g, group, state)
 
     def _update(self, p: Param, g: np.ndarray, group: dict[str, Any], state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Run the transforms on one parameter, then ``w ← w − c·u``."""
+        bufs = self._scratch.get(p.dtype)
+        if bufs is None:
+            bufs = self._scratch[p.dtype] = [np.empty(0, p.dtype), np.empty(0, p.dtype)]
+        step = Step(p, g, group, state, bufs)
+        for transform in self.transforms:
+            if step._deferred and transform.reads_update:
+                step.resolve()
+            transform(step)
+        step.apply()
 
     def zero_grad(self) -> None:
         """Forget every gradient (only needed when accumulating gradients over batches)."""
@@ -163,32 +343,6 @@ class Optimizer:
                 f"{type(self).__name__}.step: {p.describe()} is in the inference phase; "
                 "weights are frozen there (call model.train() to update them)"
             )
-
-    # ------------------------------------------------------------------ helpers for subclasses
-    def _buffer(self, p: Param, slot: int = 0) -> np.ndarray:
-        """A scratch array shaped like ``p`` for the update of ``p`` (not state: its content is
-        garbage on entry and is lost at the next call with the same ``slot``).
-
-        Every parameter shares one flat buffer per ``(slot, dtype)``, sized by the largest one
-        and allocated once: the scratch memory is one parameter's, not the model's."""
-        key = (slot, p.dtype)
-        buf = self._scratch.get(key)
-        n = p.size
-        if buf is None or buf.size < n:
-            buf = self._scratch[key] = np.empty(n, dtype=p.dtype)
-        return buf[:n].reshape(p.shape)
-
-    @staticmethod
-    def _zeros(p: Param, fill: Any = 0) -> np.ndarray:
-        """A new state array shaped like ``p``, in its dtype, filled with ``fill``."""
-        out = np.empty_like(p.value)
-        out.fill(scalar_like(fill, p.dtype))
-        return out
-
-    @staticmethod
-    def _s(value: Any, p: Param) -> Any:
-        """A scalar in the arithmetic of ``p`` (float32 stays float32; exact reads decimals)."""
-        return scalar_like(value, p.dtype)
 
     # ------------------------------------------------------------------ saving and resuming
     def state_dict(self) -> dict[str, Any]:
@@ -278,6 +432,39 @@ class Optimizer:
             opts = ", ".join(f"{k}={v!r}" for k, v in group.items() if k != "params")
             lines.append(f"  group {i}: {len(group['params'])} params, {opts}")
         return "\n".join(lines + [")"])
+
+
+def check_transforms(transforms: Sequence[Transform], owner: str) -> None:
+    """A transform that reads the step count needs a CountSteps before it."""
+    counted = False
+    for transform in transforms:
+        if not isinstance(transform, Transform):
+            raise ConfigError(f"{owner}: expected transforms, got {type(transform).__name__}")
+        if transform.needs_step and not counted:
+            raise ConfigError(f"{owner}: {transform!r} reads the step count; put CountSteps() before it")
+        counted = counted or transform.counts_steps
+
+
+def with_defaults(init: Callable[..., None], **defaults: Any) -> Callable[..., None]:
+    """``init`` (a constructor) with other default values: the same code and arguments, and the
+    signature ``inspect`` shows (the config reader's checks, the documentation) says the new
+    defaults. ``AdamW.__init__`` is ``Adam.__init__`` with ``weight_decay=1e-2``."""
+    sig = inspect.signature(init)
+    unknown = set(defaults) - set(sig.parameters)
+    if unknown:
+        raise TypeError(f"{init.__qualname__} has no argument(s) {sorted(unknown)}")
+    sig = sig.replace(
+        parameters=[q.replace(default=defaults.get(q.name, q.default)) for q in sig.parameters.values()]
+    )
+
+    @functools.wraps(init)
+    def __init__(*args: Any, **kwargs: Any) -> None:
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        init(*bound.args, **bound.kwargs)
+
+    __init__.__signature__ = sig  # type: ignore[attr-defined]
+    return __init__
 
 
 def param_groups(

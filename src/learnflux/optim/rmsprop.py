@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
-from ..errors import ConfigError
-from ..param import Param
 from .optimizer import Optimizer, ParamsLike
+from .transforms import CountSteps, Momentum, ScaleByLearningRate, ScaleByRMS, WeightDecay
 
 
 class RMSprop(Optimizer):
@@ -35,7 +30,13 @@ class RMSprop(Optimizer):
         weight_decay: λ (L2 penalty added to the gradient).
         momentum: μ.
         centered: normalise by an estimate of the variance of g instead of its raw second moment.
+
+    Made of :class:`~.transforms.CountSteps`, :class:`~.transforms.WeightDecay`,
+    :class:`~.transforms.ScaleByRMS`, :class:`~.transforms.Momentum` and
+    :class:`~.transforms.ScaleByLearningRate`.
     """
+
+    transforms = (CountSteps(), WeightDecay(), ScaleByRMS(), Momentum(), ScaleByLearningRate())
 
     def __init__(
         self,
@@ -58,58 +59,3 @@ class RMSprop(Optimizer):
                 "centered": bool(centered),
             },
         )
-
-    def _validate_group(self, group: dict[str, Any]) -> None:
-        super()._validate_group(group)
-        if not 0.0 <= float(group["alpha"]) <= 1.0:
-            raise ConfigError(f"RMSprop: alpha must be in [0, 1], got {group['alpha']!r}")
-
-    def _update(self, p: Param, g: np.ndarray, group: dict[str, Any], state: dict[str, Any]) -> None:
-        w = p.value
-        alpha = float(group["alpha"])
-        wd = float(group["weight_decay"])
-        momentum = float(group["momentum"])
-        centered = group["centered"]
-        if "step" not in state:
-            state["step"] = 0
-            state["square_avg"] = self._zeros(p)
-            if momentum > 0:
-                state["momentum_buffer"] = self._zeros(p)
-            if centered:
-                state["grad_avg"] = self._zeros(p)
-        state["step"] += 1
-        if wd != 0:
-            d = self._buffer(p, 0)
-            np.multiply(w, self._s(wd, p), out=d)
-            d += g
-            g = d
-        sq = state["square_avg"]
-        t = self._buffer(p, 1)
-        sq *= self._s(alpha, p)
-        np.multiply(g, g, out=t)
-        t *= self._s(1 - alpha, p)
-        sq += t
-        if centered:
-            ga = state.get("grad_avg")
-            if ga is None:
-                ga = state["grad_avg"] = self._zeros(p)
-            np.subtract(g, ga, out=t)
-            t *= self._s(1 - alpha, p)
-            ga += t
-            np.multiply(ga, ga, out=t)
-            np.subtract(sq, t, out=t)
-            np.sqrt(t, out=t)
-        else:
-            np.sqrt(sq, out=t)
-        t += self._s(group["eps"], p)
-        np.divide(g, t, out=t)
-        if momentum > 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = self._zeros(p)
-            buf *= self._s(momentum, p)
-            buf += t
-            np.multiply(buf, self._s(group["lr"], p), out=t)
-        else:
-            t *= self._s(group["lr"], p)
-        w -= t

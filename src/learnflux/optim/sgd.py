@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from ..errors import ConfigError
-from ..param import Param
 from .optimizer import Optimizer, ParamsLike
+from .transforms import Momentum, ScaleByLearningRate, WeightDecay
 
 
 class SGD(Optimizer):
@@ -34,9 +31,12 @@ class SGD(Optimizer):
         dampening: τ, damps the gradient entering the momentum buffer.
         nesterov: Nesterov momentum (needs ``momentum > 0`` and ``dampening = 0``).
         weight_decay: λ, an L2 penalty added to the gradient.
+
+    Made of :class:`~.transforms.WeightDecay`, :class:`~.transforms.Momentum` and
+    :class:`~.transforms.ScaleByLearningRate`.
     """
 
-    supports_exact = True
+    transforms = (WeightDecay(), Momentum(), ScaleByLearningRate())
 
     def __init__(
         self,
@@ -57,43 +57,3 @@ class SGD(Optimizer):
                 "weight_decay": weight_decay,
             },
         )
-
-    def _validate_group(self, group: dict[str, Any]) -> None:
-        super()._validate_group(group)
-        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ConfigError("SGD: Nesterov momentum requires a momentum > 0 and zero dampening")
-
-    def _update(self, p: Param, g: np.ndarray, group: dict[str, Any], state: dict[str, Any]) -> None:
-        v = p.value
-        lr = self._s(group["lr"], p)
-        wd = group["weight_decay"]
-        momentum = group["momentum"]
-        if wd != 0:
-            d = self._buffer(p, 0)
-            np.multiply(v, self._s(wd, p), out=d)
-            d += g
-            g = d
-        if momentum != 0:
-            mu = self._s(momentum, p)
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = np.array(g, dtype=p.dtype, copy=True)
-            else:
-                buf *= mu
-                dampening = group["dampening"]
-                if dampening == 0:
-                    buf += g
-                else:
-                    t = self._buffer(p, 1)
-                    np.multiply(g, self._s(1, p) - self._s(dampening, p), out=t)
-                    buf += t
-            if group["nesterov"]:
-                t = self._buffer(p, 1)
-                np.multiply(buf, mu, out=t)
-                t += g
-                g = t
-            else:
-                g = buf
-        t = self._buffer(p, 1)
-        np.multiply(g, lr, out=t)
-        v -= t
