@@ -93,8 +93,7 @@ class Step:
 
     def option(self, name: str) -> Any:
         """The group's option ``name`` as :meth:`number` gives it."""
-        value = self.group[name]
-        return scalar_like(value, _OBJECT) if self.exact else float(value)
+        return self.number(self.group[name])
 
     def scale_by(self, factor: Any) -> None:
         """Defer ``u ← factor·u`` to the final step (no pass over the array now)."""
