@@ -1,7 +1,10 @@
 """The shared layer harness: every layer registered in ``tests/layer_cases/`` goes through the same
-checks (shapes and dtypes, float64 gradient check, inference phase, save/load, PyTorch parity).
+checks (shapes and dtypes, float64 gradient check, inference phase, save/load, the config round
+trip ``get_config → from_config → get_config``, exact arithmetic, PyTorch parity, the declared
+FLOPs and torch twin).
 
-To add a layer, append a :class:`LayerCase` to ``CASES`` in a module of ``tests/layer_cases``.
+To add a layer, add a module to ``tests/layer_cases`` whose ``CASES`` lists its :class:`LayerCase`
+entries (or append to a family's module).
 """
 
 from __future__ import annotations
