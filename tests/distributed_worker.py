@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -148,6 +149,27 @@ def syncbn_gradients(world: dist.World) -> dict[str, Any]:
     return result
 
 
+def sum_paths(world: dist.World) -> dict[str, Any]:
+    """The ordered sum of a 1 MB float64 vector through both of its paths (Alltoallv + Allgatherv
+    on 3 ranks or more; one Allgather for small vectors or 2 ranks), and the sum of the gathered
+    vectors added in rank order by NumPy: all three must be the same bits on every rank."""
+    rng = np.random.default_rng(100 + world.rank)
+    mine = rng.standard_normal(125_000) * 10.0 ** rng.integers(-8, 8, 125_000)
+    big = world.sum_ordered(mine.copy())
+    saved = dist.world.GATHER_BYTES
+    dist.world.GATHER_BYTES = 10**9
+    try:
+        small = world.sum_ordered(mine.copy())
+    finally:
+        dist.world.GATHER_BYTES = saved
+    everyone = world.allgather(mine)
+    reference = everyone[0].copy()
+    for v in everyone[1:]:
+        reference += v
+    agree = world.allgather(big.tobytes() == reference.tobytes() and small.tobytes() == reference.tobytes())
+    return {"all_equal": np.array(agree), "sum": big}
+
+
 def faults(world: dist.World, how: str) -> None:
     """A long run in which rank 1 dies (SIGKILL), raises or freezes (SIGSTOP) at step 5."""
     sys.stderr.write(f"world: {world.describe()}\n")
@@ -174,6 +196,59 @@ def faults(world: dist.World, how: str) -> None:
             time.sleep(0.01)
 
 
+class _KillAt(lf.Callback):
+    """SIGKILL this rank at the end of update ``step`` (a fault mid-epoch, after a backup)."""
+
+    def __init__(self, step: int, rank: int) -> None:
+        self.step, self.rank = step, rank
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        if self.trainer.global_step == self.step and dist.get_world().rank == self.rank:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fit_run(world: dist.World, folder: str = "", kill_step: int = 0) -> dict[str, Any]:
+    """``fit`` with what a real run uses: validation data, accuracy, gradient accumulation over 2
+    batches, clipping, a step schedule, early stopping, a CSV log and a best-model checkpoint
+    (written by rank 0), and, with ``folder``, a backup every 2 updates. float64, 41 samples in
+    global batches of 8 (uneven shares, and an empty one on 3 ranks in the last batch). On one
+    process: the plain ``lf.Trainer``; on N ranks: ``dist.DistributedTrainer``."""
+    x, y = _data(41, 6, 3, seed=11)
+    xv, yv = _data(13, 6, 3, seed=12)
+    lf.seed(21)
+    model = lf.Sequential(lf.Input(6), lf.Linear(6, 8), lf.ReLU(), lf.Linear(8, 3)).astype("float64")
+    opt = lf.SGD(model.parameters(), lr=0.2, momentum=0.5)
+    out = Path(folder or ".")
+    callbacks = [
+        lf.EarlyStopping("val_loss", patience=2, restore_best=True),
+        lf.CSVLogger(out / "history.csv") if folder else lf.Callback(),
+        lf.ModelCheckpoint(str(out / "best.lf"), save_best_only=True) if folder else lf.Callback(),
+    ]
+    if folder:
+        callbacks.append(lf.BackupAndRestore(out / "backup", save_freq=2))
+    if kill_step:
+        callbacks.append(_KillAt(kill_step, rank=1))
+    options = dict(
+        loss=lf.CrossEntropyLoss(),
+        optimizer=opt,
+        callbacks=callbacks,
+        accumulate=2,
+        clip_norm=1.0,
+        scheduler=lf.optim.StepLR(opt, step_size=2, gamma=0.5),
+        seed=4,
+        verbose=0,
+    )
+    if world.size > 1:
+        trainer = dist.DistributedTrainer(model, world=world, **options)
+    else:
+        trainer = lf.Trainer(model, **options)
+    history = trainer.fit(x, y, epochs=6, batch_size=8, validation_data=(xv, yv))
+    result = {name: p.value for name, p in model.named_parameters()}
+    for key, values in history.history.items():
+        result["history_" + key] = np.array(values, dtype=np.float64)
+    return result
+
+
 CASES: dict[str, Callable[[dist.World], Any]] = {
     "mlp64": mlp,
     "mlp64-mpi": lambda w: mlp(w, reduction="mpi"),
@@ -181,6 +256,8 @@ CASES: dict[str, Callable[[dist.World], Any]] = {
     "exact": exact,
     "cnn-syncbn": cnn_syncbn,
     "syncbn-gradients": syncbn_gradients,
+    "sum-paths": sum_paths,
+    "fit": fit_run,
 }
 
 
@@ -204,7 +281,10 @@ def main(argv: list[str]) -> None:
     if case in ("kill", "raise", "stop"):
         faults(world, case)
         return
-    results = CASES[case](world)
+    if case == "fit-backup":  # argv: OUT FOLDER KILL_STEP
+        results = fit_run(world, argv[2], int(argv[3]))
+    else:
+        results = CASES[case](world)
     if world.rank == 0:
         np.savez(out, **encode(results))
 

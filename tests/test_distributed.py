@@ -227,6 +227,12 @@ def test_sync_batchnorm_gradients_over_three_ranks(tmp_path):
     np.testing.assert_allclose(got["fd"], analytic, rtol=1e-6, atol=1e-8)
 
 
+@needs_mpi
+def test_both_paths_of_the_ordered_sum_give_the_same_bits(tmp_path):
+    got = run_case("sum-paths", 3, tmp_path)
+    assert got["all_equal"].tolist() == [True, True, True]
+
+
 # ---------------------------------------------------------------------------- faults
 @needs_mpi
 def test_a_killed_rank_stops_the_job(tmp_path):

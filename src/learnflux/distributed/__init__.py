@@ -36,6 +36,7 @@ from .sync_batchnorm import (
     convert_sync_batchnorm,
     revert_sync_batchnorm,
 )
+from .trainer import DistributedTrainer, fit
 from .world import (
     DistributedError,
     MPIWorld,
