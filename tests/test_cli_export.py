@@ -77,7 +77,7 @@ def test_export_safetensors(saved, tmp_path, capsys):
     assert main(["export", str(saved), "--out", str(out)]) == 0
     assert f"wrote {out}: 9 tensors, 707 values" in capsys.readouterr().out
     model, fresh = lf.load(saved), lf.load(saved)
-    for p in fresh.params():
+    for p in fresh.parameters():
         p.value = np.zeros(p.shape)
     lf.load_safetensors(fresh, out)
     np.testing.assert_array_equal(fresh.predict(_x()), model.predict(_x()))

@@ -48,7 +48,7 @@ def _perturbed(layer, seed=0):
     """Move every parameter away from its initial value (a bias that starts at 0 would hide a
     converter that drops it)."""
     rng = np.random.default_rng(seed)
-    for p in layer.params():
+    for p in layer.parameters():
         p.value = p.value + rng.normal(0.0, 0.3, p.shape)
     return layer
 

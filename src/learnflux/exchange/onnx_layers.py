@@ -18,11 +18,13 @@ from ..layers.activations import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiL
 from ..layers.conv import Conv2d
 from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
+from ..layers.identity import Identity
 from ..layers.input import Input
 from ..layers.linear import Linear
 from ..layers.merge import Add, Concat
 from ..layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from ..layers.pool import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
+from ..layers.prelu import PReLU
 from ..layers.shape import Flatten, Reshape
 from .onnx_graph import OnnxGraph, converter
 
@@ -30,9 +32,10 @@ Shapes = list[tuple]
 
 
 # ---------------------------------------------------------------------- identities
-@converter(Input, Dropout)
+@converter(Input, Identity, Dropout)
 def identity(g: OnnxGraph, layer: Any, inputs: list[str], shapes: Shapes) -> str:
-    """``Input`` and, in the inference phase, ``Dropout`` are the identity: no node at all."""
+    """``Input``, ``Identity`` and, in the inference phase, ``Dropout`` are the identity: no node
+    at all."""
     return inputs[0]
 
 
@@ -214,6 +217,17 @@ _unary("Tanh", Tanh)
 def leaky_relu(g: OnnxGraph, layer: LeakyReLU, inputs: list[str], shapes: Shapes) -> str:
     """``LeakyRelu`` with ``alpha = negative_slope``."""
     return g.op("LeakyRelu", [inputs[0]], alpha=float(layer.negative_slope))
+
+
+@converter(PReLU)
+def prelu(g: OnnxGraph, layer: PReLU, inputs: list[str], shapes: Shapes) -> str:
+    """``PRelu(x, a)``: ``x if x ≥ 0 else a·x`` (ONNX takes ``x < 0`` for the slope: the same
+    values). One slope per channel is reshaped to ``(C, 1, …)`` to broadcast over axis 1 (ONNX
+    broadcasts the slope from the last axis); a single slope broadcasts as it is."""
+    slope = g.weight("weight", layer.weight.value)
+    if layer.num_parameters > 1:
+        slope = _per_channel(g, slope, len(shapes[0]) + 1)
+    return g.op("PRelu", [inputs[0], slope])
 
 
 @converter(SiLU)
