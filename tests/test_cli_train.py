@@ -118,6 +118,20 @@ def test_config_errors_stop_before_training(tmp_path, capsys):
     assert not out.exists()  # nothing was trained or written
 
 
+def test_a_per_step_schedule_lasts_as_many_updates_as_the_run_makes(tmp_path, capsys):
+    # 1,297 training samples: 21 batches of 64 per epoch, in groups of 2 that is 11 updates (the
+    # last group holds one batch); a schedule 10 updates per epoch long stopped the second epoch
+    text = (EXAMPLES / "mlp_digits.toml").read_text().replace("batch_size = 32", "batch_size = 64")
+    text = text.replace("epochs = 40", "epochs = 2\naccumulate = 2").replace('dir = "runs/mlp-digits"', "")
+    text += '[schedule]\ntype = "OneCycleLR"\nmax_lr = 0.01\ninterval = "step"\n'
+    (tmp_path / "c.toml").write_text(text)
+    out = tmp_path / "run"
+    args = ["train", "--config", str(tmp_path / "c.toml"), "--out", str(out), "--quiet", "--no-plot"]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["samples"]["train"] == 1297 and metrics["epochs"] == 2
+
+
 def test_help_documents_the_config_format(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])

@@ -447,12 +447,20 @@ def run(
     The training state is backed up to ``out/train_state.lfs`` at each epoch end (and every
     ``backup_every`` updates); with ``resume=True`` the run continues from it (``out`` then
     holds the interrupted run, whose ``config.toml`` is ``cfg``)."""
-    from ..callbacks import CSVLogger, EarlyStopping, TerminateOnNaN
+    from ..callbacks import CSVLogger, TerminateOnNaN
     from ..checkpoint import BackupAndRestore
-    from ..config import build_loss, build_model, build_optimizer, build_schedule, check_output, load_data
+    from ..config import (
+        build_callbacks,
+        build_loss,
+        build_model,
+        build_optimizer,
+        build_schedule,
+        build_trainer,
+        check_output,
+        load_data,
+    )
     from ..io import atomic_write, save
     from ..summary import summary
-    from ..train import Trainer
 
     # every check happens here, before any training
     out = Path(out)
@@ -465,7 +473,8 @@ def run(
     optimizer = build_optimizer(cfg, model)
     t = cfg.training
     n_train = len(dataset.train[0])
-    steps = -(-n_train // t["batch_size"]) // max(1, t["accumulate"]) or 1
+    batches = -(-n_train // t["batch_size"])  # per epoch, the last one may be shorter
+    steps = max(1, -(-batches // t["accumulate"]))  # updates: a last, shorter group makes one too
     schedule, interval = build_schedule(cfg, optimizer, steps)
 
     if overwrite:  # the earlier run's files go: nothing of it can be mistaken for this run's
@@ -480,30 +489,11 @@ def run(
             json.dumps({"standardizer": dataset.standardizer.get_config()}),
             atomic_write,
         )
-    callbacks: list[Any] = [TerminateOnNaN(), CSVLogger(out / "history.csv")]
-    if t["early_stopping"]:
-        callbacks.append(
-            EarlyStopping(
-                "val_loss" if dataset.val else "loss", patience=t["early_stopping"], restore_best=True
-            )
-        )
-    # kept until the run folder is complete: a run killed after its last epoch resumes too
+    # kept until the run folder is complete: a run killed after its last epoch resumes too; last,
+    # so that it saves the state the other callbacks (early stopping) have at an epoch's end
     backup = BackupAndRestore(out, save_freq=backup_every or "epoch", delete_checkpoint=False)
-    callbacks.append(backup)
-    metrics = t["metrics"] if t["metrics"] is not None else (["accuracy"] if dataset.n_classes else [])
-    trainer = Trainer(
-        model,
-        loss=loss,
-        optimizer=optimizer,
-        metrics=metrics,
-        callbacks=callbacks,
-        scheduler=schedule,
-        scheduler_interval=interval,
-        clip_norm=t["clip_norm"] or None,
-        accumulate=t["accumulate"],
-        seed=cfg.seed,
-        verbose=verbose,
-    )
+    callbacks = [TerminateOnNaN(), CSVLogger(out / "history.csv"), *build_callbacks(cfg, dataset), backup]
+    trainer = build_trainer(cfg, model, dataset, loss, optimizer, schedule, interval, callbacks, verbose)
     if verbose:
         s = summary(model)
         sizes = ", ".join(
@@ -517,9 +507,7 @@ def run(
             f"{s.total_flops:,} FLOPs per sample · {type(optimizer).__name__} · "
             f"{t['epochs']} epoch{'s' if t['epochs'] > 1 else ''} of batches of {t['batch_size']}"
         )
-    history = trainer.fit(
-        *dataset.train, epochs=t["epochs"], batch_size=t["batch_size"], validation_data=dataset.val
-    )
+    history = trainer.fit(*dataset.train, validation_data=dataset.val)
     model_path = out / "model.lf"
     save(model, model_path)
     result: dict[str, Any] = {}

@@ -12,8 +12,8 @@ The parts:
 - :mod:`~learnflux.config.components`: the classes a ``type`` key may name (the registries of
   ``learnflux.layer``, ``learnflux.losses`` and ``learnflux.optim``);
 - :mod:`~learnflux.config.parse`: TOML text -> a checked :class:`RunConfig`;
-- :mod:`~learnflux.config.build`: a :class:`RunConfig` -> the data, model, loss, optimizer and
-  schedule of the run;
+- :mod:`~learnflux.config.build`: a :class:`RunConfig` -> the data, model, loss, optimizer,
+  schedule and trainer of the run;
 - ``default.toml``: the run of ``learnflux train`` without ``--config`` (:data:`DEFAULT_CONFIG`).
 
 The format (every table but ``[model]`` is optional; the values shown are the defaults, which
@@ -70,7 +70,16 @@ from __future__ import annotations
 from importlib.resources import files
 
 from ..data.prepare import Dataset
-from .build import build_loss, build_model, build_optimizer, build_schedule, check_output, load_data
+from .build import (
+    build_callbacks,
+    build_loss,
+    build_model,
+    build_optimizer,
+    build_schedule,
+    build_trainer,
+    check_output,
+    load_data,
+)
 from .parse import RunConfig, load_config, locate, parse_config
 from .schema import DATA_DEFAULTS, OPTIMIZER_DEFAULT, TRAINING_DEFAULTS
 
@@ -91,10 +100,12 @@ __all__ = [
     "TRAINING_DEFAULTS",
     "Dataset",
     "RunConfig",
+    "build_callbacks",
     "build_loss",
     "build_model",
     "build_optimizer",
     "build_schedule",
+    "build_trainer",
     "check_output",
     "default_config",
     "load_config",

@@ -1,4 +1,4 @@
-"""Building a run from a checked config: its data, model, loss, optimizer and schedule.
+"""Building a run from a checked config: its data, model, loss, optimizer, schedule and trainer.
 
 Each builder turns an error of a constructor (a value out of range, shapes that do not fit
 between layers) into a :class:`~learnflux.errors.ConfigError` that names the file, line and key,
@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from typing import Any, Optional, Sequence
 
+from ..callbacks import Callback, EarlyStopping
 from ..data.prepare import Dataset, load_dataset, missing_idx_files, split_dataset
 from ..errors import ConfigError, LearnfluxError
 from ..layers import Input
 from ..model import Sequential
 from ..optim import param_groups
 from ..seeding import seed as set_seed
+from ..train import FitOptions, Trainer
 from . import schema
 from .components import COMPONENTS, layer_classes
 from .parse import RunConfig
@@ -186,6 +188,49 @@ def build_schedule(cfg: RunConfig, optimizer: Any, steps_per_epoch: int) -> tupl
     if "total_steps" in params and "total_steps" not in args and "epochs" not in args:
         args["total_steps"] = length
     return _construct(cfg, ["schedule"], spec["type"], cls, args, optimizer), interval
+
+
+def build_callbacks(cfg: RunConfig, dataset: Dataset) -> list[Callback]:
+    """The callbacks [training] asks for: with ``early_stopping`` > 0, an ``EarlyStopping`` on
+    ``val_loss`` (``loss`` without a validation part) that keeps the best weights."""
+    patience = cfg.training["early_stopping"]
+    if not patience:
+        return []
+    return [EarlyStopping("val_loss" if dataset.val else "loss", patience=patience, restore_best=True)]
+
+
+def build_trainer(
+    cfg: RunConfig,
+    model: Any,
+    dataset: Dataset,
+    loss: Any,
+    optimizer: Any,
+    schedule: Any = None,
+    interval: str = "epoch",
+    callbacks: Sequence[Callback] = (),
+    verbose: Any = 0,
+) -> Trainer:
+    """The run's :class:`~learnflux.train.Trainer`, its options from [training] (epochs,
+    batch_size, metrics: accuracy for class labels and none for numbers when left out, clip_norm:
+    0 is off, accumulate, seed); ``trainer.fit(*dataset.train, validation_data=dataset.val)``
+    trains. ``callbacks`` run in their order (see :func:`build_callbacks`)."""
+    t = cfg.training
+    metrics = t["metrics"] if t["metrics"] is not None else (["accuracy"] if dataset.n_classes else [])
+    options = FitOptions(
+        epochs=t["epochs"],
+        batch_size=t["batch_size"],
+        loss=loss,
+        optimizer=optimizer,
+        metrics=metrics,
+        callbacks=tuple(callbacks),
+        scheduler=schedule,
+        scheduler_interval=interval,
+        clip_norm=t["clip_norm"] or None,
+        accumulate=t["accumulate"],
+        seed=cfg.seed,
+        verbose=verbose,
+    )
+    return Trainer(model, options=options)
 
 
 def _construct(cfg: RunConfig, path: list, name: str, cls: type, args: dict, *positional: Any) -> Any:
