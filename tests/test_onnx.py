@@ -102,6 +102,26 @@ def test_harness_case_without_converter_is_named(case):
         lf.to_onnx(model, shape)
 
 
+@needs_ort
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_ceil_mode_windows_where_onnx_runtimes_disagree(kind, count_include_pad):
+    # the last window would start in the padding (ONNX's shape inference and runtimes disagree
+    # there), a ceil-mode window beyond the padding of a 7x7 map (ONNX Runtime 1.23.2 and 1.31.1
+    # average it differently with ONNX's own ceil_mode)
+    for shape, args in [((2, 5, 5), (2, 3, 1)), ((1, 7, 7), (2, 2, 0)), ((3, 6, 5), (3, 2, 1))]:
+        k, stride, pad = args
+        if kind == "max":
+            layer = lf.MaxPool2d(k, stride=stride, padding=pad, ceil_mode=True)
+        else:
+            layer = lf.AvgPool2d(
+                k, stride=stride, padding=pad, ceil_mode=True, count_include_pad=count_include_pad
+            )
+        model = lf.Sequential(lf.Input(shape), layer)
+        x = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
+        assert_close(run_onnx(lf.to_onnx(model), [x]), model.predict(x), f"{layer} on {shape}")
+
+
 class Doubler(lf.Layer):
     """A custom layer without a converter."""
 

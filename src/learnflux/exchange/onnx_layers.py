@@ -81,8 +81,11 @@ def _end_padding(size: int, out: int, kernel: int, stride: int, begin: int) -> i
     """The bottom/right padding that gives exactly ``out`` windows in ONNX's floor mode: the
     learnflux padding, plus in ceil mode the part of the last window beyond it.
 
-    ONNX's ``ceil_mode`` is left off: its rule for a last window that would start in the padding
-    changed between opsets and runtimes, while explicit padding means the same everywhere."""
+    ONNX's ``ceil_mode`` is left off, explicit padding means the same everywhere: measured with
+    onnx 1.23.2, its shape inference and ONNX Runtime disagree on a last window that would start
+    in the padding (5×5, kernel 2, stride 3, padding 1: 3×3 inferred, 2×2 computed), and
+    ``AveragePool(ceil_mode=1, count_include_pad=1)`` gives other averages in ONNX Runtime 1.23.2
+    (up to 1.35 off PyTorch's on a 7×7 map) than in 1.31.1."""
     return max(begin, (out - 1) * stride + kernel - size - begin)
 
 
@@ -119,7 +122,8 @@ def avgpool2d(g: OnnxGraph, layer: AvgPool2d, inputs: list[str], shapes: Shapes)
     pixels of the window inside the tensor it reads. learnflux (as PyTorch) divides by the window
     clipped to the *padded* image when ``count_include_pad=True`` (zero padding counts, the part
     of a ceil-mode window beyond it does not): the graph then zero-pads first with ``Pad`` and
-    pools the padded tensor. ONNX's ``count_include_pad=1`` would also count the ceil-mode part."""
+    pools the padded tensor (ONNX's ``count_include_pad=1`` with ceil mode: see
+    :func:`_end_padding`)."""
     _, h, w = shapes[0]
     ph, pw = layer.padding
     x = inputs[0]
