@@ -270,16 +270,9 @@ class Conv2d(Layer):
         )
 
     def to_torch_module(self, nn: Any) -> Any:
-        return nn.Conv2d(
-            self.in_channels,
-            self.out_channels,
-            tuple(self.kernel_size),
-            stride=tuple(self.stride),
-            padding=self.padding if isinstance(self.padding, str) else tuple(self.padding),
-            dilation=tuple(self.dilation),
-            groups=self.groups,
-            bias=self.use_bias,
-        )
+        """``nn.Conv2d`` with the config's arguments (PyTorch's names), without ``init``: the
+        weights are copied afterwards."""
+        return nn.Conv2d(**{k: v for k, v in self.get_config().items() if k != "init"})
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
