@@ -71,14 +71,14 @@ def test_clip_grad_norm_float32_skips_missing_grads_and_never_writes_into_a_grad
 
 def test_clip_grad_norm_accepts_a_model_and_reports_nonfinite():
     model = lf.Sequential(lf.Input(2), lf.Linear(2, 2))
-    for p in model.params():
+    for p in model.parameters():
         p.grad = np.full(p.shape, 3.0, dtype=p.dtype)
     total = lf.clip_grad_norm_(model, 1.0)
     assert total == pytest.approx(math.sqrt(6 * 9), rel=1e-6)
     assert math.sqrt(
-        sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in model.params())
+        sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in model.parameters())
     ) == pytest.approx(1.0, rel=1e-5)
-    model.params()[0].grad[0, 0] = np.inf
+    model.parameters()[0].grad[0, 0] = np.inf
     with pytest.raises(NonFiniteError, match="norm"):
         lf.clip_grad_norm_(model, 1.0, error_if_nonfinite=True)
     with pytest.raises(ConfigError):

@@ -90,7 +90,7 @@ def test_exact_sgd_step_on_hand_example():
     model.astype("exact")
     out = model(HAND_X)
     model.backward(np.full(out.shape, F(1, 4), dtype=object))
-    lf.SGD(model.params(), lr=F(1, 10)).step()
+    lf.SGD(model.parameters(), lr=F(1, 10)).step()
     assert model.layers[0].bias.value.tolist() == [F(1, 2) - F(9, 40)]
 
 
@@ -316,14 +316,14 @@ def test_flat_path_matches_general_path_in_blocks(kwargs, chunk, need_input_delt
         assert layer._cache[0] == "flat"
         delta = rng.standard_normal(out.shape)
         d_in = layer.backward(delta, need_input_delta=need_input_delta)
-        grads = [p.grad.copy() for p in layer.params()]
+        grads = [p.grad.copy() for p in layer.parameters()]
         bias = layer.bias.value if layer.use_bias else None
         ref, layer._cache = conv_ref._forward_general(
             x, layer.weight.value, bias, layer.geometry, True, ho, wo
         )
         ref_d_in = layer.backward(delta, need_input_delta=need_input_delta)
         np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
-        for got, p in zip(grads, layer.params(), strict=True):
+        for got, p in zip(grads, layer.parameters(), strict=True):
             np.testing.assert_allclose(got, p.grad, rtol=1e-12, atol=1e-12)
         if need_input_delta:
             assert d_in.shape == x.shape and d_in.flags.c_contiguous

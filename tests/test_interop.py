@@ -83,7 +83,7 @@ def _step_both(module, x, y, lf_loss, t_loss, lr=0.1, momentum=0.9):
     t_grads = {k: p.grad.numpy().copy() for k, p in module.named_parameters()}
     t_opt.step()
     # learnflux
-    opt = lf.SGD(model.params(), lr=lr, momentum=momentum)
+    opt = lf.SGD(model.parameters(), lr=lr, momentum=momentum)
     out = model.forward(x)
     value = lf_loss.forward(out, y)
     d_in = model.backward(lf_loss.backward())
@@ -223,7 +223,7 @@ def test_names_dtype_and_values_line_up():
     for name, value in module.state_dict().items():
         np.testing.assert_array_equal(model.state_dict()[name], value.numpy())
     assert model.dtype == np.float64
-    assert all(p.dtype == np.float64 for p in model.params())
+    assert all(p.dtype == np.float64 for p in model.parameters())
     assert lf.from_torch(lenet().float()).dtype == np.float32
     assert lf.from_torch(nn.Sequential(nn.ReLU())).dtype == np.float32
 

@@ -80,7 +80,7 @@ def test_shapes_and_dtype(case, dtype):
         for di in _deltas(case, x, d_in):
             assert di is None or di.dtype == dtype
         _assert_every_parameter_has_a_gradient(case, layer)
-        for p in layer.params():
+        for p in layer.parameters():
             assert p.grad.dtype == dtype
 
 

@@ -303,7 +303,7 @@ def test_config_round_trip_and_training_integration():
     x = rng.standard_normal((60, 2)).astype(np.float32)
     y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
     model = lf.Sequential(lf.Linear(2, 2, rng=0))
-    loss, opt = lf.CrossEntropyLoss(), lf.SGD(model.params(), lr=0.5)
+    loss, opt = lf.CrossEntropyLoss(), lf.SGD(model.parameters(), lr=0.5)
     first = None
     for _ in range(30):
         value = loss.forward(model.forward(x), y)

@@ -458,7 +458,7 @@ def test_a_log_softmax_classifier_learns_with_nll_and_class_weights():
         values.append(loss.forward(model.forward(x), y))
         model.zero_grad()
         model.backward(loss.backward(), need_input_delta=False)
-        for param in model.params():  # plain gradient descent, lr 0.5
+        for param in model.parameters():  # plain gradient descent, lr 0.5
             param.value -= 0.5 * param.grad
     assert values[-1] < values[0] / 2
 

@@ -43,8 +43,8 @@ def test_batchnorm_training_steps_match_torch(make, make_torch, shape, dtype, rt
     module = make_torch(torch.nn)
     module = module.double() if dtype == np.float64 else module.float()
     _copy_params_to_torch(layer, module, torch)
-    opt = lf.SGD(layer.params(), lr=0.1) if layer.params() else None
-    t_opt = torch.optim.SGD(module.parameters(), lr=0.1) if layer.params() else None
+    opt = lf.SGD(layer.parameters(), lr=0.1) if layer.parameters() else None
+    t_opt = torch.optim.SGD(module.parameters(), lr=0.1) if layer.parameters() else None
     for step in range(5):
         x = (rng.standard_normal(shape) * (1 + step) + 2.0 - step).astype(dtype)
         up = rng.standard_normal(shape).astype(dtype)
@@ -177,4 +177,5 @@ def test_layernorm_errors():
     with pytest.raises(lf.ConfigError):
         lf.LayerNorm(0)
     assert lf.LayerNorm((4, 5)).output_shape((3, 4, 5)) == (3, 4, 5)
-    assert lf.LayerNorm.from_config(lf.LayerNorm((4, 5), bias=False).get_config()).params()[0].shape == (4, 5)
+    rebuilt = lf.LayerNorm.from_config(lf.LayerNorm((4, 5), bias=False).get_config())
+    assert rebuilt.parameters()[0].shape == (4, 5)

@@ -36,7 +36,10 @@ from . import (  # lf.callbacks.EarlyStopping, lf.metrics.register_metric, ...
     flow,  # lf.flow: any model's learning flow, its page (lf.flow.explain_model, write_page)
     look,  # lf.look: what a model looks at (saliency, maximize)
     metrics,
+    numbers,  # lf.numbers: float32, float64 and exact arithmetic (exact_array, cast)
     png,  # lf.png: arrays as PNG images (no matplotlib needed)
+    trace,  # lf.trace: record a training run (record, layer_outputs)
+    train,  # lf.train: FitOptions, Evaluator, fit, evaluate, predict
 )
 from .callbacks import (
     Callback,
@@ -68,4 +71,97 @@ from .summary import summary
 from .trace import Recorder, Snapshot, Step, Trace  # also makes lf.trace the module
 from .train import History, Trainer
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+# The public API (docs/vocabulary.md): the names below, every layer of the catalogue, and the
+# namespaces meant to be used as ``lf.<namespace>.<name>``. The other submodules (lf.io, lf.model,
+# lf.kernels...) are the implementation: what they hold for users is exported here, flat.
+__all__ = [
+    # namespaces
+    "callbacks",
+    "config",
+    "data",
+    "flow",
+    "init",
+    "layers",  # noqa: F405 (bound by the star import of the catalogue)
+    "look",
+    "losses",
+    "metrics",
+    "numbers",
+    "optim",
+    "png",
+    "trace",
+    "train",
+    # the core: layers, models, parameters, numbers, seeding
+    "EXACT",
+    "Layer",
+    "Model",
+    "Node",
+    "Param",
+    "Sequential",
+    "get_rng",
+    "register_layer",
+    "seed",
+    # losses
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "HuberLoss",
+    "KLDivLoss",
+    "L1Loss",
+    "Loss",
+    "MSELoss",
+    "MultiMarginLoss",
+    "NLLLoss",
+    "SmoothL1Loss",
+    "SquaredError",
+    # optimizers
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "RMSprop",
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    # training
+    "BackupAndRestore",
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "History",
+    "JSONLogger",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "TerminateOnNaN",
+    "Trainer",
+    # looking inside: traces, gradient checks, summaries, kernels
+    "GradcheckReport",
+    "Recorder",
+    "Snapshot",
+    "Step",
+    "Trace",
+    "gradcheck",
+    "info",
+    "summary",
+    # files and other frameworks
+    "export_onnx",
+    "from_torch",
+    "load",
+    "load_safetensors",
+    "save",
+    "save_safetensors",
+    "to_onnx",
+    "to_torch",
+    # errors
+    "ConfigError",
+    "DataError",
+    "DownloadError",
+    "DtypeError",
+    "ExactnessError",
+    "FileFormatError",
+    "IndexRangeError",
+    "LearnfluxError",
+    "NonFiniteError",
+    "PhaseError",
+    "ShapeError",
+    # the layers: the catalogue's own list (a new layer file adds its name there)
+    *layers.__all__,  # noqa: F405
+]

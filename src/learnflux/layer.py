@@ -10,8 +10,10 @@ Subclasses implement ``forward``, ``backward``, ``get_config`` and, where they c
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
+import sys
 import warnings
 from typing import Any, ClassVar, Iterator, Optional, TypeVar
 
@@ -224,7 +226,7 @@ class Layer:
 
     # ------------------------------------------------------------------ parameters
     def add_param(self, name: str, value: np.ndarray) -> Param:
-        """Declare a weight tensor; it becomes ``self.<name>`` and appears in ``params()``."""
+        """Declare a weight tensor; it becomes ``self.<name>`` and appears in ``parameters()``."""
         param = Param(np.ascontiguousarray(value, dtype=self.dtype), name=name, owner=self)
         param.training = self.training
         self._params[name] = param
@@ -235,11 +237,22 @@ class Layer:
         """Declare a non-learned state tensor saved with the model (e.g. running statistics)."""
         self._buffers[name] = value
 
-    def params(self) -> list[Param]:
+    def parameters(self) -> list[Param]:
         """The layer's parameters (for a model: of all its layers), in a fixed order."""
         return [p for _, p in self.named_parameters()]
 
-    parameters = params
+    def params(self) -> list[Param]:
+        """Deprecated: :meth:`parameters` (PyTorch's name, ``docs/vocabulary.md``). Warns, and goes
+        in the next release. learnflux's own callers do not warn (an optimizer accepts any object
+        with ``params()``): the user could not act on that warning."""
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller != "learnflux" and not caller.startswith("learnflux."):
+            warnings.warn(
+                "Layer.params() is deprecated and goes in the next release; use parameters()",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        return self.parameters()
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Param]]:
         for name, p in self._params.items():
@@ -290,7 +303,7 @@ class Layer:
         self._buffers[name] = value.astype(old.dtype) if old.dtype != object else cast(value, old.dtype)
 
     def zero_grad(self) -> None:
-        for p in self.params():
+        for p in self.parameters():
             p.zero_grad()
 
     # ------------------------------------------------------------------ phases and numbers
@@ -304,12 +317,35 @@ class Layer:
             self.clear_cache()
 
     def train(self, mode: bool = True) -> Layer:
+        """``set_phase(mode)`` (PyTorch's name); returns the layer."""
         self.set_phase(mode)
         return self
 
     def eval(self) -> Layer:
+        """The inference phase (PyTorch's name); returns the layer."""
         self.set_phase(False)
         return self
+
+    @contextlib.contextmanager
+    def inference(self: _L) -> Iterator[_L]:
+        """``with model.inference(): ...`` runs the block in the inference phase, then restores
+        the phase the layer (or model) had."""
+        was = self.training
+        self.set_phase(False)
+        try:
+            yield self
+        finally:
+            self.set_phase(was)
+
+    @contextlib.contextmanager
+    def training_phase(self: _L) -> Iterator[_L]:
+        """``with model.training_phase(): ...``: the block runs in the training phase."""
+        was = self.training
+        self.set_phase(True)
+        try:
+            yield self
+        finally:
+            self.set_phase(was)
 
     def clear_cache(self) -> None:
         """Drop what the forward pass kept for the backward pass. Layers with a cache override

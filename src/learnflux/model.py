@@ -13,7 +13,6 @@ Two ways to build one:
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -150,7 +149,7 @@ class Model(Layer):
         # caller asked for the model input's δ).
         upstream_learns = []
         for layer, ins in zip(layers, plan, strict=True):
-            learns = bool(layer.params()) or any(j >= 0 and upstream_learns[j] for j in ins)
+            learns = bool(layer.parameters()) or any(j >= 0 and upstream_learns[j] for j in ins)
             upstream_learns.append(learns)
         self._input_delta_useful = [any(j >= 0 and upstream_learns[j] for j in ins) for ins in plan]
         reaches_input: list[bool] = []
@@ -262,7 +261,7 @@ class Model(Layer):
 
     def _set_accumulate(self, accumulate: bool) -> None:
         if getattr(self, "_accumulating", False) != accumulate:
-            for p in self.params():
+            for p in self.parameters():
                 p.accumulate = accumulate
             self._accumulating = accumulate
 
@@ -321,27 +320,6 @@ class Model(Layer):
             layer.set_phase(training)
         if not training:
             self.last_outputs = self.last_deltas = None
-
-    @contextlib.contextmanager
-    def inference(self) -> Iterator[Model]:
-        """``with model.inference(): ...`` runs the block in the inference phase, then restores
-        the phase the model had."""
-        was = self.training
-        self.set_phase(False)
-        try:
-            yield self
-        finally:
-            self.set_phase(was)
-
-    @contextlib.contextmanager
-    def training_phase(self) -> Iterator[Model]:
-        """``with model.training_phase(): ...``: the block runs in the training phase."""
-        was = self.training
-        self.set_phase(True)
-        try:
-            yield self
-        finally:
-            self.set_phase(was)
 
     def astype(self, dtype: DTypeLike) -> Model:
         """Convert every layer to float32, float64 or ``"exact"``; says which layer cannot."""

@@ -960,21 +960,6 @@ def _is_model(layer: Any) -> bool:
     return isinstance(layer, Model)
 
 
-class _inference:
-    """Run a block in the inference phase and restore the phase after."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def __enter__(self) -> Any:
-        self.was = self.model.training
-        self.model.set_phase(False)
-        return self.model
-
-    def __exit__(self, *exc: Any) -> None:
-        self.model.set_phase(self.was)
-
-
 # ---------------------------------------------------------------------------- inference
 class Evaluator:
     """The inference loop: the loss and the metrics over data, in the inference phase (the
@@ -1005,7 +990,7 @@ class Evaluator:
             self.scoring.resolve_metrics(y)
             batches = iterate_batches(x, y, batch_size)
         meter: Optional[_Meter] = None
-        with _inference(self.model):
+        with self.model.inference():
             for xb, yb in batches:
                 if meter is None:
                     self.scoring.resolve_metrics(yb)
@@ -1061,7 +1046,7 @@ def predict(model: Any, x: Any, batch_size: Optional[int] = 256) -> Any:
     """The model's output for ``x`` in the inference phase, ``batch_size`` samples at a time
     (``None``: all at once)."""
     x = _as_model_input(x, model, cast=False)
-    with _inference(model):
+    with model.inference():
         if batch_size is None:
             return model.forward(x)
         batch_size = _count("batch_size", batch_size, 1)

@@ -23,7 +23,7 @@ def _torch(factory):
 
 def _randomized(layer, seed=0):
     rng = np.random.default_rng(seed)
-    for p in layer.params():
+    for p in layer.parameters():
         if p.name == "weight":
             p.value = rng.uniform(0.5, 1.5, p.shape)
         else:
