@@ -42,11 +42,15 @@ def identity(g: OnnxGraph, layer: Any, inputs: list[str], shapes: Shapes) -> str
 # ---------------------------------------------------------------------- weighted layers
 @converter(Linear)
 def linear(g: OnnxGraph, layer: Linear, inputs: list[str], shapes: Shapes) -> str:
-    """``o = x·Wᵀ + b``: ``Gemm(x, W, b, transB=1)`` (W kept in PyTorch's (out, in) layout)."""
-    args = [inputs[0], g.weight("weight", layer.weight.value)]
-    if layer.use_bias:
-        args.append(g.weight("bias", layer.bias.value))
-    return g.op("Gemm", args, transB=1)
+    """``o = x·Wᵀ + b``, W kept in PyTorch's (out, in) layout: ``Gemm(x, W, b, transB=1)`` for a
+    batch of vectors; ``MatMul(x, Transpose(W)) + b`` over the last axis of a larger input
+    (``Gemm`` takes matrices only)."""
+    weight = g.weight("weight", layer.weight.value)
+    bias = g.weight("bias", layer.bias.value) if layer.use_bias else None
+    if len(shapes[0]) == 1:
+        return g.op("Gemm", [inputs[0], weight] + ([bias] if bias else []), transB=1)
+    out = g.op("MatMul", [inputs[0], g.op("Transpose", [weight], perm=[1, 0])])
+    return g.op("Add", [out, bias]) if bias else out
 
 
 @converter(Conv2d)
