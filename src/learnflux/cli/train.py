@@ -171,7 +171,10 @@ def register(subparsers: Any) -> None:
         "train",
         help="train a model (default: a small CNN on the embedded digits)",
         description="Train a model from a TOML config (default: a small CNN on the embedded\n"
-        "8×8 digits), test it, and write the model, metrics, history and curves to a run folder.",
+        "8×8 digits), test it, and write the model, metrics, history and curves to a run folder.\n"
+        "Under `mpiexec -n N` (the mpi extra) it trains data-parallel on N processes: [training]\n"
+        "batch_size is then the global batch, shared among them; rank 0 shows the progress and\n"
+        "writes the one run folder (docs/distributed.md).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     format_help = p.format_help
@@ -200,7 +203,11 @@ def register(subparsers: Any) -> None:
         "official checksums) into [data] root; same as download = true in [data]",
     )
     p.add_argument("--epochs", type=positive_int, help="override [training] epochs")
-    p.add_argument("--batch-size", type=positive_int, help="override [training] batch_size")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="override [training] batch_size (under mpiexec: the global batch)",
+    )
     p.add_argument("--seed", type=non_negative_int, help="override [training] seed")
     p.add_argument("--lr", type=float, help="override [optimizer] lr")
     p.add_argument("--quiet", action="store_true", help="no progress output, only the result")
@@ -222,8 +229,41 @@ def register(subparsers: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    world = data_parallel_world()
+    if world is None:
+        return _main(args, None)
+    if world.rank == 0:  # the pids: what mpiexec names if a rank dies
+        print(f"learnflux train: data-parallel over {world.describe()}", file=sys.stderr, flush=True)
+    try:
+        return _main(args, world)
+    except (Exception, KeyboardInterrupt) as exc:  # the other ranks must not wait for this one
+        from .failures import classify
+
+        if getattr(args, "debug", False):
+            import traceback
+
+            traceback.print_exc()
+        code, message = classify(exc)
+        world.abort(f"learnflux train: error on rank {world.rank} of {world.size}: {message}", code or 1)
+        return code  # pragma: no cover - abort does not return
+
+
+def data_parallel_world() -> Any:
+    """The job's MPI world when an MPI launcher (``mpiexec -n N``, ``srun``) started this process
+    as one of N > 1 ranks, else None (a plain run imports no MPI)."""
+    from ..distributed.world import launched_size
+
+    if launched_size() <= 1:
+        return None
+    from ..distributed import init
+
+    world = init()
+    return world if world.size > 1 else None
+
+
+def _main(args: argparse.Namespace, world: Any) -> int:
     if args.resume:
-        return resume_main(args)
+        return resume_main(args, world)
     if args.print_config:
         print(load_config(args.config).text if args.config else DEFAULT_CONFIG, end="")
         return 0
@@ -249,7 +289,9 @@ def main(args: argparse.Namespace) -> int:
         out, origin = Path(cfg.output_dir), f"[output] dir of {cfg.source}"
     else:
         out, origin = default_run_dir(), "a new runs/<timestamp>"
-    verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
+    if world is not None:  # one run folder: rank 0's timestamp
+        out = Path(world.broadcast(str(out)))
+    verbose = 0 if args.quiet or not _is_root(world) else (1 if sys.stdout.isatty() else 2)
     with _resume_hint(out):
         result = run(
             cfg,
@@ -259,13 +301,20 @@ def main(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             origin=origin,
             backup_every=args.backup_every,
+            world=world,
         )
+    if not _is_root(world):
+        return 0
     print(result_line(result))
     print(f"run folder: {out}  (model.lf, metrics.json, history.csv{'' if args.no_plot else ', curves.png'})")
     return 0
 
 
-def resume_main(args: argparse.Namespace) -> int:
+def _is_root(world: Any) -> bool:
+    return world is None or world.rank == 0
+
+
+def resume_main(args: argparse.Namespace, world: Any = None) -> int:
     """``learnflux train --resume RUN_DIR``: the run of RUN_DIR, continued from its backup."""
     given = [
         flag
@@ -291,11 +340,19 @@ def resume_main(args: argparse.Namespace) -> int:
     if args.download:
         cfg.data["download"] = True
     cfg.download_hint = "pass --download to fetch them (SHA-256 checked; or set download = true in [data])"
-    verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 2)
+    verbose = 0 if args.quiet or not _is_root(world) else (1 if sys.stdout.isatty() else 2)
     with _resume_hint(out):
         result = run(
-            cfg, out, verbose=verbose, plot=not args.no_plot, resume=True, backup_every=args.backup_every
+            cfg,
+            out,
+            verbose=verbose,
+            plot=not args.no_plot,
+            resume=True,
+            backup_every=args.backup_every,
+            world=world,
         )
+    if not _is_root(world):
+        return 0
     print(result_line(result))
     curves = "" if args.no_plot else ", curves.png"
     print(f"run folder: {out}  (resumed; model.lf, metrics.json, history.csv{curves})")
@@ -438,6 +495,7 @@ def run(
     origin: str = "the run folder",
     resume: bool = False,
     backup_every: Optional[int] = None,
+    world: Any = None,
 ) -> dict[str, Any]:
     """Everything ``learnflux train`` does, callable from Python: check and build, train, test,
     write the run folder; returns the content of ``metrics.json``. ``out`` must be absent or
@@ -446,7 +504,10 @@ def run(
 
     The training state is backed up to ``out/train_state.lfs`` at each epoch end (and every
     ``backup_every`` updates); with ``resume=True`` the run continues from it (``out`` then
-    holds the interrupted run, whose ``config.toml`` is ``cfg``)."""
+    holds the interrupted run, whose ``config.toml`` is ``cfg``).
+
+    ``world``: a data-parallel job's world (:mod:`learnflux.distributed`): every rank trains its
+    share of each global batch, rank 0 alone writes the run folder."""
     from ..callbacks import CSVLogger, TerminateOnNaN
     from ..checkpoint import BackupAndRestore
     from ..config import (
@@ -464,7 +525,8 @@ def run(
 
     # every check happens here, before any training
     out = Path(out)
-    if not resume:
+    root = world is None or world.rank == 0  # the rank that writes the run folder
+    if not resume and root:
         check_run_dir(out, overwrite, origin)
     dataset = load_data(cfg)
     model = build_model(cfg, dataset.sample_shape)
@@ -477,13 +539,14 @@ def run(
     steps = max(1, -(-batches // t["accumulate"]))  # updates: a last, shorter group makes one too
     schedule, interval = build_schedule(cfg, optimizer, steps)
 
-    if overwrite:  # the earlier run's files go: nothing of it can be mistaken for this run's
+    if overwrite and root:  # the earlier run's files go: nothing of it can be mistaken for this run's
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:  # a resumed run keeps the config.toml it started with
+    if root:
+        out.mkdir(parents=True, exist_ok=True)
+    if not resume and root:  # a resumed run keeps the config.toml it started with
         _write_text(out / "config.toml", cfg.text, atomic_write)
-    if dataset.standardizer is not None:
+    if dataset.standardizer is not None and root:
         _write_text(
             out / "preprocess.json",
             json.dumps({"standardizer": dataset.standardizer.get_config()}),
@@ -507,9 +570,14 @@ def run(
             f"{s.total_flops:,} FLOPs per sample · {type(optimizer).__name__} · "
             f"{t['epochs']} epoch{'s' if t['epochs'] > 1 else ''} of batches of {t['batch_size']}"
         )
+    if world is not None:  # the same run over the ranks (docs/distributed.md)
+        from ..distributed import DistributedTrainer
+
+        trainer = DistributedTrainer(model, options=trainer.options, world=world)
     history = trainer.fit(*dataset.train, validation_data=dataset.val)
     model_path = out / "model.lf"
-    save(model, model_path)
+    if root:
+        save(model, model_path)
     result: dict[str, Any] = {}
     if dataset.test is not None:
         test = trainer.evaluate(*dataset.test)
@@ -533,6 +601,8 @@ def run(
             "config": cfg.source,
         }
     )
+    if not root:
+        return result
     _write_text(out / "metrics.json", json.dumps(_jsonable(result), indent=2) + "\n", atomic_write)
     if plot:
         plot_curves(history, out / "curves.png")
