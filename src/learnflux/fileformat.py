@@ -462,8 +462,9 @@ class _Walker:
                 if j < 0:
                     inputs_used.add(-j)
             child = self.layer(item["layer"], f"{at}.layer", f"{plan.prefix}{i}.", depth + 1)
-            if child.cls.n_inputs == 1 and len(inbound) != 1:
-                raise self.error(f"{at}.inbound", f"{child.cls.__name__} takes one input, got {len(inbound)}")
+            if child.cls.n_inputs == 1 and not 1 <= len(inbound) <= child.cls.max_inputs:
+                takes = "one input" if child.cls.max_inputs == 1 else f"1 to {child.cls.max_inputs} inputs"
+                raise self.error(f"{at}.inbound", f"{child.cls.__name__} takes {takes}, got {len(inbound)}")
             plan.children.append(child)
             plan.inbound.append(list(inbound))
         if key == "nodes":

@@ -93,6 +93,9 @@ class Layer:
       ``Fraction`` values (``model.astype("exact")``).
     * ``input_kind``: ``"float"`` (default) or ``"index"`` (integer inputs, e.g. Embedding).
     * ``n_inputs``: 1, or ``None`` for merge layers that take a list of arrays.
+    * ``max_inputs``: for a layer with ``n_inputs = 1`` that may also be called on a list of up to
+      this many nodes in a graph (attention: ``[query, key, value]``); its ``forward`` then gets
+      the list and its ``backward`` returns one δ per item. 1 (the default): one input only.
     * ``flops_per_element``: the cost of the forward pass per output value (``lf.summary``), when
       it is a constant; override :meth:`flops` when it is a formula.
     * ``torch_twins``: the names of the ``torch.nn`` classes computing the same function
@@ -107,6 +110,7 @@ class Layer:
     supports_exact: ClassVar[bool] = False
     input_kind: ClassVar[str] = "float"
     n_inputs: ClassVar[Optional[int]] = 1
+    max_inputs: ClassVar[int] = 1
     #: FLOPs of the forward pass per output value (a multiply-add counts 2); None: unknown
     flops_per_element: ClassVar[Optional[int]] = None
     #: names of the torch.nn classes that compute this layer (the first is what to_torch builds)

@@ -34,8 +34,9 @@ class Node:
 
     @classmethod
     def create(cls, layer: Layer, inbound: Sequence[Node]) -> Node:
-        if layer.n_inputs == 1 and len(inbound) != 1:
-            raise ShapeError(f"{layer.describe()} takes one input, got {len(inbound)}")
+        if layer.n_inputs == 1 and not 1 <= len(inbound) <= layer.max_inputs:
+            takes = "one input" if layer.max_inputs == 1 else f"1 to {layer.max_inputs} inputs"
+            raise ShapeError(f"{layer.describe()} takes {takes}, got {len(inbound)}")
         return cls(layer, tuple(inbound))
 
     def __repr__(self) -> str:

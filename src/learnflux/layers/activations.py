@@ -374,6 +374,26 @@ class SiLU(Activation):
         return d
 
 
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``s_i = e^(x_i − max x) / Σ_j e^(x_j − max x)`` along ``axis`` (a new array).
+
+    The shift by the maximum avoids overflow and does not change the result. A slice that holds
+    only −∞ (every position masked out) has no maximum to shift by: its softmax is NaN, as in
+    PyTorch's ``softmax``. Used by :class:`Softmax` and by the attention layers."""
+    with np.errstate(invalid="ignore"):  # −∞ − (−∞) in a fully masked slice: NaN, as PyTorch
+        s = np.exp(x - x.max(axis=axis, keepdims=True))
+    s /= s.sum(axis=axis, keepdims=True)
+    return s
+
+
+def softmax_backward(s: np.ndarray, delta_out: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``δ_in = s ⊙ (δ_out − Σ_j δ_out,j·s_j)`` along ``axis``: the δ of softmax's input from its
+    output ``s`` (Jacobian ``∂s_i/∂x_j = s_i(1[i=j] − s_j)``). A new array."""
+    d = delta_out - (delta_out * s).sum(axis=axis, keepdims=True)
+    d *= s
+    return d
+
+
 class _AlongAxis(Activation):
     """Shared by Softmax and LogSoftmax: a normalisation along one axis (not the batch axis)."""
 
@@ -436,19 +456,14 @@ class Softmax(_AlongAxis):
     torch_twins = ("Softmax",)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        axis = self._axis(x.ndim)
-        _, s = self._shifted_exp(x, axis)
-        s /= s.sum(axis=axis, keepdims=True)
+        s = softmax(x, self._axis(x.ndim))
         if self.training:
             self._cache = s
         return s
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
         s = self._saved_for(delta_out)
-        axis = self._axis(s.ndim)
-        d = delta_out - (delta_out * s).sum(axis=axis, keepdims=True)
-        d *= s
-        return d
+        return softmax_backward(s, delta_out, self._axis(s.ndim))
 
 
 @register_layer
@@ -492,6 +507,8 @@ __all__ = [
     "SiLU",
     "Softmax",
     "LogSoftmax",
+    "softmax",
+    "softmax_backward",
     "erf",
     "erfc",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import numpy as np
@@ -35,7 +36,10 @@ class Linear(Layer):
     Weights: ``weight`` of shape ``(out_features, in_features)`` (``W[out][in]``, PyTorch's layout)
     and ``bias`` of shape ``(out_features,)``. Set them with ``layer.weight.value = ...``.
 
-    Input shape: ``(batch, in_features)``. Output shape: ``(batch, out_features)``.
+    Input shape: ``(batch, in_features)``, or ``(batch, …, in_features)`` as PyTorch: a sequence
+    ``(batch, T, in_features)`` applies the same weights at every position (the leading axes are
+    flattened into one batch of rows, so the weight gradient sums over them too). Output shape:
+    ``(batch, out_features)``, or ``(batch, …, out_features)``.
     """
 
     supports_exact = True
@@ -59,11 +63,20 @@ class Linear(Layer):
         if self.use_bias:
             self.add_param("bias", np.zeros(self.out_features))
         self._x: Optional[np.ndarray] = None
+        self._lead: Optional[tuple] = None  # the leading axes of an input with more than 2
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim > 2 and x.shape[-1] == self.in_features:
+            # (batch, …, in): the same product on the rows of a (batch·…, in) view
+            lead = x.shape[:-1]
+            out = self.forward(x.reshape(-1, self.in_features))
+            if self.training:
+                self._lead = lead
+            return out.reshape(*lead, self.out_features)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise self.shape_error(
-                f"expected input of shape (batch, {self.in_features}), got {tuple(x.shape)}"
+                f"expected input of shape (batch, {self.in_features}) or (batch, …, {self.in_features}), "
+                f"got {tuple(x.shape)}"
             )
         # oᵀ = W · xᵀ: OpenBLAS runs this product (untransposed W) about 10% faster than x · Wᵀ on
         # the benchmark's shapes. The result is a transposed view, (batch, out) in Fortran order;
@@ -82,6 +95,14 @@ class Linear(Layer):
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> Optional[np.ndarray]:
         x = self._x
         self.check_trainable(x)
+        if delta_out.ndim > 2 and self._lead is not None:
+            lead = self._lead
+            if delta_out.shape != (*lead, self.out_features):
+                raise self.shape_error(
+                    f"δ has shape {tuple(delta_out.shape)}, expected {(*lead, self.out_features)}"
+                )
+            d_in = self.backward(delta_out.reshape(-1, self.out_features), need_input_delta)
+            return None if d_in is None else d_in.reshape(*lead, self.in_features)
         if delta_out.shape != (x.shape[0], self.out_features):
             raise self.shape_error(
                 f"δ has shape {tuple(delta_out.shape)}, expected {(x.shape[0], self.out_features)}"
@@ -99,16 +120,19 @@ class Linear(Layer):
         return matmul(delta_out, self.weight.value) if need_input_delta else None
 
     def output_shape(self, input_shape: tuple) -> tuple:
-        if tuple(input_shape) != (self.in_features,):
+        shape = tuple(input_shape)
+        if not shape or shape[-1] != self.in_features:
             raise self.shape_error(f"expected inputs of size {self.in_features}, got {input_shape}")
-        return (self.out_features,)
+        return (*shape[:-1], self.out_features)
 
     def _cache_attrs(self) -> tuple[str, ...]:
-        return ("_x",)
+        return ("_x", "_lead")
 
     def flops(self, input_shape: tuple) -> int:
-        """``2·in·out`` per sample (a multiply-add per weight), ``+ out`` for the bias."""
-        return 2 * self.in_features * self.out_features + (self.out_features if self.use_bias else 0)
+        """``2·in·out`` per row (a multiply-add per weight), ``+ out`` for the bias; a sample of
+        shape ``(…, in)`` holds ``∏ …`` rows."""
+        rows = math.prod(tuple(input_shape)[:-1])
+        return rows * (2 * self.in_features * self.out_features + (self.out_features if self.use_bias else 0))
 
     @classmethod
     def state_shapes(cls, args: Any) -> dict[str, tuple]:
