@@ -317,9 +317,9 @@ class Chain(Optimizer):
         )
 
     ``options`` are the defaults of the parameter groups: the options the transforms read, each at
-    its transform's default when not given (``lr`` has none). Parameter groups, ``state_dict``,
-    ``load_state_dict``, schedules and exact arithmetic (when every transform is exact) work as
-    for the built-in optimizers.
+    the default of the first transform reading it when not given (``lr`` has none). Parameter
+    groups, ``state_dict``, ``load_state_dict``, schedules and exact arithmetic (when every
+    transform is exact) work as for the built-in optimizers.
     """
 
     def __init__(self, params: ParamsLike, transforms: Sequence[Transform], **options: Any) -> None:
@@ -328,8 +328,7 @@ class Chain(Optimizer):
         defaults: dict[str, Any] = {}
         for transform in self.transforms:
             for key, value in transform.options.items():
-                if defaults.get(key, REQUIRED) is REQUIRED:
-                    defaults[key] = value
+                defaults.setdefault(key, value)
         unknown = set(options) - set(defaults)
         if unknown:
             raise ConfigError(
