@@ -333,7 +333,7 @@ def test_a_transformer_in_a_sequential_saves_and_loads(tmp_path):
         lf.Input((5, 8)),
         lf.SinusoidalPositionalEncoding(8),
         lf.TransformerEncoderLayer(8, 2, 16, norm_first=True, is_causal=True, rotary=True, rng=0),
-        lf.RMSNorm(8) if hasattr(lf, "RMSNorm") else lf.LayerNorm(8),
+        lf.RMSNorm(8),
     )
     x = np.random.default_rng(14).standard_normal((3, 5, 8)).astype(np.float32)
     lf.save(model, tmp_path / "t.lf")

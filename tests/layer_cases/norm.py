@@ -1,4 +1,4 @@
-"""Cases for the normalization layers (BatchNorm1d, BatchNorm2d, LayerNorm).
+"""Cases for the normalization layers (BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm).
 
 Each layer gets random γ, β (and running statistics), so that a backward pass that forgot γ
 (or used the running statistics in the training phase) cannot pass by luck with γ = 1, β = 0.
@@ -110,5 +110,25 @@ CASES = [
         lambda: _randomized(lf.LayerNorm(4, eps=1e-3, bias=False)),
         (4,),
         torch=_torch(lambda nn: nn.LayerNorm(4, eps=1e-3, bias=False)),
+    ),
+    # RMSNorm: eps=None is the dtype's machine epsilon, in both frameworks
+    LayerCase("rmsnorm", lambda: _randomized(lf.RMSNorm(6)), (6,), torch=_torch(lambda nn: nn.RMSNorm(6))),
+    LayerCase(
+        "rmsnorm-seq-eps",
+        lambda: _randomized(lf.RMSNorm(8, eps=1e-3), 1),
+        (5, 8),
+        torch=_torch(lambda nn: nn.RMSNorm(8, eps=1e-3)),
+    ),
+    LayerCase(
+        "rmsnorm-last2",
+        lambda: _randomized(lf.RMSNorm((3, 4)), 2),
+        (2, 3, 4),
+        torch=_torch(lambda nn: nn.RMSNorm((3, 4))),
+    ),
+    LayerCase(
+        "rmsnorm-noaffine",
+        lambda: lf.RMSNorm(5, elementwise_affine=False),
+        (3, 5),
+        torch=_torch(lambda nn: nn.RMSNorm(5, elementwise_affine=False)),
     ),
 ]

@@ -1,8 +1,10 @@
-"""Normalization layers: batch normalization (1d and 2d) and layer normalization.
+"""Normalization layers: batch normalization (1d and 2d), layer normalization and RMS normalization.
 
-Both standardise their input, ``x̂ = (x − μ) / σ`` with ``σ = √(biased variance + ε)``, then
-apply a learnable affine map ``o = γ·x̂ + β``. They differ in the axes ``μ`` and ``σ`` are taken
-over: the batch (and spatial) axes for batch norm, the trailing feature axes for layer norm.
+Batch norm and layer norm standardise their input, ``x̂ = (x − μ) / σ`` with
+``σ = √(biased variance + ε)``, then apply a learnable affine map ``o = γ·x̂ + β``. They differ in
+the axes ``μ`` and ``σ`` are taken over: the batch (and spatial) axes for batch norm, the trailing
+feature axes for layer norm. RMS norm (:class:`RMSNorm`) only divides by the root mean square of
+the trailing axes, ``o = γ·x/√(mean(x²) + ε)``.
 
 The backward pass is the fused formula (``m`` = number of values sharing one ``μ, σ``, means over
 those values)::
@@ -352,13 +354,7 @@ class LayerNorm(Layer):
 
     @classmethod
     def state_shapes(cls, args: Any) -> dict[str, tuple]:
-        value = args.get("normalized_shape", None)
-        items = value if isinstance(value, list) else [value]
-        if not items or len(items) > args.max_list or not all(args.is_size(v) for v in items):
-            args.fail(
-                "normalized_shape", f"expected a positive integer or a list of them, got {args.show(value)}"
-            )
-        shape = tuple(items)
+        shape = _normalized_shape_arg(args)
         if not args.flag("elementwise_affine", True):
             return {}
         return {"weight": shape, **({"bias": shape} if args.flag("bias", True) else {})}
@@ -384,4 +380,121 @@ class LayerNorm(Layer):
         return config
 
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
+def _normalized_shape_arg(args: Any) -> tuple[int, ...]:
+    """A file's ``normalized_shape`` (an int or a list of them), checked (``Layer.state_shapes``)."""
+    value = args.get("normalized_shape", None)
+    items = value if isinstance(value, list) else [value]
+    if not items or len(items) > args.max_list or not all(args.is_size(v) for v in items):
+        args.fail(
+            "normalized_shape", f"expected a positive integer or a list of them, got {args.show(value)}"
+        )
+    return tuple(items)
+
+
+@register_layer
+class RMSNorm(Layer):
+    """Root-mean-square normalization (Zhang & Sennrich 2019; PyTorch's ``nn.RMSNorm``, the norm of
+    Llama and the small language models): each sample is divided by the root mean square of its
+    last ``len(normalized_shape)`` axes; unlike LayerNorm nothing is subtracted and there is no β.
+
+    Forward, per sample over the ``D`` values of the normalized axes::
+
+        r = 1/√(mean(x²) + ε)      x̂ = x·r      o = γ ⊙ x̂
+
+    Backward, with ``g = γ ⊙ δ`` (the path through ``r`` gives the second term)::
+
+        δx = r·(g − x̂·mean(g ⊙ x̂))
+        δγ = Σ_batch δ ⊙ x̂
+
+    Args:
+        normalized_shape: the trailing shape to normalize over (an int for the last axis).
+        eps: added to the mean square; None (PyTorch's default): the machine epsilon of the
+            input's dtype (``np.finfo(dtype).eps``: 1.2e-7 in float32, 2.2e-16 in float64).
+        elementwise_affine: learn ``γ`` (``weight``, ones, of shape ``normalized_shape``).
+
+    Input shape: ``(batch, ..., *normalized_shape)``. Output shape: the same. Not exact (√).
+    """
+
+    flops_per_element = 4
+    torch_twins = ("RMSNorm",)
+
+    def __init__(
+        self,
+        normalized_shape: Union[int, Sequence[int]],
+        eps: Optional[float] = None,
+        elementwise_affine: bool = True,
+    ) -> None:
+        super().__init__()
+        if isinstance(normalized_shape, (int, np.integer)):
+            normalized_shape = (int(normalized_shape),)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        if not self.normalized_shape or any(s <= 0 for s in self.normalized_shape):
+            raise ConfigError(f"RMSNorm: invalid normalized_shape {normalized_shape!r}")
+        if eps is not None and eps <= 0:
+            raise ConfigError(f"RMSNorm: eps must be positive (or None), got {eps}")
+        self.eps = None if eps is None else float(eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        if self.elementwise_affine:
+            self.add_param("weight", np.ones(self.normalized_shape))
+        self._xhat: Optional[np.ndarray] = None
+        self._inv_rms: Optional[np.ndarray] = None
+
+    _axes = LayerNorm._axes
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        axes = self._axes(x.shape)
+        eps = np.finfo(x.dtype).eps if self.eps is None else self.eps
+        inv_rms = 1 / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + scalar_like(eps, x.dtype))
+        xhat = x * inv_rms
+        if self.training:
+            self._xhat = xhat
+            self._inv_rms = inv_rms
+        return xhat * self.weight.value if self.elementwise_affine else xhat
+
+    def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> Optional[np.ndarray]:
+        xhat = self._xhat
+        self.check_trainable(xhat)
+        if delta_out.shape != xhat.shape:
+            raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {xhat.shape}")
+        axes = self._axes(xhat.shape)
+        if self.elementwise_affine:
+            lead = tuple(range(xhat.ndim - len(axes)))
+            self.weight.set_grad((delta_out * xhat).sum(axis=lead))
+            g = delta_out * self.weight.value
+        else:
+            g = delta_out
+        if not need_input_delta:
+            return None
+        d_in = xhat * (g * xhat).mean(axis=axes, keepdims=True)
+        np.subtract(g, d_in, out=d_in)
+        d_in *= self._inv_rms
+        return d_in
+
+    def _cache_attrs(self) -> tuple[str, ...]:
+        return ("_xhat", "_inv_rms")
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        self._axes((1, *input_shape))
+        return tuple(input_shape)
+
+    @classmethod
+    def state_shapes(cls, args: Any) -> dict[str, tuple]:
+        shape = _normalized_shape_arg(args)
+        return {"weight": shape} if args.flag("elementwise_affine", True) else {}
+
+    @classmethod
+    def from_torch_module(cls, module: Any) -> Layer:
+        return cls(
+            tuple(module.normalized_shape), eps=module.eps, elementwise_affine=module.elementwise_affine
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"normalized_shape": list(self.normalized_shape)}
+        if self.eps is not None:
+            config["eps"] = self.eps
+        if not self.elementwise_affine:
+            config["elementwise_affine"] = False
+        return config
+
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "RMSNorm"]
