@@ -1,5 +1,6 @@
-"""Cases for the shape layers (Flatten, Reshape): exact-capable, PyTorch twins where one exists
-(``nn.Flatten``, and ``nn.Unflatten`` for a Reshape of vectors)."""
+"""Cases for the shape layers (Flatten, Reshape, Permute): exact-capable, PyTorch twins where one
+exists (``nn.Flatten``, ``nn.Unflatten`` for a Reshape of vectors, and for Permute the module
+``lf.to_torch`` builds: ``x.permute(*dims)``, torch.nn having no Permute)."""
 
 import learnflux as lf
 
@@ -45,4 +46,18 @@ CASES = [
         torch=_torch(lambda nn: nn.Flatten()),
     ),
     LayerCase("reshape-image", lambda: lf.Reshape((2, -1)), (3, 4), exact=True),
+    LayerCase(
+        "permute-sequence",
+        lambda: lf.Permute([0, 2, 1]),
+        (5, 3),
+        exact=True,
+        torch=_torch(lambda nn: lf.to_torch(lf.Permute([0, 2, 1]))),
+    ),
+    LayerCase(
+        "permute-3-axes",
+        lambda: lf.Permute([0, 3, 1, 2]),
+        (2, 3, 4),
+        exact=True,
+        torch=_torch(lambda nn: lf.to_torch(lf.Permute([0, 3, 1, 2]))),
+    ),
 ]

@@ -1,5 +1,5 @@
-"""Shape layers: Flatten and Reshape. They move no value, only the way values are indexed, so
-they run in every arithmetic (including exact ``Fraction`` arithmetic)."""
+"""Shape layers: Flatten, Reshape and Permute. They move no value, only the way values are
+indexed, so they run in every arithmetic (including exact ``Fraction`` arithmetic)."""
 
 from __future__ import annotations
 
@@ -170,4 +170,97 @@ class Reshape(Layer):
         return {"shape": list(self.shape)}
 
 
-__all__ = ["Flatten", "Reshape"]
+@register_layer
+class Permute(Layer):
+    """Reorder the axes of each sample: ``o = x.permute(*dims)`` (torchvision's
+    ``ops.Permute``; PyTorch's ``torch.permute`` as a layer).
+
+    ``dims`` counts the batch axis, as PyTorch does, and keeps it first (``dims[0] == 0``): a
+    language model's logits ``(batch, T, classes)`` become ``Permute([0, 2, 1])`` →
+    ``(batch, classes, T)``, the layout ``CrossEntropyLoss`` takes for sequences; the same layer
+    turns ``(batch, T, C)`` into the ``(batch, C, L)`` that ``Conv1d`` takes.
+
+    Forward: ``o[i_0, i_1, …] = x[i_{p⁻¹(0)}, …]``, i.e. ``o = transpose(x, dims)`` (a view, no
+    copy). Backward: the inverse permutation, ``δ_in = transpose(δ_out, argsort(dims))``.
+
+    Args:
+        dims: a permutation of ``0 … ndim − 1`` (the batch axis included) that starts with 0.
+
+    Input shape: ``(batch, d1, …, dk)`` with ``k = len(dims) − 1``. Output shape:
+    ``(batch, d_{dims[1]}, …, d_{dims[k]})``.
+    """
+
+    supports_exact = True
+    flops_per_element = 0
+
+    def __init__(self, dims: Sequence[int]) -> None:
+        super().__init__()
+        if isinstance(dims, (int, np.integer)) or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in dims
+        ):
+            raise ConfigError(f"Permute: dims must be a list of axes, e.g. [0, 2, 1], got {dims!r}")
+        self.dims = tuple(int(d) for d in dims)
+        if sorted(self.dims) != list(range(len(self.dims))) or len(self.dims) < 2:
+            raise ConfigError(
+                f"Permute: dims must be a permutation of 0 … n − 1 (n >= 2 axes, the batch axis "
+                f"included), got {list(self.dims)}"
+            )
+        if self.dims[0] != 0:
+            raise ConfigError(
+                f"Permute: axis 0 is the batch axis and stays first: dims must start with 0, "
+                f"got {list(self.dims)}"
+            )
+        self.inverse = tuple(int(i) for i in np.argsort(self.dims))
+        self._in_shape: Optional[tuple] = None
+
+    def _check(self, shape: tuple) -> None:
+        if len(shape) != len(self.dims):
+            raise self.shape_error(
+                f"dims={list(self.dims)} permutes {len(self.dims)} axes (the batch axis included), "
+                f"but the input has shape {tuple(shape)}"
+            )
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check(x.shape)
+        if self.training:
+            self._in_shape = x.shape
+        return np.transpose(x, self.dims)
+
+    def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
+        shape = self._in_shape
+        self.check_trainable(shape)
+        expected = tuple(shape[d] for d in self.dims)
+        if delta_out.shape != expected:
+            raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {expected}")
+        return np.transpose(delta_out, self.inverse)
+
+    def _cache_attrs(self) -> tuple[str, ...]:
+        return ("_in_shape",)
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        shape = (1, *input_shape)
+        self._check(shape)
+        return tuple(shape[d] for d in self.dims[1:])
+
+    def to_torch_module(self, nn: Any) -> Any:
+        """A ``torch.nn.Module`` computing ``x.permute(*dims)`` (torch.nn has no Permute;
+        torchvision's ``ops.Permute`` is the same module)."""
+        return _torch_permute_class(nn)(list(self.dims))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"dims": list(self.dims)}
+
+
+def _torch_permute_class(nn: Any) -> type:
+    class Permute(nn.Module):
+        def __init__(self, dims: list) -> None:
+            super().__init__()
+            self.dims = dims
+
+        def forward(self, x: Any) -> Any:
+            return x.permute(*self.dims)
+
+    return Permute
+
+
+__all__ = ["Flatten", "Permute", "Reshape"]
