@@ -342,6 +342,29 @@ def test_a_transformer_in_a_sequential_saves_and_loads(tmp_path):
     assert "2.self_attn.out_proj.weight" in loaded.state_dict()
 
 
+def test_a_config_builds_a_transformer_and_infers_its_width():
+    """``[model]`` layers of a TOML config: embed_dim and d_model come from the incoming shape."""
+    from learnflux.config import build_model, parse_config
+
+    text = "[model]\ninput_shape = [12]\n" + "".join(
+        f"[[model.layers]]\n{body}\n"
+        for body in (
+            'type = "Embedding"\nnum_embeddings = 20\nembedding_dim = 16',
+            'type = "LearnedPositionalEmbedding"\nmax_len = 12\nembedding_dim = 16',
+            'type = "TransformerEncoderLayer"\nnhead = 4\ndim_feedforward = 32\nnorm_first = true\n'
+            'is_causal = true\nrotary = true\nactivation = "gelu"',
+            'type = "MultiheadAttention"\nnum_heads = 2',
+            'type = "RMSNorm"\nnormalized_shape = 16',
+            'type = "Linear"\nout_features = 20',
+        )
+    )
+    model = build_model(parse_config(text))
+    block, attn = model.layers[3], model.layers[4]
+    assert (block.d_model, block.self_attn.is_causal, block.self_attn.rotary) == (16, True, True)
+    assert attn.embed_dim == 16
+    assert lf.summary(model).rows[-1].output_shape == (12, 20)
+
+
 # ---------------------------------------------------------------------------- errors
 @pytest.mark.parametrize(
     "call,error,match",

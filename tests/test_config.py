@@ -1,5 +1,6 @@
 """TOML run configs: defaults, building, and errors that name the file, line and key path."""
 
+import types
 import typing
 from importlib import resources
 from pathlib import Path
@@ -14,6 +15,7 @@ from learnflux.config import (
     build_model,
     build_optimizer,
     build_schedule,
+    check_output,
     default_config,
     load_config,
     locate,
@@ -107,8 +109,14 @@ def test_shape_mismatch_between_layers_is_reported_before_training():
     assert "shape [144]" in msg and "in_features = 144" in msg
     msg = error_of(CNN.replace("kernel_size = 3", "kernel_size = 9"))
     assert msg.startswith("run.toml:5: model.layers[0]: Conv2d cannot take the input of shape [1, 8, 8]")
-    msg = error_of(CNN.replace('type = "Flatten"', 'type = "Identity"'))  # no flattening
-    assert msg.startswith("run.toml:13: model.layers[3]: Linear cannot take the input of shape [4, 6, 6]")
+    # no flattening: Linear acts on the last axis (as PyTorch's), so the output is not one vector
+    # per sample; the check of the output against the data says so before training
+    cfg = parse_config(CNN.replace('type = "Flatten"', 'type = "Identity"'), source="run.toml")
+    model = build_model(cfg, (1, 8, 8))
+    with pytest.raises(lf.ConfigError) as info:
+        check_output(cfg, model, types.SimpleNamespace(sample_shape=(1, 8, 8), n_classes=10))
+    assert str(info.value).startswith("run.toml:13: model.layers[3]: the model outputs shape [4, 6, 10]")
+    assert "a Flatten before the last Linear" in str(info.value)
 
 
 def test_bad_tables_and_training_values():

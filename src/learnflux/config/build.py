@@ -145,7 +145,9 @@ def check_output(cfg: RunConfig, model: Any, dataset: Dataset) -> None:
                 last,
                 f"the model outputs shape {list(out)} but the data has "
                 f"{dataset.n_classes} classes: the last layer must output "
-                f"{dataset.n_classes} values",
+                f"{dataset.n_classes} values"
+                # Linear acts on the last axis of a (C, H, W) or (T, d) input, as PyTorch's
+                + ("; a Flatten before the last Linear makes one vector per sample" if len(out) > 1 else ""),
             )
 
 
