@@ -251,7 +251,7 @@ def test_a_killed_rank_stops_the_job(tmp_path):
 @needs_mpi
 def test_a_raising_rank_stops_the_job_naming_it():
     proc = mpirun(3, "raise", timeout=60)
-    assert proc.returncode != 0
+    assert proc.returncode != 0, proc.stderr
     assert "rank 1 of 3" in proc.stderr and "raised RuntimeError: a fault planted" in proc.stderr
 
 
@@ -262,5 +262,5 @@ def test_a_frozen_rank_is_named_by_the_watchdog():
     start = time.monotonic()
     proc = mpirun(3, "stop", timeout=60, env=mpi_env(LEARNFLUX_DIST_TIMEOUT="2"))
     assert time.monotonic() - start < 60
-    assert proc.returncode != 0
+    assert proc.returncode != 0, proc.stderr
     assert re.search(r"rank 1 \(pid \d+ on .*\) did not answer", proc.stderr), proc.stderr

@@ -29,6 +29,7 @@ import os
 import pickle
 import socket
 import sys
+import time
 import traceback
 from typing import Any, Optional, Sequence
 
@@ -217,6 +218,7 @@ class MPIWorld(World):
     def abort(self, message: str, code: int = 1) -> None:
         sys.stderr.write(message.rstrip("\n") + "\n")
         sys.stderr.flush()
+        time.sleep(0.5)  # the launcher forwards the message before it tears the job down
         self.comm.Abort(code)
 
     def describe(self) -> str:
