@@ -31,7 +31,7 @@ from ..layer import Layer
 from ..layers.input import Input
 from ..model import Model, Sequential
 from ..summary import _shape_of
-from . import onnx_layers  # noqa: F401  (registers the built-in converters)
+from . import onnx_attention, onnx_layers  # noqa: F401  (register the built-in converters)
 from .onnx_graph import CONVERTERS, OPSET, OnnxGraph, lookup
 
 ShapeLike = Union[int, Sequence[int]]
