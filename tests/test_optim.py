@@ -281,7 +281,7 @@ def test_param_groups_helper_no_decay_on_biases_and_norms():
     groups = lf.optim.param_groups(model, weight_decay=0.5, no_decay=("4.*",))
     assert [names[id(p)] for p in groups[1]["params"]] == ["4.weight", "4.bias"]
     opt = lf.SGD(groups, lr=1.0)
-    for p in model.params():
+    for p in model.parameters():
         p.grad = np.zeros_like(p.value)
     before = {n: p.value.copy() for n, p in model.named_parameters()}
     opt.step()
@@ -293,7 +293,7 @@ def test_param_groups_helper_no_decay_on_biases_and_norms():
 def test_optimizer_accepts_a_model_and_checks_its_arguments():
     model = lf.Sequential(lf.Input(2), lf.Linear(2, 2))
     assert len(list(lf.SGD(model, lr=0.1).params())) == 2
-    p = model.params()
+    p = model.parameters()
     with pytest.raises(ConfigError, match="lr"):
         lf.SGD(p, lr=-1.0)
     with pytest.raises(ConfigError, match="Nesterov"):
@@ -332,7 +332,7 @@ def test_skips_params_without_grad_and_refuses_inference_phase(name):
 def test_model_in_inference_phase_is_refused():
     model = lf.Sequential(lf.Input(2), lf.Linear(2, 1))
     opt = lf.Adam(model.parameters())
-    for p in model.params():
+    for p in model.parameters():
         p.grad = np.ones_like(p.value)
     model.eval()
     with pytest.raises(PhaseError):
@@ -385,7 +385,7 @@ def _step_on_batches(dtype, batches, k_scale):
             delta = delta * lf.numbers.scalar_like(F(1, k_scale), model.dtype)
         model.backward(delta, accumulate=True)
     opt.step()
-    return [p.value.copy() for p in model.params()]
+    return [p.value.copy() for p in model.parameters()]
 
 
 @pytest.mark.parametrize("dtype", ["exact", np.float64])

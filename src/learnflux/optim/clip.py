@@ -15,8 +15,8 @@ from ..param import Param
 def _grads(params: Any) -> list[Param]:
     if isinstance(params, Param):
         plist = [params]
-    elif hasattr(params, "params") and callable(params.params):
-        plist = list(params.params())
+    elif hasattr(params, "parameters") and callable(params.parameters):
+        plist = list(params.parameters())
     else:
         plist = list(params)
     return [p for p in plist if p.grad is not None]

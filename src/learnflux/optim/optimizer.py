@@ -31,11 +31,11 @@ ParamsLike = Union[Iterable[Union[Param, dict]], Any]
 
 
 def _as_param_list(params: Any) -> list:
-    """A model/layer (anything with ``params()``), a single Param, or an iterable of them."""
+    """A model/layer (anything with ``parameters()``), a single Param, or an iterable of them."""
     if isinstance(params, Param):
         return [params]
-    if hasattr(params, "params") and callable(params.params):
-        return list(params.params())
+    if hasattr(params, "parameters") and callable(params.parameters):
+        return list(params.parameters())
     if isinstance(params, dict):
         return [params]
     return list(params)
