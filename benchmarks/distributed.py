@@ -20,7 +20,8 @@ Measured per step, on rank 0, median over the steps of a run, then over the roun
 * ``allreduce_share``: ``(wait + exchange) / step``, what a profiler shows in the allreduce;
 * ``efficiency``: ``samples_per_s(2) / (2 · samples_per_s(1))``.
 
-Results: ``benchmarks/results/distributed-<UTC timestamp>.json``; ``--update`` also writes
+Results: ``benchmarks/results/distributed-<UTC timestamp>.json`` (``--results DIR``: another
+folder); ``--update`` also writes
 ``benchmarks/results/distributed.json``, the run docs/distributed.md quotes.
 """
 
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--update", action="store_true", help="also write benchmarks/results/distributed.json"
     )
+    parser.add_argument("--results", default=str(RESULTS), help="the folder of the timestamped results")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -209,10 +211,11 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     report["load_average_after"] = os.getloadavg()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"distributed-{stamp}.json"
+    folder = Path(args.results)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"distributed-{stamp}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"results: {path.relative_to(ROOT)}")
+    print(f"results: {path}")
     if args.update:
         (RESULTS / "distributed.json").write_text(json.dumps(report, indent=1) + "\n")
         print("updated benchmarks/results/distributed.json")

@@ -10,6 +10,7 @@ skip; the single-process tests always run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -231,6 +232,19 @@ def test_sync_batchnorm_gradients_over_three_ranks(tmp_path):
 def test_both_paths_of_the_ordered_sum_give_the_same_bits(tmp_path):
     got = run_case("sum-paths", 3, tmp_path)
     assert got["all_equal"].tolist() == [True, True, True]
+
+
+@needs_mpi
+def test_the_scaling_benchmark_runs(tmp_path):
+    """benchmarks/distributed.py, one launch of each variant, two timed steps: its report holds
+    the figures docs/distributed.md quotes."""
+    cmd = [sys.executable, "-m", "benchmarks.distributed", "--cases", "cnn", "--rounds", "1"]
+    cmd += ["--steps", "2", "--warmup", "1", "--results", str(tmp_path)]
+    subprocess.run(cmd, check=True, cwd=ROOT, env=mpi_env(), capture_output=True, timeout=300)
+    (path,) = tmp_path.glob("distributed-*.json")
+    case = json.loads(path.read_text())["cases"]["cnn"]
+    assert case["2"]["gradient_bytes"] == 81960 and case["1"]["allreduce_share"] == 0.0
+    assert 0 < case["efficiency"] and 0 < case["2"]["allreduce_share"] < 1
 
 
 # ---------------------------------------------------------------------------- faults
