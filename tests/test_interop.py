@@ -366,7 +366,7 @@ def test_embedding_and_global_pool_convert():
         (lambda: nn.Sequential(nn.Embedding(5, 2, padding_idx=0)), r"Embedding at '0'.*padding_idx=0"),
         (lambda: nn.Sequential(nn.AdaptiveAvgPool2d(2)), r"AdaptiveAvgPool2d at '0'.*output_size=1"),
         (lambda: nn.Sequential(), r"nn.Sequential at the top level is empty"),
-        (lambda: nn.LSTM(2, 2), r"unsupported module LSTM at the top level"),
+        (lambda: nn.LSTM(2, 2, proj_size=1), r"LSTM at the top level is not supported with proj_size=1"),
     ],
     ids=[
         "nested-path",
@@ -376,7 +376,7 @@ def test_embedding_and_global_pool_convert():
         "padding-idx",
         "adaptive-2",
         "empty",
-        "lstm",
+        "lstm-proj-size",
     ],
 )
 def test_from_torch_errors_name_the_module_and_path(module, match):

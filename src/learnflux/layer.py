@@ -205,6 +205,15 @@ class Layer:
         ``add_buffer`` with sizes from its arguments must override this."""
         return None
 
+    def flow_through_time(self) -> Optional[dict[str, np.ndarray]]:
+        """For a layer that loops over time steps (``RNN``, ``LSTM``, ``GRU``): what each time step
+        held in its last training step, by name (``"h_l0"``: the states ``h_t``, ``"dh_l0"``: the
+        learning flow ``δh_t`` reaching them), each array ``(batch, T, …)``; the trace
+        (``lf.Recorder``, ``learnflux explain``) shows them step by step. A layer that has them
+        keeps them only while its ``record_time_steps`` attribute is true (the recorder sets it
+        around one step). None (the default): the layer has no time steps."""
+        return None
+
     @classmethod
     def from_torch_module(cls, module: Any) -> Layer:
         """This layer built from ``module``, an instance of one of ``torch_twins`` (``lf.from_torch``

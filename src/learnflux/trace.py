@@ -9,7 +9,10 @@ For a model of layers ``L1 … Ln`` (``model.layers[0] … model.layers[n-1]``) 
   ``∂Loss/∂o^k``, the sum over every layer ``o^k`` feeds;
 * ``δw``: the weight gradients written by the backward pass (``w2`` is the ``weight`` of layer 2,
   ``b2`` its ``bias``);
-* ``ŵ``: the weights after the optimizer's update.
+* ``ŵ``: the weights after the optimizer's update;
+* for a layer that loops over time steps (``RNN``, ``LSTM``, ``GRU``), the learning flow through
+  time: ``δh_t = ∂Loss/∂h_t`` at every time step ``t`` (``Step.through_time``), going back from
+  ``t = T`` to 1 (``Layer.flow_through_time``).
 
 Use it in three ways::
 
@@ -51,6 +54,7 @@ __all__ = [
     "format_value",
     "layer_outputs",
     "record",
+    "time_step_name",
     "to_jsonable",
     "updated_name",
 ]
@@ -218,6 +222,9 @@ class Step:
     * ``deltas[k-1] = δ^k`` for ``k = 1 … n+1`` (``deltas[n]`` is the loss's δ, which carries
       the batch's ``1/n``).
     * ``grads``, ``weights_before``, ``weights_after``: by article name (``"w2"``).
+    * ``through_time``: for each recurrent layer ``L^k`` of the model (by ``k``), what each time
+      step held (``Layer.flow_through_time``): ``{"h_l0": h_t, "dh_l0": δh_t, ...}``, each
+      ``(batch, T, H)``; empty for a model without time steps.
     """
 
     index: int
@@ -231,6 +238,7 @@ class Step:
     grads: dict[str, np.ndarray]
     weights_before: dict[str, np.ndarray]
     weights_after: dict[str, np.ndarray]
+    through_time: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def delta(self, k: int) -> Any:
         """``δ^k`` (1-based, as in the article)."""
@@ -241,7 +249,7 @@ class Step:
         return self.outputs[k - 1]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc = {
             "step": self.index,
             "epoch": self.epoch,
             "samples": list(self.samples),
@@ -251,6 +259,54 @@ class Step:
             "grads": {k: to_jsonable(_flat_if_row(v)) for k, v in self.grads.items()},
             "weights_after": {k: to_jsonable(_flat_if_row(v)) for k, v in self.weights_after.items()},
         }
+        if self.through_time:
+            doc["through_time"] = {
+                f"L{k}": {name: to_jsonable(a) for name, a in values.items()}
+                for k, values in self.through_time.items()
+            }
+        return doc
+
+    def time_steps(self) -> list[tuple[int, str, int, np.ndarray]]:
+        """The learning flow through time in the order the backward pass computed it:
+        ``(k, name, t, δ)`` for each recurrent layer ``L^k`` (the last first), each of its stacked
+        layers and directions (the top one first), each time step ``t`` (1-based) from ``t = T``
+        down to 1 (up from 1 for a ``_reverse`` direction) and each δ of that step (``dh_l0``:
+        ``δh_t``, then ``dc_l0``: ``δc_t`` for an LSTM); ``δ`` is ``(batch, H)``."""
+        out = []
+        for k in sorted(self.through_time, reverse=True):
+            values = self.through_time[k]
+            groups: dict[str, list[str]] = {}
+            for name in sorted((n for n in values if n.startswith("d")), key=lambda n: n[1] != "h"):
+                groups.setdefault(name.partition("_")[2], []).append(name)
+            for where in sorted(groups, key=_time_order):
+                names = groups[where]
+                length = values[names[0]].shape[1]
+                steps = range(1, length + 1) if where.endswith("_reverse") else range(length, 0, -1)
+                out.extend((k, name, t, values[name][:, t - 1]) for t in steps for name in names)
+        return out
+
+
+def _time_order(where: str) -> tuple:
+    """``l1`` before ``l1_reverse`` before ``l0``: the top stacked layer first, as the backward
+    pass."""
+    layer, _, direction = where[1:].partition("_")
+    return (-int(layer) if layer.isdigit() else 0, direction)
+
+
+def time_step_name(name: str, t: int) -> str:
+    """``"dh_l0", 3`` → ``"δh_l0[t=3]"``: the article's δ for one time step."""
+    return f"δ{name[1:]}[t={t}]" if name.startswith("d") else f"{name}[t={t}]"
+
+
+def _recurrent_layers(model: Model) -> list[tuple[int, Any]]:
+    """``(k, layer)`` for each layer of ``model`` that has time steps (1-based ``k``)."""
+    from .layer import Layer
+
+    return [
+        (k, layer)
+        for k, layer in enumerate(model.layers, start=1)
+        if type(layer).flow_through_time is not Layer.flow_through_time
+    ]
 
 
 class Recorder:
@@ -280,6 +336,10 @@ class Recorder:
         before = self.weights()
         previous = model.record_intermediates
         model.record_intermediates = True
+        recurrent = _recurrent_layers(model)
+        kept = [getattr(layer, "record_time_steps", False) for _, layer in recurrent]
+        for _, layer in recurrent:
+            layer.record_time_steps = True
         try:
             out = model.forward(x)
             value = self.loss.forward(out, y)
@@ -288,8 +348,15 @@ class Recorder:
             outputs = [_copy(o) for o in model.last_outputs]
             deltas = [_copy(model.last_input_deltas[0] if model._single_input else model.last_input_deltas)]
             deltas += [_copy(d) for d in model.last_deltas]
+            through_time = {}
+            for k, layer in recurrent:
+                values = layer.flow_through_time()
+                if values:
+                    through_time[k] = {name: _copy(a) for name, a in values.items()}
         finally:
             model.record_intermediates = previous
+            for (_, layer), was in zip(recurrent, kept, strict=True):
+                layer.record_time_steps = was
         grads = {article_name(n): _copy(p.grad) for n, p in model.named_parameters() if p.grad is not None}
         if self.optimizer is not None:
             self.optimizer.step()
@@ -306,6 +373,7 @@ class Recorder:
             grads=grads,
             weights_before=before,
             weights_after=self.weights(),
+            through_time=through_time,
         )
         self.steps.append(step)
         return step
@@ -427,6 +495,9 @@ class Trace:
             if d is None or isinstance(d, list):  # not computed, or one δ per model input
                 continue
             items.append((f"δ{k}", formulas.get(f"d{k}", ""), per_sample(d)))
+        for k, name, t, d in step.time_steps():
+            what = f"∂Loss/∂{name[1]}_t" + (" (from o_t and from step t + 1)" if name[1] == "h" else "")
+            items.append((f"L{k} {time_step_name(name, t)}", what, per_sample(d)))
         for name, g in step.grads.items():
             items.append((f"δ{name}", formulas.get(f"g{name}", ""), [format_tensor(_flat_if_row(g), exact)]))
         for name, w in step.weights_after.items():

@@ -93,7 +93,14 @@ TRAINING_KEYS: dict[str, Any] = {
 SUPPLIED = {"model.layers": ("rng",), "loss": (), "optimizer": ("params",), "schedule": ("optimizer",)}
 #: layer arguments inferred from the incoming shape when a layer table leaves them out
 #: (name -> the axis of the per-sample shape they equal)
-INFERRED = {"in_features": -1, "in_channels": 0, "num_features": 0, "embed_dim": -1, "d_model": -1}
+INFERRED = {
+    "in_features": -1,
+    "in_channels": 0,
+    "num_features": 0,
+    "embed_dim": -1,
+    "d_model": -1,
+    "input_size": -1,
+}
 
 _NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 _PLURALS = {bool: "true/false values", int: "integers", float: "numbers", str: "strings"}

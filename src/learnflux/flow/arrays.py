@@ -10,7 +10,9 @@ Layout (read it with ``np.load(path)``; no pickle):
   training; ``initial/losses``, ``final/losses``: each sample's loss; ``initial/w2``,
   ``final/w2``...: the weights (article names);
 * ``stepS/oK``: ``o^K`` of step ``S``; ``stepS/dK``: ``δ^K``; ``stepS/grad/w2``: ``δw2``;
-  ``stepS/after/w2``: ``ŵ2``.
+  ``stepS/after/w2``: ``ŵ2``; ``stepS/time/L2/dh_l0``: a recurrent layer's ``δh_t`` at every
+  time step, ``(batch, T, H)`` (``Step.through_time``: also ``h_l0``, and ``c_l0``, ``dc_l0``
+  for an LSTM).
 
 Exact values (Fractions) are stored as strings ``"p/q"``, as ``lf.save`` does.
 """
@@ -57,6 +59,9 @@ def trace_arrays(trace: Trace) -> dict[str, np.ndarray]:
                         out[f"{tag}/d{k}_x{j}"] = _plain(dj)
             elif d is not None:
                 out[f"{tag}/d{k}"] = _plain(d)
+        for k, values in step.through_time.items():
+            for name, a in values.items():
+                out[f"{tag}/time/L{k}/{name}"] = _plain(a)
         for name, g in step.grads.items():
             out[f"{tag}/grad/{name}"] = _plain(g)
         for name, w in step.weights_after.items():

@@ -446,6 +446,15 @@
     return DATA.graph.filter(function (n) { return n.inputs.indexOf(k) >= 0; }).map(function (n) { return "L" + n.k; });
   }
 
+  function timeOrder(a, b) {
+    // h_l0, dh_l0, c_l0, dc_l0 of each stacked layer and direction, in that order
+    function key(n) {
+      var d = n[0] === "d" ? 1 : 0, base = d ? n.slice(1) : n;
+      return base.slice(base.indexOf("_")) + (base[0] === "h" ? "0" : "1") + d;
+    }
+    return key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
+  }
+
   function layerPanel(node, step, j) {
     var k = node.k, shape = DATA.out_shapes[k - 1];
     var reads = node.inputs.map(function (i) { return i > 0 ? "o" + i : (i === 0 ? "x" : "x" + (1 - i)); });
@@ -467,6 +476,16 @@
     if (k === 1 && node["class"] !== "Input" && step.d[0] != null) {
       panel.appendChild(tensorBlock("δ1", "= ∂Loss/∂x: the learning flow that reaches the data", row(TENSORS[step.d[0]], j), { diverging: true }));
     }
+    var time = (step.time || {})[String(k)] || {};
+    Object.keys(time).sort(timeOrder).forEach(function (name) {
+      var delta = name[0] === "d", base = delta ? name.slice(1) : name;
+      var q = base.split("_")[0] + "_t", where = base.slice(base.indexOf("_") + 1);
+      var rows = "one row per time step t = 1 … T (" + who + ", layer " + where + ")";
+      var what = delta
+        ? "= ∂Loss/∂" + q + ": the learning flow through time, " + rows + "; backpropagation through time computes it " + (where.indexOf("reverse") >= 0 ? "from the first row down" : "from the last row up")
+        : "the " + (q[0] === "c" ? "cell state " : "state ") + q + ", " + rows;
+      panel.appendChild(tensorBlock((delta ? "δ" + base : name) + "[t]", what, row(TENSORS[time[name]], j), { diverging: delta, prefix: [] }));
+    });
     node.weights.forEach(function (w) {
       if (step.w[w] != null) panel.appendChild(tensorBlock(w, "the weights before this step (shared by the batch)", TENSORS[step.w[w]], { histogram: true }));
       if (step.g[w] != null) panel.appendChild(tensorBlock("δ" + w, "= ∂Loss/∂" + w + ", summed over the batch", TENSORS[step.g[w]], { diverging: true, histogram: true }));

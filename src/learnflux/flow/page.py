@@ -5,7 +5,9 @@ inline). It shows the model as its graph and, for the step and the sample chosen
 and a picker, each layer ``L^k``'s forward output ``o^k`` and the learning flow that arrives at
 it, ``δ^(k+1) = ∂Loss/∂o^k`` (feature maps as grids of images: a sequential colour map for
 ``o^k`` ≥ 0, a diverging one, centred on 0, for signed values and every δ, each with its scale),
-then each weight ``w``, its gradient ``δw`` and the update ``ŵ − w`` as heat maps and histograms,
+for a recurrent layer its states ``h_t`` and the learning flow ``δh_t`` at every time step (one
+row per step), then each weight ``w``, its gradient ``δw`` and the update ``ŵ − w`` as heat maps
+and histograms,
 and the loss step by step. Exact traces show their fractions exactly.
 
 The data travels as JSON inside the page: float tensors as base64 little-endian float32 /
@@ -89,6 +91,11 @@ def page_data(trace: Trace, title: Optional[str] = None) -> dict[str, Any]:
                 "w": {name: add(w) for name, w in step.weights_before.items()},
                 "u": updates,
                 "wa": {name: add(w) for name, w in step.weights_after.items()},
+                # a recurrent layer's time steps: {k: {"h_l0": (batch, T, H), "dh_l0": ...}}
+                "time": {
+                    str(k): {name: add(a) for name, a in values.items()}
+                    for k, values in step.through_time.items()
+                },
             }
         )
     # weights before step s+1 are those after step s: one array, not two
@@ -139,6 +146,8 @@ def _drop_unused(items: list[dict[str, Any]], steps: list[dict[str, Any]]) -> li
         used.update(t for t in s["o"] + s["d"] if t is not None)
         for key in ("g", "w", "u", "wa"):
             used.update(s[key].values())
+        for values in s["time"].values():
+            used.update(values.values())
     order = sorted(used)
     new = {old: i for i, old in enumerate(order)}
     for s in steps:
@@ -146,6 +155,7 @@ def _drop_unused(items: list[dict[str, Any]], steps: list[dict[str, Any]]) -> li
         s["d"] = [None if t is None else new[t] for t in s["d"]]
         for key in ("g", "w", "u", "wa"):
             s[key] = {k: new[t] for k, t in s[key].items()}
+        s["time"] = {k: {name: new[t] for name, t in v.items()} for k, v in s["time"].items()}
     return [items[i] for i in order]
 
 

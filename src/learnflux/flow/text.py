@@ -2,7 +2,8 @@
 
 The seed's model fits in a table (one column per ``o^k``). A CNN does not: here each step lists
 the forward pass (every ``o^k`` for the batch), the learning flow going back (``δ^(n+1)`` from the
-loss down to ``δ^1``), then every weight's gradient ``δw``, the update ``ŵ − w`` and ``ŵ``. A
+loss down to ``δ^1``; inside a recurrent layer, ``δh_t`` at every time step), then every weight's
+gradient ``δw``, the update ``ŵ − w`` and ``ŵ``. A
 tensor of a few values is written whole (exact fractions stay exact); a larger one is summarised
 on one line (:func:`~learnflux.flow.summary.describe_tensor`). The JSON and ``.npz`` outputs keep
 every value.
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..numbers import is_exact
-from ..trace import Trace, _flat_if_row, _mean, format_tensor, format_value, updated_name
+from ..trace import Trace, _flat_if_row, _mean, format_tensor, format_value, time_step_name, updated_name
 from .graph import graph_nodes, input_names, is_chain
 from .summary import describe_tensor, is_small
 
@@ -114,11 +115,23 @@ def _step_items(trace: Trace, step: Any) -> list[tuple[str, list[tuple[str, str]
             before, after = step.weights_before[name], step.weights_after[name]
             weights.append((f"{updated_name(name)} − {name}", _value(update_of(after, before), exact)))
             weights.append((updated_name(name), _value(after, exact)))
-    return [
+    sections = [
         ("forward: the information flow o^k, for the batch", forward),
         ("backward: the learning flow δ^k = ∂Loss/∂(input of L^k), from the loss back to the data", flow),
-        ("weights: the gradient δw, the update ŵ − w and the new weights ŵ", weights),
     ]
+    if step.through_time:
+        through = [
+            (f"L{k} {time_step_name(name, t)}", _value(d, exact)) for k, name, t, d in step.time_steps()
+        ]
+        sections.append(
+            (
+                "through time: δh_t = ∂Loss/∂h_t in each recurrent layer (from the output at t and "
+                "from step t + 1; δc_t for the LSTM's cell), from t = T back to 1",
+                through,
+            )
+        )
+    sections.append(("weights: the gradient δw, the update ŵ − w and the new weights ŵ", weights))
+    return sections
 
 
 def _header(trace: Trace, step: Any) -> str:
