@@ -78,9 +78,10 @@ def test_inferred_sizes_and_seeded_weights():
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_examples_are_valid(path):
     cfg = load_config(path)
-    shape = (1, 8, 8) if cfg.data["dataset"] == "digits" else (1, 28, 28)
-    model = build_model(cfg, shape)
-    assert model.output_shape(shape) == (10,)
+    kind = cfg.data["dataset"]
+    shape = {"digits": (1, 8, 8), "text": (cfg.data["context"],)}.get(kind, (1, 28, 28))
+    model = build_model(cfg, shape)  # a text: 75 characters' logits at each position
+    assert model.output_shape(shape) == ((75, *shape) if kind == "text" else (10,))
     build_schedule(cfg, build_optimizer(cfg, model), steps_per_epoch=10)
 
 

@@ -3,7 +3,8 @@
 File layout (a standard NumPy ``.npz`` archive, readable with ``np.load(path, allow_pickle=False)``):
 
 * ``__learnflux__``: UTF-8 JSON bytes ``{"format": "learnflux", "version": 1, "dtype": ...,
-  "model": {"class": ..., "config": ...}}``;
+  "model": {"class": ..., "config": ...}}``, and ``"metadata": {...}`` when ``save`` was given
+  some (plain JSON data that travels with the model: a language model's vocabulary);
 * one array per parameter or buffer, named as in ``model.state_dict()`` (``"1.weight"``). Exact
   (Fraction) values are stored as strings ``"p/q"``.
 
@@ -30,7 +31,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .archive import Archive
-from .errors import FileFormatError, LearnfluxError
+from .errors import ConfigError, FileFormatError, LearnfluxError
 from .fileformat import MAX_HEADER_BYTES, build, expected_shapes, parse_header, plan_model
 from .layer import Layer
 from .model import serialize_layer
@@ -166,14 +167,20 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def save(model: Layer, path: PathLike) -> None:
-    """Write ``model`` (architecture + weights + buffers) to ``path`` atomically."""
-    header = {
+def save(model: Layer, path: PathLike, metadata: Optional[dict[str, Any]] = None) -> None:
+    """Write ``model`` (architecture + weights + buffers) to ``path`` atomically.
+
+    ``metadata``: plain JSON data kept in the header beside the model (a dict with string keys
+    holding strings, finite numbers, booleans, None, lists and dicts), read back by
+    :func:`load_metadata`; ``learnflux train`` keeps a language model's vocabulary there."""
+    header: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "dtype": dtype_name(model.dtype),
         "model": serialize_layer(model),
     }
+    if metadata is not None:
+        header["metadata"] = _plain_metadata(metadata)
     arrays: dict[str, np.ndarray] = {}
     for name, value in model.state_dict().items():
         if value.dtype == object:
@@ -201,13 +208,36 @@ def load(path: PathLike, allow_non_finite: bool = False) -> Layer:
                 f"{where}: this is a {kind} (written by BackupAndRestore), not a model: resume "
                 "it with fit(callbacks=[lf.BackupAndRestore(folder)]) or `learnflux train --resume`"
             )
-        unknown = sorted(set(header) - {"format", "version", "dtype", "model", "kind"})
+        unknown = sorted(set(header) - {"format", "version", "dtype", "model", "kind", "metadata"})
         if unknown:
             raise FileFormatError(f"{where}: unknown header key(s) {unknown}")
         if "model" not in header:
             raise FileFormatError(f"{where}: the header has no 'model' key (the architecture)")
         dtype = header_dtype(header, where)
         return read_model(archive, header["model"], dtype, allow_non_finite)
+
+
+def _plain_metadata(metadata: Any) -> dict[str, Any]:
+    """``metadata`` checked to be plain JSON data (what the header can hold and give back)."""
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise ConfigError(f"save: metadata must be a dict with string keys, got {type(metadata).__name__}")
+    try:
+        text = json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"save: metadata must be plain JSON data (no NaN): {exc}") from None
+    return json.loads(text)
+
+
+def load_metadata(path: PathLike) -> dict[str, Any]:
+    """The metadata saved with the model at ``path`` (``save(..., metadata=...)``), ``{}`` when
+    it has none. Reads the header only, with the checks of :func:`load`."""
+    with Archive(path, "learnflux model file") as archive:
+        metadata = read_header(archive).get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise FileFormatError(
+                f"{archive.path}: header key 'metadata': expected an object, got {type(metadata).__name__}"
+            )
+        return metadata
 
 
 def read_header(archive: Archive) -> dict[str, Any]:

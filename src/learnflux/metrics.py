@@ -20,6 +20,8 @@ Built in:
   use ``binary_accuracy_logits`` when the model outputs logits, threshold 0).
 * ``top_k_accuracy`` (``top5_accuracy``, ``top3_accuracy``... any ``top<k>_accuracy``): the target
   class is among the ``k`` largest outputs.
+* ``bits_per_char``: the cross-entropy in bits (``−log₂ p`` of the target) per position, from
+  logits with the classes on axis 1: a language model's bits per character.
 """
 
 from __future__ import annotations
@@ -86,6 +88,26 @@ def accuracy(output: np.ndarray, target: Any) -> tuple[float, int]:
 def binary_accuracy_logits(output: np.ndarray, target: Any) -> tuple[float, int]:
     """Binary accuracy for a model that outputs logits: predicted positive when ``output ≥ 0``."""
     return _binary(np.asarray(output), target, 0.0)
+
+
+@register_metric("bits_per_char")
+def bits_per_char(output: np.ndarray, target: Any) -> tuple[float, int]:
+    """The cross-entropy in bits per predicted position: ``−log₂ p(target)`` summed over the
+    positions, from logits with the classes on axis 1 (``(batch, classes)`` or ``(batch, classes,
+    T)``, ``CrossEntropyLoss``'s layout) and integer targets ``(batch,)`` or ``(batch, T)``. The
+    mean over an epoch is the language model's bits per character (``loss / ln 2``)."""
+    out = np.asarray(output, dtype=np.float64)
+    y = np.asarray(target)
+    if out.ndim < 2 or y.shape != (out.shape[0], *out.shape[2:]) or y.dtype.kind not in "iu":
+        raise ShapeError(
+            f"bits_per_char needs logits (batch, classes, ...) and integer targets of shape "
+            f"{(out.shape[0], *out.shape[2:]) if out.ndim >= 2 else '(batch, ...)'}, got logits "
+            f"{tuple(out.shape)} and targets {y.dtype} {tuple(y.shape)}"
+        )
+    m = out.max(axis=1, keepdims=True)
+    log_z = np.log(np.exp(out - m).sum(axis=1)) + m[:, 0]
+    picked = np.take_along_axis(out, np.expand_dims(y.astype(np.intp), 1), axis=1)[:, 0]
+    return float((log_z - picked).sum() / np.log(2)), int(y.size)
 
 
 def top_k_accuracy(k: int) -> Metric:

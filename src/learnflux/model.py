@@ -13,68 +13,15 @@ Two ways to build one:
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
 from .errors import ConfigError, PhaseError, ShapeError
 from .layer import LAYER_REGISTRY, Layer, layer_class, prepare_input, register_layer
+from .node import Node, symbolic_inputs
 from .numbers import DTypeLike, resolve_dtype
 from .param import Param
-
-
-class Node:
-    """A symbolic tensor of the functional API: the output of ``layer`` applied to ``inbound``."""
-
-    __slots__ = ("layer", "inbound")
-
-    def __init__(self, layer: Layer, inbound: tuple[Node, ...]) -> None:
-        self.layer = layer
-        self.inbound = inbound
-
-    @classmethod
-    def create(cls, layer: Layer, inbound: Sequence[Node]) -> Node:
-        if layer.n_inputs == 1 and not 1 <= len(inbound) <= layer.max_inputs:
-            takes = "one input" if layer.max_inputs == 1 else f"1 to {layer.max_inputs} inputs"
-            raise ShapeError(f"{layer.describe()} takes {takes}, got {len(inbound)}")
-        return cls(layer, tuple(inbound))
-
-    def __repr__(self) -> str:
-        return f"Node({self.layer!r})"
-
-
-_INPUT_CLASS: Optional[type] = None
-
-
-def _input_class() -> type:
-    """``layers.input.Input``, imported on first use (that module imports this one)."""
-    global _INPUT_CLASS
-    if _INPUT_CLASS is None:
-        from .layers.input import Input
-
-        _INPUT_CLASS = Input
-    return _INPUT_CLASS
-
-
-def symbolic_inputs(x: Any) -> Optional[list[Node]]:
-    """The nodes a layer is being called on, or None when called on real data."""
-    if isinstance(x, np.ndarray):  # real data, the common case: answer before anything else
-        return None
-    Input = _input_class()
-
-    def as_node(item: Any) -> Optional[Node]:
-        if isinstance(item, Node):
-            return item
-        if isinstance(item, Input):
-            return item.node
-        return None
-
-    single = as_node(x)
-    if single is not None:
-        return [single]
-    if isinstance(x, (list, tuple)) and x and all(as_node(i) is not None for i in x):
-        return [as_node(i) for i in x]
-    return None
 
 
 def serialize_layer(layer: Layer) -> dict[str, Any]:
@@ -386,8 +333,21 @@ class Sequential(Model):
                 raise ConfigError(f"Sequential: {layer!r} (item {i}) needs several inputs; use Model")
         self._build(list(layers), [(i - 1,) for i in range(len(layers))], single_input=True)
 
+    def _entry(self) -> Layer:
+        """The layer the model's input is checked against (:func:`prepare_input`): the first
+        one, or after a leading ``Input`` (which passes anything on) an index layer, so that
+        ``Sequential(Input((T,)), Embedding(...), ...)`` takes integer ids uncast."""
+        first = self.layers[0]
+        if type(first).__name__ == "Input" and len(self.layers) > 1 and self.layers[1].input_kind == "index":
+            return self.layers[1]
+        return first
+
+    @property  # type: ignore[override]
+    def input_kind(self) -> str:  # the entry layer's: "index" for a model that starts with ids
+        return self._entry().input_kind
+
     def forward(self, x: Any) -> Any:
-        out = prepare_input(x, self.layers[0])
+        out = prepare_input(x, self._entry())
         if self.record_intermediates and self.training:
             values = []
             for layer in self.layers:

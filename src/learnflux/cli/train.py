@@ -26,7 +26,11 @@ RUN_FILES = (
     "config.toml",
     "preprocess.json",
     "train_state.lfs",
+    "sample.txt",
 )
+#: what a text run (a language model) samples at its end, into sample.txt: that many characters,
+#: drawn at that temperature, after the first words of the held-out text
+SAMPLE_LENGTH, SAMPLE_TEMPERATURE, SAMPLE_PROMPT = 300, 0.8, 40
 
 EPILOG = """\
 {default_run}
@@ -38,6 +42,8 @@ the run folder (--out, else [output] dir, else a new runs/<timestamp>) receives:
   curves.png     loss and accuracy per epoch, train and validation
   config.toml    the config of the run (what `learnflux evaluate` uses to rebuild the split)
   preprocess.json  the standardisation statistics, when [data] standardize = true
+  sample.txt     a text run (a language model): text sampled from the trained model (its
+                 vocabulary is in model.lf's metadata: `learnflux generate RUN/model.lf`)
   train_state.lfs  while it trains: the whole training state, written at each epoch end (and
                  every --backup-every updates); an interrupted run (Ctrl-C, kill, power cut)
                  continues from it with `learnflux train --resume RUN_DIR`, ending exactly as
@@ -48,7 +54,7 @@ any data and says so; choose another --out, or pass --overwrite to replace that 
 config format (TOML; every table but [model] is optional; the values shown are those a config
 gets for the keys it leaves out):
   [data]
-  dataset = {dataset:<14}# "digits" | "mnist" | "fashion" | "csv"
+  dataset = {dataset:<14}# "digits" | "mnist" | "fashion" | "csv" | "text"
   root = "data/mnist"     # mnist/fashion (required): the folder with the IDX files (.gz or raw)
   download = {download:<13}# mnist/fashion: fetch the missing files (SHA-256 checked); or --download
   base_url = "https://…/" # optional: download from this folder URL instead of the official
@@ -60,6 +66,10 @@ gets for the keys it leaves out):
   stratify = {stratify:<13}# keep class proportions in the splits
   standardize = {standardize:<10}# z = (x - mean) / std fitted on the training part
   limit = {limit:<16}# > 0: only that many training samples
+  text = "pride-and-prejudice" # text: the embedded novel (the default), or path = a UTF-8 file
+  context = {context:<14}# text: characters per window (x = a window, y = it shifted by one)
+  stride = 64             # text: a training window every stride characters (default: context);
+                          #   split contiguously: train first, then val_fraction, test_fraction
 
   [model]
   input_shape = [1, 8, 8] # optional, the data's sample shape by default
@@ -306,7 +316,11 @@ def _main(args: argparse.Namespace, world: Any) -> int:
     if not _is_root(world):
         return 0
     print(result_line(result))
-    print(f"run folder: {out}  (model.lf, metrics.json, history.csv{'' if args.no_plot else ', curves.png'})")
+    sample = "sample.txt, " if "sample" in result else ""
+    if sample:
+        print(sample_lines(result["sample"]))
+    curves = "" if args.no_plot else ", curves.png"
+    print(f"run folder: {out}  ({sample}model.lf, metrics.json, history.csv{curves})")
     return 0
 
 
@@ -401,6 +415,14 @@ class _resume_hint:
             )
 
 
+def sample_lines(sample: dict[str, Any]) -> str:
+    """The sample of a text run, as printed: a heading, then the prompt and what followed."""
+    return (
+        f"sample (temperature {sample['temperature']}, seed {sample['seed']}; the prompt "
+        f"{sample['prompt']!r} is the start of the held-out text):\n{sample['prompt']}{sample['text']}"
+    )
+
+
 def result_line(result: dict[str, Any]) -> str:
     """``test accuracy: 0.9926 (test loss 0.5123)``; a run without a test split says which
     split its numbers come from instead."""
@@ -412,6 +434,9 @@ def result_line(result: dict[str, Any]) -> str:
         src = "val_" if "val_loss" in last else ""
         head, split = "no test split (test_fraction = 0): ", "validation" if src else "training"
         values = {k[len(src) :]: v for k, v in last.items() if k.startswith(src)}
+    if values.get("bits_per_char") is not None:
+        bpc = values["bits_per_char"]
+        return f"{head}{split} bits per character: {bpc:.4f} ({split} loss {values['loss']:.4f})"
     if values.get("accuracy") is not None:
         return f"{head}{split} accuracy: {values['accuracy']:.4f} ({split} loss {values['loss']:.4f})"
     return f"{head}{split} loss: {values['loss']:.6g}"
@@ -576,8 +601,12 @@ def run(
         trainer = DistributedTrainer(model, options=trainer.options, world=world)
     history = trainer.fit(*dataset.train, validation_data=dataset.val)
     model_path = out / "model.lf"
-    if root:
-        save(model, model_path)
+    if root:  # a language model's vocabulary and window travel with it (learnflux generate)
+        vocab = dataset.vocabulary
+        meta = (
+            None if vocab is None else {"vocabulary": vocab.to_config(), "context": dataset.sample_shape[0]}
+        )
+        save(model, model_path, metadata=meta)
     result: dict[str, Any] = {}
     if dataset.test is not None:
         test = trainer.evaluate(*dataset.test)
@@ -601,13 +630,36 @@ def run(
             "config": cfg.source,
         }
     )
+    if dataset.vocabulary is not None and root:
+        result["sample"] = sample_text(model, dataset, cfg.seed)
     if not root:
         return result
     _write_text(out / "metrics.json", json.dumps(_jsonable(result), indent=2) + "\n", atomic_write)
+    if "sample" in result:
+        _write_text(
+            out / "sample.txt", result["sample"]["prompt"] + result["sample"]["text"] + "\n", atomic_write
+        )
     if plot:
         plot_curves(history, out / "curves.png")
     backup.path.unlink(missing_ok=True)  # the run is complete: nothing left to resume
     return result
+
+
+def sample_text(model: Any, dataset: Any, seed: int) -> dict[str, Any]:
+    """A language model's sample: ``SAMPLE_LENGTH`` characters after the first words of the
+    held-out text (validation, else test, else training), seeded by the run's seed."""
+    from ..sampling import generate
+
+    vocab = dataset.vocabulary
+    part = dataset.val or dataset.test or dataset.train
+    head = vocab.decode(part[0][:4].reshape(-1))  # its first windows, back to back
+    # from the first paragraph (else word) that starts there, up to a word's end
+    at = head.find("\n\n")
+    at = at + 2 if 0 <= at < len(head) - SAMPLE_PROMPT else head.find(" ") + 1
+    start = head[at : at + SAMPLE_PROMPT]
+    prompt = start[: start.rfind(" ")] if " " in start.strip() else start
+    text = generate(model, vocab, prompt, SAMPLE_LENGTH, SAMPLE_TEMPERATURE, seed=seed)
+    return {"prompt": prompt, "text": text, "temperature": SAMPLE_TEMPERATURE, "seed": seed}
 
 
 def _jsonable(value: Any) -> Any:

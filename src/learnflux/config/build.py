@@ -29,6 +29,8 @@ def load_data(cfg: RunConfig) -> Dataset:
     """Load the dataset of the run and split it (the split depends only on the seed)."""
     d = cfg.data
     kind = d["dataset"]
+    if kind == "text":
+        return _load_text(cfg)
     if kind in ("mnist", "fashion") and not d["download"]:
         _check_idx_files(cfg)
     try:
@@ -46,6 +48,27 @@ def load_data(cfg: RunConfig) -> Dataset:
         raise cfg.error(["data", "target"], "the data has no target column")
     options = ("val_fraction", "test_fraction", "stratify", "standardize", "limit")
     return split_dataset(x, y, test, seed=cfg.seed, description=description, **{k: d[k] for k in options})
+
+
+def _load_text(cfg: RunConfig) -> Dataset:
+    """A text dataset: the embedded text (``text``, default Pride and Prejudice) or the file
+    ``path``, split contiguously and cut into windows of ``context`` characters
+    (:func:`learnflux.data.text.text_dataset`)."""
+    from ..data.text import text_dataset
+
+    d = cfg.data
+    try:
+        return text_dataset(
+            name=d.get("text"),
+            path=d.get("path"),
+            context=d["context"],
+            stride=d.get("stride"),
+            val_fraction=d["val_fraction"],
+            test_fraction=d["test_fraction"],
+            limit=d["limit"],
+        )
+    except LearnfluxError as exc:
+        raise ConfigError(f"{cfg.source}: data.dataset = 'text': {exc}") from None
 
 
 def _check_idx_files(cfg: RunConfig) -> None:
@@ -135,19 +158,32 @@ def _output_shape(cfg: RunConfig, path: list, name: str, layer: Any, current: Sh
 
 
 def check_output(cfg: RunConfig, model: Any, dataset: Dataset) -> None:
-    """The model's output must fit the targets (e.g. one logit per class)."""
+    """The model's output must fit the targets (e.g. one logit per class; for a label per
+    position, as a language model's ``(T,)`` targets, ``(classes, T)``: the classes on axis 1,
+    as ``CrossEntropyLoss`` takes them)."""
     out = model.output_shape(dataset.sample_shape)
     last = ["model", "layers", len(cfg.layers) - 1]
     loss_type = (cfg.loss or {}).get("type", "CrossEntropyLoss")  # no [loss]: cross-entropy for labels
     if dataset.n_classes is not None and loss_type == "CrossEntropyLoss":
-        if len(out) != 1 or out[0] < dataset.n_classes:
+        train = getattr(dataset, "train", None)
+        positions = tuple(train[1].shape[1:]) if train else ()  # () for one label per sample
+        if len(out) != 1 + len(positions) or out[0] < dataset.n_classes or tuple(out[1:]) != positions:
+            if positions:  # a label per position: (classes, *positions)
+                where = f" at each of the {', '.join(map(str, positions))} positions"
+                layout = (
+                    f" (shape {[dataset.n_classes, *positions]}: the classes first, as "
+                    "CrossEntropyLoss takes them; Permute([0, 2, 1]) turns (T, classes) into that)"
+                )
+            else:  # Linear acts on the last axis of a (C, H, W) or (T, d) input, as PyTorch's
+                where = ""
+                layout = (
+                    "; a Flatten before the last Linear makes one vector per sample" if len(out) > 1 else ""
+                )
             raise cfg.error(
                 last,
                 f"the model outputs shape {list(out)} but the data has "
-                f"{dataset.n_classes} classes: the last layer must output "
-                f"{dataset.n_classes} values"
-                # Linear acts on the last axis of a (C, H, W) or (T, d) input, as PyTorch's
-                + ("; a Flatten before the last Linear makes one vector per sample" if len(out) > 1 else ""),
+                f"{dataset.n_classes} classes{where}: the last layer must output "
+                f"{dataset.n_classes} values{layout}",
             )
 
 
@@ -213,11 +249,15 @@ def build_trainer(
     verbose: Any = 0,
 ) -> Trainer:
     """The run's :class:`~learnflux.train.Trainer`, its options from [training] (epochs,
-    batch_size, metrics: accuracy for class labels and none for numbers when left out, clip_norm:
+    batch_size, metrics: accuracy for class labels, bits per character for a text and none for
+    numbers when left out, clip_norm:
     0 is off, accumulate, seed); ``trainer.fit(*dataset.train, validation_data=dataset.val)``
     trains. ``callbacks`` run in their order (see :func:`build_callbacks`)."""
     t = cfg.training
-    metrics = t["metrics"] if t["metrics"] is not None else (["accuracy"] if dataset.n_classes else [])
+    default = (
+        ["bits_per_char"] if dataset.vocabulary is not None else ["accuracy"] if dataset.n_classes else []
+    )
+    metrics = t["metrics"] if t["metrics"] is not None else default
     options = FitOptions(
         epochs=t["epochs"],
         batch_size=t["batch_size"],

@@ -186,12 +186,34 @@ def _parse_data(cfg: RunConfig, data: dict) -> None:
         )
     if d["dataset"] == "csv" and "path" not in d:
         raise cfg.error(["data", "path"], 'dataset "csv" needs path = the CSV file')
+    _parse_text_data(cfg, d)
     base = Path(cfg.source).parent if cfg.source not in ("<config>", "<default>") else Path(".")
     for key in ("root", "path"):  # relative: from the current folder, else the config's folder
         if key in d and not Path(d[key]).is_absolute() and not Path(d[key]).exists():
             if (base / d[key]).exists():
                 d[key] = str(base / d[key])
     cfg.data = d
+
+
+def _parse_text_data(cfg: RunConfig, d: dict) -> None:
+    """The keys of a text dataset (``text``, ``context``, ``stride``) are its own; ``text`` and
+    ``path`` exclude each other."""
+    from ..data.text import TEXTS
+
+    if d["dataset"] != "text":
+        for key in ("text", "stride"):
+            if key in d:
+                raise cfg.error(
+                    ["data", key], f'only a dataset "text" takes {key} (this one is {d["dataset"]!r})'
+                )
+        return
+    if "text" in d and "path" in d:
+        raise cfg.error(["data", "text"], "give text (an embedded text) or path (a UTF-8 file), not both")
+    if "text" in d and d["text"] not in TEXTS:
+        raise cfg.error(["data", "text"], f"unknown embedded text {d['text']!r}; embedded: {sorted(TEXTS)}")
+    for key in ("context", "stride"):
+        if key in d and d[key] < 1:
+            raise cfg.error(["data", key], f"expected a positive number of characters, got {d[key]}")
 
 
 def _parse_model(cfg: RunConfig, model: Any) -> None:

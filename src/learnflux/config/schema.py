@@ -38,7 +38,7 @@ from typing import Any, Literal, Optional, Union
 
 #: the tables a config may hold
 TABLES = ("data", "model", "loss", "optimizer", "schedule", "training", "output")
-DATASETS = ("digits", "mnist", "fashion", "csv")
+DATASETS = ("digits", "mnist", "fashion", "csv", "text")
 #: the values of the [data] keys a config leaves out (``learnflux train --help`` prints them)
 DATA_DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
@@ -49,6 +49,7 @@ DATA_DEFAULTS: dict[str, Any] = {
     "stratify": True,
     "standardize": False,
     "limit": 0,
+    "context": 64,
 }
 #: the values of the [training] keys a config leaves out (``metrics = None``: accuracy for class
 #: labels, nothing for numeric targets)
@@ -76,6 +77,9 @@ DATA_KEYS: dict[str, Any] = {
     "standardize": bool,
     "limit": int,
     "base_url": str,
+    "text": str,
+    "context": int,
+    "stride": int,
 }
 #: the keys of [training] and their types (each metric name is checked by ``get_metric``)
 TRAINING_KEYS: dict[str, Any] = {

@@ -30,7 +30,8 @@ Split = tuple[np.ndarray, np.ndarray]
 
 @dataclass
 class Dataset:
-    """The splits of a run, ready for ``fit``: arrays ``(x, y)`` per split."""
+    """The splits of a run, ready for ``fit``: arrays ``(x, y)`` per split. ``vocabulary``: the
+    :class:`~learnflux.data.text.CharVocabulary` of a text dataset (None otherwise)."""
 
     train: Split
     val: Optional[Split]
@@ -39,6 +40,7 @@ class Dataset:
     n_classes: Optional[int]
     standardizer: Any = None
     description: str = ""
+    vocabulary: Any = None
 
 
 def load_dataset(
