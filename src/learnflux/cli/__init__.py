@@ -13,7 +13,17 @@ from typing import Optional, Sequence
 from .failures import EXIT_INTERRUPTED, classify
 
 #: subcommand modules, in the order ``learnflux --help`` lists them
-SUBCOMMANDS = ["train", "evaluate", "predict", "summary", "export", "explain", "saliency", "maximize"]
+SUBCOMMANDS = [
+    "train",
+    "evaluate",
+    "predict",
+    "generate",
+    "summary",
+    "export",
+    "explain",
+    "saliency",
+    "maximize",
+]
 
 
 class _Version(argparse.Action):
