@@ -12,16 +12,7 @@ import numpy as np
 
 import learnflux as lf
 
-from ..harness import LayerCase
-
-
-def _torch(factory):
-    def build():
-        import torch
-
-        return factory(torch.nn).double()
-
-    return build
+from ..harness import LayerCase, torch_twin
 
 
 def _randomized(layer, seed=0):
@@ -152,22 +143,26 @@ def _torch_rotary(dim):
 CASES = [
     # ---- per-position layers on sequences (batch, T, d)
     LayerCase(
-        "linear-seq", lambda: lf.Linear(4, 3), (5, 4), exact=True, torch=_torch(lambda nn: nn.Linear(4, 3))
+        "linear-seq",
+        lambda: lf.Linear(4, 3),
+        (5, 4),
+        exact=True,
+        torch=torch_twin(lambda nn: nn.Linear(4, 3)),
     ),
     LayerCase(
         "linear-seq-4d",
         lambda: _randomized(lf.Linear(4, 2)),
         (2, 3, 4),
         exact=True,
-        torch=_torch(lambda nn: nn.Linear(4, 2)),
+        torch=torch_twin(lambda nn: nn.Linear(4, 2)),
     ),
     LayerCase(
         "layernorm-seq",
         lambda: _randomized(lf.LayerNorm(6), 1),
         (5, 6),
-        torch=_torch(lambda nn: nn.LayerNorm(6)),
+        torch=torch_twin(lambda nn: nn.LayerNorm(6)),
     ),
-    LayerCase("gelu-seq", lambda: lf.GELU(), (5, 6), torch=_torch(lambda nn: nn.GELU())),
+    LayerCase("gelu-seq", lambda: lf.GELU(), (5, 6), torch=torch_twin(lambda nn: nn.GELU())),
     LayerCase("dropout-seq", lambda: lf.Dropout(0.25, rng=3), (5, 6), exact=True, deterministic=False),
     LayerCase(
         "embedding-seq",
@@ -175,7 +170,7 @@ CASES = [
         (6,),
         input_kind="index",
         index_high=7,
-        torch=_torch(lambda nn: nn.Embedding(7, 4)),
+        torch=torch_twin(lambda nn: nn.Embedding(7, 4)),
     ),
     # ---- scaled dot-product attention (inputs (batch, heads, T, d))
     LayerCase(
@@ -248,7 +243,7 @@ CASES = [
         "transformer-post-norm-relu",
         lambda: _randomized(lf.TransformerEncoderLayer(8, 2, 16, dropout=0.0)),
         (5, 8),
-        torch=_torch(lambda nn: nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)),
+        torch=torch_twin(lambda nn: nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)),
     ),
     LayerCase(
         "transformer-pre-norm-gelu",
@@ -256,7 +251,7 @@ CASES = [
             lf.TransformerEncoderLayer(8, 4, 12, dropout=0.0, activation="gelu", norm_first=True)
         ),
         (4, 8),
-        torch=_torch(
+        torch=torch_twin(
             lambda nn: nn.TransformerEncoderLayer(
                 8, 4, 12, dropout=0.0, activation="gelu", norm_first=True, batch_first=True
             )
@@ -268,7 +263,7 @@ CASES = [
             lf.TransformerEncoderLayer(6, 2, 10, dropout=0.0, layer_norm_eps=1e-3, bias=False)
         ),
         (3, 6),
-        torch=_torch(
+        torch=torch_twin(
             lambda nn: nn.TransformerEncoderLayer(
                 6, 2, 10, dropout=0.0, layer_norm_eps=1e-3, bias=False, batch_first=True
             )
@@ -286,7 +281,7 @@ CASES = [
         "transformer-seq-first",
         lambda: _randomized(lf.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=False)),
         (2, 8),
-        torch=_torch(lambda nn: nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)),
+        torch=torch_twin(lambda nn: nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)),
     ),
     LayerCase(
         "transformer-rotary",

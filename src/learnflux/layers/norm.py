@@ -473,9 +473,7 @@ class RMSNorm(Layer):
     def _cache_attrs(self) -> tuple[str, ...]:
         return ("_xhat", "_inv_rms")
 
-    def output_shape(self, input_shape: tuple) -> tuple:
-        self._axes((1, *input_shape))
-        return tuple(input_shape)
+    output_shape = LayerNorm.output_shape
 
     @classmethod
     def state_shapes(cls, args: Any) -> dict[str, tuple]:
