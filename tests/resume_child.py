@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 import learnflux as lf
-import learnflux.io as lfio
+import learnflux.checkpoint as lfcheckpoint
 from learnflux.checkpoint import BackupAndRestore
 
 
@@ -55,7 +55,7 @@ class _KillAtStep(lf.Callback):
 
 def _kill_while_saving(after_step: int, trainer_box: list) -> None:
     """Make the first backup written after update ``after_step`` die half-way through."""
-    original = lfio.atomic_write
+    original = lfcheckpoint.atomic_write  # the writer the backup callback calls
 
     def atomic_write(path, write):  # type: ignore[no-untyped-def]
         trainer = trainer_box[0] if trainer_box else None
@@ -72,7 +72,7 @@ def _kill_while_saving(after_step: int, trainer_box: list) -> None:
             return original(path, half)
         return original(path, write)
 
-    lfio.atomic_write = atomic_write
+    lfcheckpoint.atomic_write = atomic_write
 
 
 class _Box(lf.Callback):

@@ -5,7 +5,7 @@ A model is a graph of layers; each layer writes its own forward pass and its own
 them. ``import learnflux as lf`` gives the whole public API, flat.
 """
 
-from . import init, losses, optim
+from . import init, losses, optim, version
 from .errors import (
     ConfigError,
     DtypeError,
@@ -26,7 +26,7 @@ from .optim import SGD, Optimizer
 from .param import Param
 from .seeding import get_rng, seed
 
-__version__ = "0.1.0"
+__version__ = version.__version__  # learnflux/version.py: any floor may read it
 
 # --- exports added by later issues go below this line (one import line per module) ---
 from . import (  # lf.callbacks.EarlyStopping, lf.metrics.register_metric, ...

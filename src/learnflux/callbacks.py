@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 import numpy as np
 
 from .errors import ConfigError, NonFiniteError
+from .io import atomic_write, save
 
 
 class Callback:
@@ -239,8 +240,6 @@ class ModelCheckpoint(Callback):
         self.best_epoch: Optional[int] = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        from .io import save
-
         if self.save_best_only:
             value = self.tracker.value(logs)
             if not self.tracker.improved(value):
@@ -339,8 +338,6 @@ def _count_lines(path: Path) -> int:
 def _keep_rows(path: Path, rows: int, header: bool) -> int:
     """Cut a log file to its first ``rows`` rows (after its header line): the rows of the epochs
     a resumed run had completed; later ones are written again. Returns the rows kept."""
-    from .io import atomic_write
-
     try:
         with open(path, "rb") as fh:
             lines = fh.read().splitlines(keepends=True)

@@ -37,6 +37,18 @@ import numpy as np
 from .archive import Archive
 from .callbacks import Callback
 from .errors import ConfigError, FileFormatError, LearnfluxError
+from .io import (
+    FORMAT,
+    VERSION,
+    _exact_values,
+    _remove_stale_temporaries,
+    atomic_write,
+    read_array,
+    read_header,
+)
+from .model import serialize_layer
+from .numbers import dtype_name
+from .seeding import get_rng
 
 STATE_FILE = "train_state.lfs"
 KIND = "training state"
@@ -132,8 +144,6 @@ class _Decoder:
                 out[key] = self.decode(v, depth + 1)
             return out
         if "__fraction__" in value:
-            from .io import _exact_values
-
             return _exact_values(np.array([str(value["__fraction__"])]), self.archive.path, "fraction")[0]
         if "__scalar__" in value:
             try:
@@ -154,8 +164,6 @@ class _Decoder:
         if "__exact__" in value:
             if arr.dtype.kind != "U":
                 raise self.error(f"entry {key!r}: exact values are stored as strings")
-            from .io import _exact_values
-
             return _exact_values(arr, self.archive.path, key)
         if arr.dtype.kind not in "fiub":
             raise self.error(f"entry {key!r} holds {arr.dtype} values")
@@ -166,8 +174,6 @@ class _Decoder:
 def generators(trainer: Any) -> dict[str, np.random.Generator]:
     """Every random generator a run draws from, by a stable name: ``"global"`` (``lf.seed``),
     ``"fit"`` (``fit(seed=...)``'s own), ``"layer:<name>.<attribute>"`` (``Dropout(rng=...)``)."""
-    from .seeding import get_rng
-
     found: dict[str, np.random.Generator] = {}
     seen: set[int] = set()
 
@@ -207,8 +213,6 @@ def _set_rng_states(trainer: Any, states: dict[str, Any], where: str) -> None:
 
 
 def _model_spec(model: Any) -> Any:
-    from .model import serialize_layer
-
     return json.loads(json.dumps(serialize_layer(model)))
 
 
@@ -265,8 +269,6 @@ class BackupAndRestore(Callback):
         return isinstance(self.save_freq, int) and step % self.save_freq == 0
 
     def on_train_end(self) -> None:
-        from .io import _remove_stale_temporaries
-
         if self.delete_checkpoint:
             self.path.unlink(missing_ok=True)
         _remove_stale_temporaries(self.path)  # one a killed run left while writing the backup
@@ -274,9 +276,6 @@ class BackupAndRestore(Callback):
     # ------------------------------------------------------------------ writing
     def save(self, trainer: Any, position: dict[str, Any]) -> None:
         """Write the state of ``trainer`` (at ``position``: epoch, batch, meter...) atomically."""
-        from .io import FORMAT, VERSION, atomic_write
-        from .numbers import dtype_name
-
         enc = _Encoder("state/")
         model = trainer.model
         arrays = {f"model/{k}": _storable(v) for k, v in model.state_dict().items()}
@@ -334,8 +333,6 @@ class BackupAndRestore(Callback):
             self.resumed_from = None
             return None
         where = str(self.path)
-        from .io import read_array, read_header
-
         with Archive(self.path, "learnflux training state") as archive:
             header = read_header(archive)
             if header.get("kind") != KIND:

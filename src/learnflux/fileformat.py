@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, Optional, Union
 
 from .errors import FileFormatError, LearnfluxError
+from .layer import LAYER_REGISTRY, Layer, layer_class
+from .model import Model, Sequential
 
 #: the size of a header (a model of 100,000 layers takes about 6 MB)
 MAX_HEADER_BYTES = 8 << 20
@@ -198,8 +200,6 @@ def _signature(cls: type) -> tuple[Any, dict[str, Any]]:
 def _is_base_class_name(name: str) -> bool:
     """``name`` is a subclass of ``Layer`` in learnflux that is not registered (``Activation``,
     ``_BatchNorm``...): a base class."""
-    from .layer import Layer
-
     todo, seen = list(Layer.__subclasses__()), set()
     while todo:
         cls = todo.pop()
@@ -215,8 +215,6 @@ def _is_base_class_name(name: str) -> bool:
 def is_loadable(cls: type) -> bool:
     """A concrete layer class: not ``Layer`` itself, not a base class whose ``forward`` or
     ``backward`` is left to subclasses (``Activation``), not private (``_BatchNorm``)."""
-    from .layer import Layer
-
     if cls.__name__.startswith("_") or not issubclass(cls, Layer) or cls is Layer:
         return False
     return cls.forward is not Layer.forward and cls.backward is not Layer.backward
@@ -356,9 +354,6 @@ class _Walker:
         return FileFormatError(f"{self.path}: header key {where!r}: {message}")
 
     def layer(self, spec: Any, where: str, prefix: str, depth: int) -> LayerPlan:
-        from .layer import LAYER_REGISTRY, layer_class
-        from .model import Model, Sequential
-
         if depth > MAX_DEPTH:
             raise self.error(where, f"models are nested more than {MAX_DEPTH} deep")
         self.count += 1
@@ -425,8 +420,6 @@ class _Walker:
             raise self.error(at, bad.message) from None
 
     def _container(self, plan: LayerPlan, depth: int) -> None:
-        from .model import Sequential
-
         config, where = plan.config, plan.where
         key = "layers" if issubclass(plan.cls, Sequential) else "nodes"
         if set(config) != {key}:
@@ -511,9 +504,6 @@ def expected_shapes(plan: LayerPlan) -> dict[str, tuple]:
 # ---------------------------------------------------------------------------- building
 def build(plan: LayerPlan, path: str) -> Any:
     """Construct the layers of a validated plan (children first; linear in their number)."""
-    from .layer import Layer
-    from .model import Sequential
-
     cls = plan.cls
     if plan.children:
         layers = [build(child, path) for child in plan.children]

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Iterator, Optional, TypeVar
 import numpy as np
 
 from .errors import ConfigError, DtypeError, ExactnessError, NonFiniteError, PhaseError, ShapeError
+from .node import Node, symbolic_inputs
 from .numbers import DTypeLike, cast, dtype_name, is_exact, resolve_dtype
 from .param import Param
 
@@ -423,8 +424,6 @@ class Layer:
 
     # ------------------------------------------------------------------ calling
     def __call__(self, x: Any) -> Any:
-        from .model import Node, symbolic_inputs
-
         nodes = symbolic_inputs(x)
         if nodes is not None:
             return Node.create(self, nodes)

@@ -30,6 +30,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import ConfigError, ShapeError
+from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Linear
 from .model import Model
 
 __all__ = ["Maximized", "inference_twin", "maximize", "saliency", "saliency_map"]
@@ -40,8 +41,6 @@ def _frozen_norm(layer: Any) -> Any:
     """A batch normalisation in its inference phase, ``o = s·x + t`` per channel with
     ``s = γ/√(running_var + ε)`` and ``t = β − running_mean·s``, as a layer whose backward pass
     is the framework's: a depthwise 1×1 Conv2d (BatchNorm2d) or a diagonal Linear (BatchNorm1d)."""
-    from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Linear
-
     c = layer.num_features
     scale = 1.0 / np.sqrt(np.asarray(layer.running_var, dtype=np.float64) + layer.eps)
     gamma = np.asarray(layer.weight.value, dtype=np.float64) if layer.affine else np.ones(c)
@@ -82,8 +81,6 @@ def inference_twin(model: Any, upto: Optional[int] = None) -> Model:
 
 
 def _freeze(model: Model) -> None:
-    from .layers import BatchNorm1d, BatchNorm2d, Dropout
-
     layers = list(model.layers)
     for i, layer in enumerate(layers):
         if isinstance(layer, Model):

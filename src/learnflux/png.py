@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import ConfigError
+from .io import atomic_write
 
 __all__ = ["colorize", "grid", "image_of", "png_bytes", "upscale", "write_png"]
 
@@ -138,8 +139,6 @@ def png_bytes(img: Any) -> bytes:
 
 def write_png(path: Union[str, Path], img: Any) -> Path:
     """Write ``img`` (see :func:`png_bytes`) to ``path`` atomically; returns the path."""
-    from .io import atomic_write
-
     data = png_bytes(img)
     atomic_write(path, lambda fh: fh.write(data))
     return Path(path)

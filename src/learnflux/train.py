@@ -78,10 +78,16 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+from . import losses, optim
 from .callbacks import Callback, CallbackList, LearningRateScheduler, TerminateOnNaN
+from .checkpoint import BackupAndRestore, _rng_states, _set_rng_states
 from .errors import ConfigError, NonFiniteError, ShapeError
+from .io import atomic_write
 from .losses.base import Loss
 from .metrics import Metric, get_metric, looks_like_class_labels
+from .model import Model
+from .numbers import scalar_like
+from .optim.clip import clip_grad_norm_, clip_grad_value_
 from .progress import Progress, Verbose, format_logs, resolve_verbose
 from .seeding import get_rng
 
@@ -129,8 +135,6 @@ class History:
             writer.writerow(row)
         text = buf.getvalue()
         if path is not None:
-            from .io import atomic_write
-
             atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
         return text
 
@@ -283,12 +287,8 @@ def fit_options(
 # ---------------------------------------------------------------------------- components
 def _resolve_loss(loss: Any) -> Loss:
     if loss is None:
-        from .losses import SquaredError
-
-        return SquaredError()
+        return losses.SquaredError()
     if isinstance(loss, str):
-        from . import losses
-
         names = {n.lower(): n for n in dir(losses) if isinstance(getattr(losses, n), type)}
         aliases = {
             "mse": "MSELoss",
@@ -314,12 +314,8 @@ def _resolve_loss(loss: Any) -> Loss:
 
 def _resolve_optimizer(optimizer: Any, model: Any) -> Any:
     if optimizer is None:
-        from .optim import SGD
-
-        return SGD(model.parameters(), lr=0.01)
+        return optim.SGD(model.parameters(), lr=0.01)
     if isinstance(optimizer, str):
-        from . import optim
-
         names = {n.lower(): n for n in dir(optim) if isinstance(getattr(optim, n), type)}
         if optimizer.lower() not in names or optimizer.lower() == "optimizer":
             raise ConfigError(f"unknown optimizer {optimizer!r}; known: {sorted(names.values())}")
@@ -755,8 +751,6 @@ class Trainer:
 
     def _backup_callback(self) -> Any:
         """The run's BackupAndRestore callback (at most one), or None."""
-        from .checkpoint import BackupAndRestore
-
         found = [cb for cb in self.callbacks.callbacks if isinstance(cb, BackupAndRestore)]
         if len(found) > 1:
             raise ConfigError("fit: give at most one BackupAndRestore callback")
@@ -827,8 +821,6 @@ class Trainer:
         """The epoch a backup stopped in, from its first batch not yet done (its
         ``on_epoch_begin`` ran before the interruption: its effects are in the restored state).
         Replaying the epoch's order draws from the generators; they are put back after."""
-        from .checkpoint import _rng_states, _set_rng_states
-
         resume = run.resume
         start, start_state = int(resume["batch"]), resume["epoch_start"]
         now = _rng_states(self)
@@ -935,13 +927,11 @@ class Trainer:
         clip_norm, clip_value = self.options.clip_norm, self.options.clip_value
         if clip_norm is None and clip_value is None:
             return
-        from .optim import clip
-
         params = self.model.parameters()
         if clip_value is not None:
-            clip.clip_grad_value_(params, clip_value)
+            clip_grad_value_(params, clip_value)
         if clip_norm is not None:
-            clip.clip_grad_norm_(params, clip_norm)
+            clip_grad_norm_(params, clip_norm)
 
     def _lr(self) -> float:
         groups = getattr(self.optimizer, "param_groups", None)
@@ -949,14 +939,10 @@ class Trainer:
 
 
 def _scalar(value: float, like: np.ndarray) -> Any:
-    from .numbers import scalar_like
-
     return scalar_like(value, like.dtype)
 
 
 def _is_model(layer: Any) -> bool:
-    from .model import Model
-
     return isinstance(layer, Model)
 
 

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from .. import __version__
+    from ..version import __version__
     from ..kernels import describe
 
     # the version, then which kernel set runs and why (argparse would re-wrap a two-line version)

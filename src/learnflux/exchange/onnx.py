@@ -31,6 +31,7 @@ from ..layer import Layer
 from ..layers.input import Input
 from ..model import Model, Sequential
 from ..summary import _shape_of
+from ..version import __version__
 from . import onnx_attention, onnx_layers  # noqa: F401  (register the built-in converters)
 from .onnx_graph import CONVERTERS, OPSET, OnnxGraph, lookup
 
@@ -177,8 +178,6 @@ def to_onnx(
         g.op("Identity", [last], output=output_name)
     else:
         producer.output[list(producer.output).index(last)] = output_name
-    from .. import __version__
-
     doc = f"{model.summary_name()}, inference phase, exported by learnflux {__version__} (opset {OPSET})"
     proto = g.model(inputs, [g.value_info(output_name, tensor.FLOAT, out_shape)], "learnflux", doc)
     proto.producer_version = __version__

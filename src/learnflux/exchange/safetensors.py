@@ -32,6 +32,7 @@ from ..errors import ConfigError, DtypeError, FileFormatError, LearnfluxError
 from ..io import PathLike, atomic_write, read_array
 from ..layer import Layer
 from ..numbers import is_exact
+from ..version import __version__
 
 #: safetensors dtype codes learnflux reads (others, e.g. BF16, are refused before any read)
 _DTYPES = {
@@ -82,8 +83,6 @@ def save_safetensors(model: Layer, path: PathLike, metadata: Optional[dict[str, 
             "save_safetensors: the model computes in exact arithmetic, which safetensors cannot "
             "store; convert it first with model.astype('float64')"
         )
-    from .. import __version__
-
     meta = {"format": "pt", "producer": f"learnflux {__version__}"}
     for key, value in (metadata or {}).items():
         if not isinstance(key, str) or not isinstance(value, str):

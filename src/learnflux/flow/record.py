@@ -129,13 +129,13 @@ def _load(source: Source, data: str, labels: Optional[str], split: str, seed: Op
             desc = f"{ds.description} ({split} split, seed {cfg.seed})"
             model = build_model(cfg, ds.sample_shape)
             return model, build_loss(cfg, ds), x, y, desc
-        from ..cli.evaluate import load_eval_data
+        from ..config.rundata import load_eval_data
 
         x, y, desc = load_eval_data(data, source.path, split, seed, labels, download=download)
         model = build_model(cfg, x.shape[1:])
         return model, build_loss(cfg), x, y, desc
 
-    from ..cli.evaluate import apply_preprocess, load_eval_data
+    from ..config.rundata import apply_preprocess, load_eval_data
     from ..io import load
 
     model = load(source.model_path)

@@ -32,6 +32,7 @@ from ..errors import ConfigError, DtypeError, UnsupportedTorchOption
 from ..init import xavier_uniform
 from ..kernels.gemm import matmul
 from ..layer import Layer, register_layer
+from ..node import Node, symbolic_inputs
 from ..numbers import scalar_like
 from ..seeding import RngLike, get_rng
 from ._composite import _Composite
@@ -396,8 +397,6 @@ class MultiheadAttention(_Composite):
 
     # ------------------------------------------------------------------ calling
     def __call__(self, query: Any, key: Any = None, value: Any = None, **kwargs: Any) -> Any:
-        from ..model import Node, symbolic_inputs
-
         items = list(query) if isinstance(query, (list, tuple)) else [query]
         items += [a for a in (key, value) if a is not None]
         nodes = symbolic_inputs(items)

@@ -7,6 +7,7 @@ from typing import Any, Union
 import numpy as np
 
 from ..layer import Layer, register_layer
+from ..node import Node
 
 
 @register_layer
@@ -31,9 +32,7 @@ class Input(Layer):
         if isinstance(shape, int):
             shape = (shape,)
         self.shape: tuple | None = tuple(shape) if shape is not None else None
-        from ..model import Node
-
-        self.node = Node(self, ())
+        self.node = Node(self, ())  # what the functional API calls layers on (learnflux.node)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.shape is not None:
