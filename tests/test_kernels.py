@@ -208,25 +208,42 @@ def test_the_other_kernel_set_can_run_the_backward_pass():
 
 
 @needs_compiled
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
 def test_no_thread_is_left_running_after_a_call():
-    def threads() -> int:
-        return (
-            len(os.listdir("/proc/self/task"))
-            if os.path.isdir("/proc/self/task")
-            else threading.active_count()
-        )
+    """The pool's workers ("lfk-worker") sleep between calls: none is left spinning to slow the
+    next BLAS product, and the pool does not grow from call to call."""
+    import time
+
+    def workers() -> list[str]:
+        states = []
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/comm") as f:
+                    if f.read().strip() != "lfk-worker":
+                        continue
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+            except OSError:  # the thread ended meanwhile
+                pass
+        return states
 
     x = np.random.default_rng(0).standard_normal((64, 16, 28, 28)).astype(np.float32)
     previous = kernels.info()["threads"]
-    kernels.set_threads(2)  # the calls below split over two threads, which must end with them
-    with kernels.using("compiled"):
-        kernels.ops().relu_forward(x, True)
-        before = threads()
-        for _ in range(3):
+    kernels.set_threads(2)  # the calls below split over two threads
+    try:
+        with kernels.using("compiled"):
             kernels.ops().relu_forward(x, True)
-            kernels.ops().maxpool2d_forward(x, lf.MaxPool2d(2)._geometry(28, 28, 14, 14), True)
-        assert threads() == before
-    kernels.set_threads(previous)
+            before = len(workers())
+            assert before >= 1
+            for _ in range(3):
+                kernels.ops().relu_forward(x, True)
+                kernels.ops().maxpool2d_forward(x, lf.MaxPool2d(2)._geometry(28, 28, 14, 14), True)
+            time.sleep(0.05)
+            states = workers()
+        assert len(states) == before
+        assert all(s == "S" for s in states), states  # asleep, not running
+    finally:
+        kernels.set_threads(previous)
 
 
 def test_use_using_and_info():
@@ -253,33 +270,69 @@ def test_environment_variable_chooses_the_set(value, expected):
     assert done.stdout.strip() == expected
 
 
+def _isas():
+    """The direct convolution's micro-kernels this CPU runs (AVX-512, AVX2, baseline)."""
+    if not kernels.available():
+        return ["auto"]
+    from learnflux.kernels import _lfk
+
+    found = []
+    for name in ("avx512", "avx2", "baseline"):
+        try:
+            found.append(_lfk.dconv_isa(name))
+        except ValueError:
+            pass
+    _lfk.dconv_isa("auto")
+    return found
+
+
+@pytest.fixture(params=_isas())
+def dconv_isa(request):
+    """Each instruction set's micro-kernels in turn (the best one is restored afterwards)."""
+    if kernels.available():
+        from learnflux.kernels import _lfk
+
+        _lfk.dconv_isa(request.param)
+        yield request.param
+        _lfk.dconv_isa("auto")
+    else:
+        yield request.param
+
+
 @needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "args, kwargs, shape",
     [
         ((1, 16, 3), dict(padding=1), (4, 1, 28, 28)),  # LeNet's first layer
+        ((16, 32, 3), dict(padding=1), (3, 16, 14, 14)),  # LeNet's second
         ((3, 5, 3), dict(padding="same", dilation=2), (2, 3, 9, 7)),
         ((2, 4, (2, 3)), dict(padding=(1, 0), bias=False), (1, 2, 6, 5)),
         ((3, 2, 1), dict(), (3, 3, 4, 4)),
         ((1, 3, 4), dict(padding="same"), (2, 1, 7, 8)),  # even kernel: asymmetric padding
+        ((5, 13, (3, 2)), dict(padding=(2, 1), dilation=(1, 2)), (9, 5, 5, 11)),  # odd tiles
+        ((7, 9, 5), dict(padding=(0, 4)), (1, 7, 5, 3)),  # a kernel as tall as the input
+        ((4, 3, 3), dict(padding=(2, 2)), (2, 4, 1, 1)),  # 1×1 input, the kernel's full reach
     ],
 )
 @pytest.mark.usefixtures("kernel_threads")
-def test_direct_convolution_of_few_taps_equals_numpy(args, kwargs, shape):
-    """float32, stride 1, C·kh·kw ≤ 32: the compiled set convolves directly (no columns)."""
-    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+def test_direct_convolution_equals_numpy(args, kwargs, shape, dtype, dconv_isa):
+    """Stride 1, one group: the compiled set convolves directly (_c/dconv.c: no columns, no
+    BLAS), forward, δW, δb and δx, on every instruction set this CPU has."""
+    rng = np.random.default_rng(3)
+    x = _maybe_strided(rng.standard_normal(shape).astype(dtype), rng)
 
     def make():
         layer = lf.Conv2d(*args, rng=2, **kwargs)
         if layer.use_bias:
             layer.bias.value = np.random.default_rng(4).uniform(-1, 1, layer.out_channels)
-        return layer
+        return layer.astype(dtype)
 
     with kernels.using("compiled"):
         probe = make()
         probe.forward(x)
-        assert probe._cache[0] == "compiled" and probe._cache[1] is None  # no columns kept
-    _compare(make, x, np.float32)
+        assert probe._cache[0] == "compiled" and probe._cache[1] == "direct"  # no columns kept
+    _compare(make, x, dtype)
 
 
 @needs_compiled
@@ -294,7 +347,13 @@ def test_conv2d_in_blocks_of_samples_equals_numpy(keep_max, chunk, dtype, monkey
     monkeypatch.setattr(compiled, "KEEP_COLS_MAX", keep_max)
     monkeypatch.setattr(compiled, "CHUNK_ELEMS", chunk)
     x = np.random.default_rng(5).standard_normal((5, 4, 7, 6)).astype(dtype)
-    for kwargs in (dict(padding=1), dict(stride=2, groups=2), dict(padding="same", dilation=2, bias=False)):
+    # strided or grouped layers (the direct convolution takes stride 1, one group), and padding
+    # wider than the kernel's reach
+    for kwargs in (
+        dict(stride=2, padding=1),
+        dict(stride=2, groups=2),
+        dict(padding=3, dilation=1, bias=False),
+    ):
 
         def make(kwargs=kwargs):
             layer = lf.Conv2d(4, 6, 3, rng=1, **kwargs)

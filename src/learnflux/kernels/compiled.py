@@ -4,13 +4,21 @@ movement in C (``_c/``, the extension ``_lfk``) and the GEMMs in NumPy's BLAS.
 Compiled: float32 and float64 arrays. Anything else (exact ``Fraction`` object arrays, integer
 inputs) runs the NumPy reference, function by function. Every function here allocates its outputs
 with NumPy and hands C-contiguous buffers to C; the C side releases the GIL and splits large calls
-over the machine's cores (fork-join per call, see ``_c/parallel.c``).
+over the kernel threads (one pool whose workers sleep between calls, see ``_c/parallel.c``).
 
-Convolution: ``X_col = im2col(x)`` in C (exact columns: any stride, padding, dilation; no wasted
-columns), one GEMM per group ``W_mat · X_col`` in BLAS, then one C pass adds the bias and writes
-NCHW. Backward: one C pass turns δ into ``δ_mat`` (channel-major) and sums the bias gradient;
-``δW = δ_mat · X_colᵀ`` (the columns are kept from the forward pass) and ``δX_col = W_matᵀ ·
-δ_mat`` in BLAS; col2im in C adds the columns back into NCHW, one image plane per task.
+Convolution at stride 1 with one group (``_c/dconv.c``): a direct convolution, no columns and no
+BLAS call. Each sample's input is zero-padded into a flat layout where every kernel tap is one
+contiguous run, and register-blocked micro-kernels (AVX-512, AVX2 or baseline, chosen at run time)
+multiply those runs in place: the forward pass with its bias, ``δW`` and ``δb`` in one pass over
+``(x, δ)``, and ``δx`` as the same forward kernel run on δ with the flipped kernel. Work is split
+over samples on the kernel threads; nothing goes through OpenBLAS, whose spinning workers would
+fight them.
+
+Other convolutions (strided, grouped): ``X_col = im2col(x)`` in C (exact columns: any stride,
+padding, dilation), one GEMM per group ``W_mat · X_col`` in BLAS, then one C pass adds the bias and
+writes NCHW. Backward: one C pass turns δ into ``δ_mat`` (channel-major) and sums the bias
+gradient; ``δW = δ_mat · X_colᵀ`` and ``δX_col = W_matᵀ · δ_mat`` in BLAS; col2im in C adds the
+columns back into NCHW, one image plane per task.
 """
 
 from __future__ import annotations
@@ -26,8 +34,6 @@ from .geometry import ConvGeometry, PoolGeometry
 from .workspace import Scratch, shared
 
 NAME = "compiled"
-#: at most this many taps ``C·kh·kw`` (float32, stride 1, one group): direct convolution
-DIRECT_MAX_K = 32
 #: a layer whose columns hold at most this many values keeps them from forward to backward
 KEEP_COLS_MAX = 1 << 21
 #: otherwise the columns are built in blocks of samples of about this many values
@@ -50,6 +56,52 @@ def _conv_geom(shape: tuple, geo: ConvGeometry, ho: int, wo: int) -> tuple:
     n, c, h, w = shape
     top, _, left, _ = geo.pads
     return (n, c, h, w, *geo.kernel, *geo.stride, *geo.dilation, top, left, ho, wo)
+
+
+def _direct(geo: ConvGeometry) -> bool:
+    """Whether ``_c/dconv.c`` runs the layer: stride 1, one group, and (for its input δ, the
+    forward kernel over δ padded by ``d·(k − 1) − p``) no top/left padding wider than the
+    kernel's reach."""
+    (kh, kw), (dh, dw) = geo.kernel, geo.dilation
+    top, _, left, _ = geo.pads
+    return geo.stride == (1, 1) and geo.groups == 1 and top <= dh * (kh - 1) and left <= dw * (kw - 1)
+
+
+def _dconv_geom(shape: tuple, geo: ConvGeometry, ho: int, wo: int) -> tuple:
+    n, c, h, w = shape
+    top, _, left, _ = geo.pads
+    return (n, c, h, w, geo.out_channels, ho, wo, *geo.kernel, *geo.dilation, top, left)
+
+
+def _direct_backward(
+    x: np.ndarray,
+    delta: np.ndarray,
+    weight: np.ndarray,
+    geo: ConvGeometry,
+    has_bias: bool,
+    need_input_delta: bool,
+) -> tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
+    """``δW = Σ_n δ_n ⋆ x_n`` and ``δb`` in one C pass; ``δx`` as the forward kernel run on δ with
+    the flipped kernel ``W'[c, o, i, j] = W[o, c, k_h − 1 − i, k_w − 1 − j]`` (a "full"
+    correlation: δ padded by ``d·(k − 1) − p``)."""
+    n, c, h, w = x.shape
+    ho, wo = delta.shape[2:]
+    o = geo.out_channels
+    (kh, kw), (dh, dw) = geo.kernel, geo.dilation
+    top, _, left, _ = geo.pads
+    dt = delta.dtype
+    f64 = dt == np.float64
+    delta = _c(delta)
+    gw = np.empty(weight.shape, dt)
+    gb = np.empty(o, dt) if has_bias else None
+    _lfk.dconv_wgrad(x, delta, gw, gb, f64, _dconv_geom(x.shape, geo, ho, wo))
+    d_in = None
+    if need_input_delta:
+        flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        d_in = np.empty(x.shape, dt)
+        geom = (n, o, ho, wo, c, h, w, kh, kw, dh, dw, dh * (kh - 1) - top, dw * (kw - 1) - left)
+        _lfk.dconv_fwd(delta, flipped, None, d_in, f64, geom, False)
+    return d_in, gw, gb
 
 
 def _blocks(n: int, per: int):
@@ -81,11 +133,11 @@ def conv2d_forward(
     f64 = x.dtype == np.float64
     b = None if bias is None else _c(bias)
     out = np.empty((n, o, ho, wo), x.dtype)
-    if not f64 and g == 1 and k <= DIRECT_MAX_K and geo.stride == (1, 1):
-        # few taps (a first layer): direct convolution, no columns and no K = 9 GEMM (_c/direct.c);
-        # the backward pass builds the columns from x when it runs
-        if _lfk.direct_conv(x, _c(weight.reshape(o, k)), b, out, _conv_geom(x.shape, geo, ho, wo), o):
-            return out, (("compiled", None, x.shape, x) if training else None)
+    if _direct(geo) and (b is None or b.dtype == x.dtype):
+        # stride 1, one group: direct convolution, no columns and no BLAS call (_c/dconv.c); the
+        # backward pass reads x again
+        _lfk.dconv_fwd(x, _c(weight), b, out, f64, _dconv_geom(x.shape, geo, ho, wo), False)
+        return out, (("compiled", "direct", x.shape, x) if training else None)
     # Small layers keep their columns for δW in the layer's scratch (reused every step: a fresh
     # 7 MB array per step cost ~0.8 ms of page faults on LeNet's conv 2). Larger ones run in blocks
     # of samples in the shared work buffers and the backward pass rebuilds the columns from x:
@@ -113,6 +165,8 @@ def conv2d_backward(
     if saved[0] != "compiled" or not _ok(delta, weight):
         return ref.conv2d_backward(saved, delta, weight, geo, has_bias, need_input_delta)
     _, kept, shape, x = saved
+    if isinstance(kept, str):  # "direct": the forward pass ran dconv
+        return _direct_backward(x, delta, weight, geo, has_bias, need_input_delta)
     n, c, h, w = shape
     ho, wo = delta.shape[2:]
     g, o, p = geo.groups, geo.out_channels, ho * wo
@@ -138,10 +192,39 @@ def conv2d_backward(
         dmat3 = dmat.reshape(g, o // g, length)
         gw += weight_grad(dmat3, cols.reshape(g, k // g, length))
         if d_in is not None:
-            dcols = shared("dcols", (g, k // g, length), dt)
-            np.matmul(wmat.transpose(0, 2, 1), dmat3, out=dcols)
-            _lfk.col2im(dcols, d_in[n0 : n0 + nc], f64, _conv_geom((nc, c, h, w), geo, ho, wo))
+            _col2im_block(dmat3, wmat, geo, d_in[n0 : n0 + nc], ho, wo)
     return d_in, gw, gb
+
+
+def _col2im_block(
+    dmat3: np.ndarray, wmat: np.ndarray, geo: ConvGeometry, d_in: np.ndarray, ho: int, wo: int
+) -> None:
+    """``δX_col = W_matᵀ · δ_mat`` in BLAS for one block of samples, added back into ``d_in``
+    (NCHW, written whole) by col2im in C."""
+    nc, c, h, w = d_in.shape
+    g, _, length = dmat3.shape
+    dcols = shared("dcols", (g, wmat.shape[2], length), dmat3.dtype)
+    np.matmul(wmat.transpose(0, 2, 1), dmat3, out=dcols)
+    _lfk.col2im(dcols, d_in, dmat3.dtype == np.float64, _conv_geom((nc, c, h, w), geo, ho, wo))
+
+
+def conv2d_input_delta(delta: np.ndarray, weight: np.ndarray, geo: ConvGeometry, shape: tuple) -> np.ndarray:
+    """``δx`` alone from ``δ`` (``ConvTranspose2d``'s forward pass): per block of samples, δ to
+    ``δ_mat`` in C, the GEMM, col2im in C."""
+    if not _ok(delta, weight):
+        return ref.conv2d_input_delta(delta, weight, geo, shape)
+    n, c = shape[:2]
+    ho, wo = delta.shape[2:]
+    g, o, p = geo.groups, geo.out_channels, ho * wo
+    k = c * geo.kernel[0] * geo.kernel[1]
+    delta = _c(delta)
+    d_in = np.empty(shape, delta.dtype)
+    wmat = _c(weight).reshape(g, o // g, k // g)
+    for n0, nc in _blocks(n, _block_size(n, k, p, False)):
+        dmat = shared("dmat", (o, nc * p), delta.dtype)
+        _lfk.nchw_mat(delta[n0 : n0 + nc], dmat, None, delta.dtype == np.float64, o, nc, p)
+        _col2im_block(dmat.reshape(g, o // g, nc * p), wmat, geo, d_in[n0 : n0 + nc], ho, wo)
+    return d_in
 
 
 # ---------------------------------------------------------------------- pooling

@@ -41,6 +41,12 @@ struct conv_geom {
     idx_t N, C, H, W, kh, kw, sh, sw, dh, dw, pt, pl, Ho, Wo;
 };
 
+/* the direct convolution (dconv.c): stride 1, one group; input (N, C, H, W) padded by pt/pl on the
+ * top/left, output (N, O, Ho, Wo) */
+struct dconv_geom {
+    idx_t N, C, H, W, O, Ho, Wo, kh, kw, dh, dw, pt, pl;
+};
+
 struct pool_geom {
     idx_t planes, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo;
 };

@@ -12,8 +12,10 @@
 
 void lf_im2col(int f64, const void *x, void *cols, const struct conv_geom *g);
 void lf_col2im(int f64, void *cols, void *dx, const struct conv_geom *g);
-int lf_direct_conv(const float *x, const float *w, const float *bias, float *out, const struct conv_geom *g,
-                   idx_t O);
+int lf_dconv_fwd(int f64, const void *x, const void *w, const void *bias, void *out, const struct dconv_geom *g,
+                 int relu);
+int lf_dconv_wgrad(int f64, const void *x, const void *d, void *gw, void *db, const struct dconv_geom *g);
+const char *lf_dconv_isa(const char *want);
 void lf_bias_nchw(int f64, const void *prod, const void *bias, void *out, idx_t O, idx_t N, idx_t L, int relu);
 void lf_nchw_mat(int f64, const void *d, void *mat, void *db, idx_t O, idx_t N, idx_t L);
 void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g);
@@ -94,24 +96,63 @@ static PyObject *py_col2im(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *py_direct_conv(PyObject *self, PyObject *args) {
+/* direct convolution (dconv.c) */
+static int parse_dgeom(PyObject *t, struct dconv_geom *g) {
+    return PyArg_ParseTuple(t, "nnnnnnnnnnnnn", &g->N, &g->C, &g->H, &g->W, &g->O, &g->Ho, &g->Wo, &g->kh, &g->kw,
+                            &g->dh, &g->dw, &g->pt, &g->pl);
+}
+
+static PyObject *py_dconv_fwd(PyObject *self, PyObject *args) {
     PyObject *ox, *ow, *ob, *oo, *og;
-    idx_t O;
-    struct conv_geom g;
-    if (!PyArg_ParseTuple(args, "OOOOO!n", &ox, &ow, &ob, &oo, &PyTuple_Type, &og, &O) || !parse_geom(og, &g))
+    int f64, relu;
+    struct dconv_geom g;
+    if (!PyArg_ParseTuple(args, "OOOOpO!p", &ox, &ow, &ob, &oo, &f64, &PyTuple_Type, &og, &relu) ||
+        !parse_dgeom(og, &g))
         return NULL;
     struct bufs s = {.n = 0};
-    void *x = get(&s, ox, 0, 0, g.N * g.C * g.H * g.W, 4, "x");
-    void *w = BAD(x) ? x : get(&s, ow, 0, 0, O * g.C * g.kh * g.kw, 4, "weight");
-    void *b = BAD(w) ? w : get(&s, ob, 0, 1, O, 4, "bias");
-    void *out = BAD(b) ? b : get(&s, oo, 1, 0, g.N * O * g.Ho * g.Wo, 4, "out");
+    idx_t it = ITEM(f64);
+    void *x = get(&s, ox, 0, 0, g.N * g.C * g.H * g.W, it, "x");
+    void *w = BAD(x) ? x : get(&s, ow, 0, 0, g.O * g.C * g.kh * g.kw, it, "weight");
+    void *b = BAD(w) ? w : get(&s, ob, 0, 1, g.O, it, "bias");
+    void *out = BAD(b) ? b : get(&s, oo, 1, 0, g.N * g.O * g.Ho * g.Wo, it, "out");
     if (BAD(out)) { release(&s); return NULL; }
-    int done;
+    int ok;
     Py_BEGIN_ALLOW_THREADS
-    done = lf_direct_conv(x, w, b, out, &g, O);
+    ok = lf_dconv_fwd(f64, x, w, b, out, &g, relu);
     Py_END_ALLOW_THREADS
     release(&s);
-    return PyBool_FromLong(done);
+    if (!ok) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_dconv_wgrad(PyObject *self, PyObject *args) {
+    PyObject *ox, *od, *ogw, *odb, *og;
+    int f64;
+    struct dconv_geom g;
+    if (!PyArg_ParseTuple(args, "OOOOpO!", &ox, &od, &ogw, &odb, &f64, &PyTuple_Type, &og) || !parse_dgeom(og, &g))
+        return NULL;
+    struct bufs s = {.n = 0};
+    idx_t it = ITEM(f64);
+    void *x = get(&s, ox, 0, 0, g.N * g.C * g.H * g.W, it, "x");
+    void *d = BAD(x) ? x : get(&s, od, 0, 0, g.N * g.O * g.Ho * g.Wo, it, "delta");
+    void *gw = BAD(d) ? d : get(&s, ogw, 1, 0, g.O * g.C * g.kh * g.kw, it, "gw");
+    void *db = BAD(gw) ? gw : get(&s, odb, 1, 1, g.O, it, "db");
+    if (BAD(db)) { release(&s); return NULL; }
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = lf_dconv_wgrad(f64, x, d, gw, db, &g);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    if (!ok) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_dconv_isa(PyObject *self, PyObject *args) {
+    const char *want;
+    if (!PyArg_ParseTuple(args, "s", &want)) return NULL;
+    const char *got = lf_dconv_isa(want);
+    if (!got) return PyErr_Format(PyExc_ValueError, "_lfk: direct-convolution kernels '%s' not available here", want);
+    return PyUnicode_FromString(got);
 }
 
 static PyObject *py_bias_nchw(PyObject *self, PyObject *args) {
@@ -299,8 +340,11 @@ static int cpu_count(void) {
 static PyMethodDef methods[] = {
     {"im2col", py_im2col, METH_VARARGS, "im2col(x, cols, f64, geom): NCHW → X_col[(c,i,j),(n,a,b)]"},
     {"col2im", py_col2im, METH_VARARGS, "col2im(cols, dx, f64, geom): X_col δ added back into NCHW δx (cols is scratch: may be modified)"},
-    {"direct_conv", py_direct_conv, METH_VARARGS,
-     "direct_conv(x, w, bias, out, geom, O) -> bool: float32 stride-1 convolution with few taps"},
+    {"dconv_fwd", py_dconv_fwd, METH_VARARGS,
+     "dconv_fwd(x, w, bias, out, f64, geom, relu): stride-1 direct convolution (geom: N,C,H,W,O,Ho,Wo,kh,kw,dh,dw,pt,pl)"},
+    {"dconv_wgrad", py_dconv_wgrad, METH_VARARGS, "dconv_wgrad(x, delta, gw, db, f64, geom): δW and δb of dconv_fwd"},
+    {"dconv_isa", py_dconv_isa, METH_VARARGS,
+     "dconv_isa(name) -> name: the direct convolution's micro-kernels, 'auto', 'avx512', 'avx2' or 'baseline'"},
     {"bias_nchw", py_bias_nchw, METH_VARARGS, "bias_nchw(prod, bias, out, f64, O, N, L, relu)"},
     {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
     {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},
@@ -320,6 +364,7 @@ PyMODINIT_FUNC PyInit__lfk(void) {
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
     lf_set_threads(cpu_count());
+    PyModule_AddStringConstant(m, "DCONV_ISA", lf_dconv_isa("auto"));
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && !defined(LFK_NO_CLONES)
     PyModule_AddStringConstant(m, "VECTOR", "target clones: avx512f, avx2, baseline (chosen at load time)");
 #else
