@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import learnflux as lf
-from learnflux.layer import Layer
+from learnflux.core.layer import Layer
 
 
 def data(n=64, seed=0):

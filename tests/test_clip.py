@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import learnflux as lf
+from learnflux.core.param import Param
 from learnflux.errors import ConfigError, NonFiniteError
-from learnflux.param import Param
 
 try:  # PyTorch is the parity oracle: the tests that compare with it skip without it, the rest run
     import torch

@@ -272,7 +272,7 @@ def test_the_default_config_is_a_packaged_file():
 
 
 def test_a_registered_layer_of_your_own_is_checked_from_its_annotations():
-    from learnflux.layer import LAYER_REGISTRY
+    from learnflux.core.layer import LAYER_REGISTRY
 
     class Scale(lf.Layer):
         def __init__(self, factor: Optional[float] = None, mode: Literal["mul", "div"] = "mul") -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import learnflux as lf
-from learnflux.param import Param
+from learnflux.core.param import Param
 
 
 def _mlp(seed: int = 0, dtype: str = "float32") -> lf.Sequential:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import learnflux as lf
+from learnflux.core.layer import LAYER_REGISTRY, Layer
 from learnflux.fileformat import is_loadable
-from learnflux.layer import LAYER_REGISTRY, Layer
 
 
 def _subclasses(cls):

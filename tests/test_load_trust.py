@@ -348,7 +348,7 @@ def test_every_builtin_layer_with_weights_has_its_shapes_checked_before_building
     """A layer whose constructor allocates weights or buffers must declare their shapes
     (Layer.state_shapes), so that a file's sizes are compared with its arrays before the
     constructor runs."""
-    from learnflux.layer import LAYER_REGISTRY
+    from learnflux.core.layer import LAYER_REGISTRY
 
     for name, cls in LAYER_REGISTRY.items():
         if not cls.__module__.startswith("learnflux.layers") or name.startswith("_"):
@@ -452,7 +452,7 @@ def test_saved_files_stay_plain_npz(saved):
 def test_a_custom_layer_round_trips_with_its_buffers(tmp_path):
     """A layer class of your own loads too: its arguments checked against its constructor, its
     arrays (here an integer and a boolean buffer) compared with the file's after it is built."""
-    from learnflux.layer import LAYER_REGISTRY
+    from learnflux.core.layer import LAYER_REGISTRY
 
     @lf.register_layer
     class TrustTestScale(lf.Layer):

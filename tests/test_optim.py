@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import learnflux as lf
+from learnflux.core.param import Param
 from learnflux.errors import ConfigError, ExactnessError, PhaseError, ShapeError
 from learnflux.optim.transforms import (
     Chain,
@@ -19,7 +20,6 @@ from learnflux.optim.transforms import (
     Transform,
     WeightDecay,
 )
-from learnflux.param import Param
 
 try:  # PyTorch is the parity oracle: the tests that compare with it skip without it, the rest run
     import torch

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import learnflux as lf
+from learnflux.core.param import Param
 from learnflux.errors import ConfigError
 from learnflux.optim import schedules
-from learnflux.param import Param
 
 try:  # PyTorch is the parity oracle: the tests that compare with it skip without it, the rest run
     import torch

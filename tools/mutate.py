@@ -111,7 +111,7 @@ MUTANTS: list[Mutant] = [
     M(
         "input-delta-overwritten",
         "graph",
-        "model.py",
+        "core/model.py",
         "input_deltas[k] = dj if input_deltas[k] is None else input_deltas[k] + dj",
         "input_deltas[k] = dj",
         GRAPH,
@@ -120,7 +120,7 @@ MUTANTS: list[Mutant] = [
     M(
         "branch-order-reversed",
         "graph",
-        "model.py",
+        "core/model.py",
         "for src in reversed(node.inbound):",
         "for src in node.inbound:",
         GRAPH,
@@ -426,7 +426,7 @@ MUTANTS: list[Mutant] = [
     M(
         "fan-out-overwrites",
         "graph",
-        "model.py",
+        "core/model.py",
         "deltas[j] = dj if deltas[j] is None else deltas[j] + dj",
         "deltas[j] = dj",
         GRAPH,
@@ -434,7 +434,7 @@ MUTANTS: list[Mutant] = [
     M(
         "input-delta-only-when-learning",
         "graph",
-        "model.py",
+        "core/model.py",
         "need = self._input_delta_useful[i] or (need_input_delta and self._reaches_input[i])",
         "need = self._input_delta_useful[i]",
         GRAPH,
@@ -442,7 +442,7 @@ MUTANTS: list[Mutant] = [
     M(
         "accumulate-ignored",
         "graph",
-        "model.py",
+        "core/model.py",
         "                p.accumulate = accumulate\n",
         "                p.accumulate = False\n",
         ["tests/test_model.py", "tests/test_fit.py"],
@@ -450,7 +450,7 @@ MUTANTS: list[Mutant] = [
     M(
         "config-model-single-input",
         "graph",
-        "model.py",
+        "core/model.py",
         "model._build(layers, plan, single_input=n_inputs == 1)",
         "model._build(layers, plan, single_input=True)",
         GRAPH,
@@ -458,7 +458,7 @@ MUTANTS: list[Mutant] = [
     M(
         "upstream-learns-ignores-branches",
         "graph",
-        "model.py",
+        "core/model.py",
         "learns = bool(layer.parameters()) or any(j >= 0 and upstream_learns[j] for j in ins)",
         "learns = bool(layer.parameters()) or (ins[0] >= 0 and upstream_learns[ins[0]])",
         GRAPH,
@@ -767,7 +767,7 @@ MUTANTS: list[Mutant] = [
     M(
         "load-state-dict-shares-arrays",
         "io",
-        "layer.py",
+        "core/layer.py",
         'arr = np.array(value.detach().cpu().numpy() if hasattr(value, "detach") else value)',
         'arr = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)',
         ["tests/test_io.py", "tests/test_model.py", "tests/test_interop.py", "tests/test_optim.py"],

@@ -6,6 +6,9 @@ them. ``import learnflux as lf`` gives the whole public API, flat.
 """
 
 from . import init, losses, optim, version
+from .core.layer import Layer, register_layer
+from .core.model import Model, Node, Sequential
+from .core.param import Param
 from .errors import (
     ConfigError,
     DtypeError,
@@ -17,13 +20,10 @@ from .errors import (
 )
 from .gradcheck import GradcheckReport, gradcheck
 from .io import load, save
-from .layer import Layer, register_layer
 from .layers import *  # noqa: F403  every layer of the catalogue (layers/__init__.py exports them)
 from .losses import Loss, SquaredError
-from .model import Model, Node, Sequential
 from .numbers import EXACT
 from .optim import SGD, Optimizer
-from .param import Param
 from .seeding import get_rng, seed
 
 __version__ = version.__version__  # learnflux/version.py: any floor may read it

@@ -36,6 +36,7 @@ import numpy as np
 
 from .archive import Archive
 from .callbacks import Callback
+from .core.model import serialize_layer
 from .errors import ConfigError, FileFormatError, LearnfluxError
 from .io import (
     FORMAT,
@@ -46,7 +47,6 @@ from .io import (
     read_array,
     read_header,
 )
-from .model import serialize_layer
 from .numbers import dtype_name
 from .seeding import get_rng
 

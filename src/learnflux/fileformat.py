@@ -34,9 +34,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Optional, Union
 
+from .core.layer import LAYER_REGISTRY, Layer, layer_class
+from .core.model import Model, Sequential
 from .errors import FileFormatError, LearnfluxError
-from .layer import LAYER_REGISTRY, Layer, layer_class
-from .model import Model, Sequential
 
 #: the size of a header (a model of 100,000 layers takes about 6 MB)
 MAX_HEADER_BYTES = 8 << 20
@@ -232,7 +232,7 @@ class _Bad(Exception):
 
 class Arguments:
     """A layer's arguments as a file gives them, read one at a time by the layer's
-    ``state_shapes`` (:meth:`learnflux.layer.Layer.state_shapes`): each read checks its value and
+    ``state_shapes`` (:meth:`learnflux.core.layer.Layer.state_shapes`): each read checks its value and
     a bad one raises the loader's error naming the key, before anything is built."""
 
     max_size = MAX_SIZE

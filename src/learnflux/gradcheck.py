@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .layer import Layer
+from .core.layer import Layer
 
 
 @dataclass

@@ -24,9 +24,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .core.layer import LAYER_REGISTRY, Layer
+from .core.model import Model, Sequential
 from .errors import ConfigError, DtypeError, LearnfluxError, UnsupportedTorchOption
-from .layer import LAYER_REGISTRY, Layer
-from .model import Model, Sequential
 from .numbers import is_exact
 
 

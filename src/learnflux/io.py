@@ -31,10 +31,10 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .archive import Archive
+from .core.layer import Layer
+from .core.model import serialize_layer
 from .errors import ConfigError, FileFormatError, LearnfluxError
 from .fileformat import MAX_HEADER_BYTES, build, expected_shapes, parse_header, plan_model
-from .layer import Layer
-from .model import serialize_layer
 from .numbers import dtype_name, resolve_dtype
 
 FORMAT = "learnflux"

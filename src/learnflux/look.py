@@ -29,9 +29,9 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from .core.model import Model
 from .errors import ConfigError, ShapeError
 from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Linear
-from .model import Model
 
 __all__ = ["Maximized", "inference_twin", "maximize", "saliency", "saliency_map"]
 

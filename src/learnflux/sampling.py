@@ -31,9 +31,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .core.layer import Layer
 from .data.text import CharVocabulary
 from .errors import ConfigError, ShapeError
-from .layer import Layer
 
 
 def model_context(model: Layer, default: Optional[int] = None) -> int:

@@ -24,13 +24,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .core.model import Model
 from .errors import ConfigError, LearnfluxError
-from .model import Model
 
 
 def layer_flops(layer: Any, input_shape: Any) -> Optional[int]:
     """FLOPs of one forward pass of ``layer`` for one sample (None when unknown): what the layer
-    declares (:meth:`learnflux.layer.Layer.flops`), or for a nested model its own total."""
+    declares (:meth:`learnflux.core.layer.Layer.flops`), or for a nested model its own total."""
     if isinstance(layer, Model):
         try:
             return summary(layer, input_shape).total_flops

@@ -38,10 +38,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .core.layer import prepare_input
+from .core.model import Model
 from .errors import ConfigError, ShapeError
-from .layer import prepare_input
 from .losses.base import Loss
-from .model import Model
 from .numbers import dtype_name, is_exact, scalar_like
 
 __all__ = [
@@ -300,7 +300,7 @@ def time_step_name(name: str, t: int) -> str:
 
 def _recurrent_layers(model: Model) -> list[tuple[int, Any]]:
     """``(k, layer)`` for each layer of ``model`` that has time steps (1-based ``k``)."""
-    from .layer import Layer
+    from .core.layer import Layer
 
     return [
         (k, layer)

@@ -81,11 +81,11 @@ import numpy as np
 from . import losses, optim
 from .callbacks import Callback, CallbackList, LearningRateScheduler, TerminateOnNaN
 from .checkpoint import BackupAndRestore, _rng_states, _set_rng_states
+from .core.model import Model
 from .errors import ConfigError, NonFiniteError, ShapeError
 from .io import atomic_write
 from .losses.base import Loss
 from .metrics import Metric, get_metric, looks_like_class_labels
-from .model import Model
 from .numbers import scalar_like
 from .optim.clip import clip_grad_norm_, clip_grad_value_
 from .progress import Progress, Verbose, format_logs, resolve_verbose

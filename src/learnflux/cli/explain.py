@@ -18,10 +18,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..core.model import Sequential
 from ..errors import ConfigError
 from ..layers import Input, Linear, ReLU
 from ..losses import SquaredError
-from ..model import Sequential
 from ..numbers import is_exact, resolve_dtype
 from ..optim import SGD
 from ..trace import Trace, format_tensor, format_value, record

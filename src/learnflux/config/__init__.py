@@ -10,7 +10,7 @@ The parts:
 - :mod:`~learnflux.config.schema`: which values each key takes; the arguments of layers, losses,
   optimizers and schedules are checked from their constructors' type annotations;
 - :mod:`~learnflux.config.components`: the classes a ``type`` key may name (the registries of
-  ``learnflux.layer``, ``learnflux.losses`` and ``learnflux.optim``);
+  ``learnflux.core.layer``, ``learnflux.losses`` and ``learnflux.optim``);
 - :mod:`~learnflux.config.parse`: TOML text -> a checked :class:`RunConfig`;
 - :mod:`~learnflux.config.build`: a :class:`RunConfig` -> the data, model, loss, optimizer,
   schedule and trainer of the run;

@@ -11,10 +11,10 @@ import re
 from typing import Any, Optional, Sequence
 
 from ..callbacks import Callback, EarlyStopping
+from ..core.model import Sequential
 from ..data.prepare import Dataset, load_dataset, missing_idx_files, split_dataset
 from ..errors import ConfigError, LearnfluxError
 from ..layers import Input
-from ..model import Sequential
 from ..optim import param_groups
 from ..seeding import seed as set_seed
 from ..train import FitOptions, Trainer

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .. import losses, optim
-from ..layer import LAYER_REGISTRY
+from ..core.layer import LAYER_REGISTRY
+from ..core.model import Model
 from ..layers import Input
-from ..model import Model
 
 #: [loss], [optimizer] and [schedule]: the table -> its classes by name
 COMPONENTS: dict[str, Mapping[str, type]] = {

@@ -22,8 +22,8 @@ from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
+from ..core.param import Param
 from ..errors import ConfigError
-from ..param import Param
 from .world import DistributedError, World, check_same, get_world
 
 #: the default bucket size (DDP's default is 25 MiB)

@@ -31,7 +31,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..layer import register_layer
+from ..core.layer import register_layer
 from ..layers.norm import BatchNorm1d, BatchNorm2d, _BatchNorm
 from ..numbers import scalar_like
 from .world import World, get_world

@@ -25,11 +25,11 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from ..core.layer import Layer
+from ..core.model import Model, Sequential
 from ..errors import ConfigError, LearnfluxError
 from ..io import PathLike, atomic_write
-from ..layer import Layer
 from ..layers.input import Input
-from ..model import Model, Sequential
 from ..summary import _shape_of
 from ..version import __version__
 from . import onnx_attention, onnx_layers  # noqa: F401  (register the built-in converters)

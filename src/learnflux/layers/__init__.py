@@ -9,7 +9,7 @@ element-wise activations, is exported too (to subclass it); the private bases ar
 import importlib as _importlib
 import pkgutil as _pkgutil
 
-from ..layer import LAYER_REGISTRY as _REGISTRY
+from ..core.layer import LAYER_REGISTRY as _REGISTRY
 from .activations import Activation
 
 for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):

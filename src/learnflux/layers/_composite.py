@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
-from ..layer import Layer
+from ..core.layer import Layer
+from ..core.param import Param
 from ..numbers import DTypeLike
-from ..param import Param
 
 
 class _Composite(Layer):

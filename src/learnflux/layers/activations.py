@@ -9,9 +9,9 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import kernels
+from ..core.layer import Layer, register_layer
 from ..errors import ConfigError, UnsupportedTorchOption
 from ..kernels.reference import eltwise as _eltwise
-from ..layer import Layer, register_layer
 from ..numbers import scalar_like
 
 # ``max(x, 0)`` for float arrays; kept importable here (the machinery is in kernels.reference)

@@ -28,11 +28,11 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ..core.layer import Layer, register_layer
+from ..core.node import Node, symbolic_inputs
 from ..errors import ConfigError, DtypeError, UnsupportedTorchOption
 from ..init import xavier_uniform
 from ..kernels.gemm import matmul
-from ..layer import Layer, register_layer
-from ..node import Node, symbolic_inputs
 from ..numbers import scalar_like
 from ..seeding import RngLike, get_rng
 from ._composite import _Composite

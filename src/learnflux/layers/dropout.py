@@ -7,8 +7,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..core.layer import Layer, register_layer
 from ..errors import ConfigError
-from ..layer import Layer, register_layer
 from ..numbers import is_exact, scalar_like
 from ..seeding import RngLike, get_rng
 

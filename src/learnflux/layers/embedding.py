@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..core.layer import Layer, register_layer
 from ..errors import ConfigError, DtypeError, IndexRangeError, UnsupportedTorchOption
 from ..init import normal
-from ..layer import Layer, register_layer
 from ..seeding import RngLike, get_rng
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..layer import Layer, register_layer
+from ..core.layer import Layer, register_layer
 
 
 @register_layer

@@ -6,8 +6,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from ..layer import Layer, register_layer
-from ..node import Node
+from ..core.layer import Layer, register_layer
+from ..core.node import Node
 
 
 @register_layer
@@ -32,7 +32,7 @@ class Input(Layer):
         if isinstance(shape, int):
             shape = (shape,)
         self.shape: tuple | None = tuple(shape) if shape is not None else None
-        self.node = Node(self, ())  # what the functional API calls layers on (learnflux.node)
+        self.node = Node(self, ())  # what the functional API calls layers on (learnflux.core.node)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if self.shape is not None:

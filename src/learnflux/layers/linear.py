@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..core.layer import Layer, register_layer
 from ..init import initialize
 from ..kernels.gemm import matmul
-from ..layer import Layer, register_layer
 from ..seeding import RngLike
 
 

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..layer import Layer, register_layer
+from ..core.layer import Layer, register_layer
 
 
 @register_layer

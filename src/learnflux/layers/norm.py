@@ -24,8 +24,8 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .. import kernels
+from ..core.layer import Layer, register_layer
 from ..errors import ConfigError
-from ..layer import Layer, register_layer
 from ..numbers import scalar_like
 
 

@@ -23,9 +23,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..core.layer import Layer, register_layer
 from ..errors import ConfigError
 from ..init import normal
-from ..layer import Layer, register_layer
 from ..numbers import cast
 from ..seeding import RngLike, get_rng
 

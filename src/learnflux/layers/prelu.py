@@ -8,8 +8,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..core.layer import register_layer
 from ..errors import ConfigError
-from ..layer import register_layer
 from ..numbers import scalar_like
 from .activations import Activation
 

@@ -45,9 +45,9 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 
+from ..core.layer import Layer, register_layer
 from ..errors import ConfigError, ShapeError, UnsupportedTorchOption
 from ..kernels.gemm import matmul
-from ..layer import Layer, register_layer
 from ..seeding import RngLike, get_rng
 from ._recurrent_cells import Cell, GRUCell, LSTMCell, RNNCell
 
@@ -247,7 +247,7 @@ class _Recurrent(Layer):
     def __call__(self, x: Any) -> Any:
         """``layer(x)``, or ``layer([x, h0])`` (``[x, h0, c0]`` for the LSTM): on arrays, or on
         nodes in a graph. Returns the output sequence; the final states are in ``h_n`` / ``c_n``."""
-        from ..model import Node, symbolic_inputs
+        from ..core.model import Node, symbolic_inputs
 
         nodes = symbolic_inputs(x)
         if nodes is not None:

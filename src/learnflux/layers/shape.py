@@ -7,8 +7,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..core.layer import Layer, register_layer
 from ..errors import ConfigError, UnsupportedTorchOption
-from ..layer import Layer, register_layer
 
 
 @register_layer

@@ -6,8 +6,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..core.layer import Layer, register_layer
 from ..errors import ConfigError, UnsupportedTorchOption
-from ..layer import Layer, register_layer
 from ..seeding import RngLike, get_rng
 from ._composite import _Composite
 from .activations import GELU, ReLU

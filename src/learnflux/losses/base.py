@@ -125,7 +125,7 @@ def check_finite(loss: Loss, arr: np.ndarray, what: str) -> None:
     output or the target) holds a NaN or an infinity. One dot product when all is finite."""
     if arr.dtype.kind != "f" or not arr.size:
         return
-    from ..layer import _surely_finite
+    from ..core.layer import _surely_finite
 
     if _surely_finite(arr):
         return

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.param import Param
 from ..errors import ConfigError, NonFiniteError
 from ..numbers import scalar_like
-from ..param import Param
 
 
 def _grads(params: Any) -> list[Param]:

@@ -23,9 +23,9 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
+from ..core.param import Param
 from ..errors import ConfigError, ExactnessError, PhaseError, ShapeError
 from ..numbers import scalar_like
-from ..param import Param
 
 ParamsLike = Union[Iterable[Union[Param, dict]], Any]
 

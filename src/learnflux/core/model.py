@@ -1,0 +1,415 @@
+"""Models: graphs of layers run in topological order.
+
+Forward: every node computes ``o = L(inputs)`` once its inputs are known.
+Backward: δ flows in reverse order; when one output feeds several layers (fan-out), its δ is the
+**sum** of the δ coming back from each of them (the chain rule over every path).
+
+Two ways to build one:
+
+* ``Sequential(layer1, layer2, ...)``: a chain.
+* The functional way, for graphs: ``x = Input(4); h = Linear(4, 4)(x); y = Add()([x, h]);
+  model = Model(x, y)``: calling a layer on a node (instead of an array) records an edge.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Optional, Union
+
+import numpy as np
+
+from ..errors import ConfigError, PhaseError, ShapeError
+from ..numbers import DTypeLike, resolve_dtype
+from .layer import LAYER_REGISTRY, Layer, layer_class, prepare_input, register_layer
+from .node import Node, symbolic_inputs
+from .param import Param
+
+
+def serialize_layer(layer: Layer) -> dict[str, Any]:
+    """``{"class": "Linear", "config": {...}}`` (JSON-serialisable)."""
+    return {"class": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize_layer(spec: dict[str, Any]) -> Layer:
+    name = spec.get("class")
+    cls = layer_class(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ConfigError(f"unknown layer class {name!r}; known: {sorted(LAYER_REGISTRY)}")
+    return cls.from_config(dict(spec.get("config", {})))
+
+
+@register_layer
+class Model(Layer):
+    """A graph of layers with one or more inputs and one output.
+
+    ``inputs``: the ``Input`` layer(s) (or nodes) where data enters. ``outputs``: the node whose
+    value the model returns. Layers are numbered in topological order; ``model.layers[i]`` is
+    named ``str(i)`` and its parameters ``"i.weight"``, ``"i.bias"``...
+    """
+
+    supports_exact = True
+    n_inputs = None
+
+    def __init__(self, inputs: Any, outputs: Node) -> None:
+        super().__init__()
+        input_nodes = symbolic_inputs(inputs)
+        if input_nodes is None:
+            raise ConfigError("Model(inputs, outputs): inputs must be Input layers or nodes")
+        out_node = symbolic_inputs(outputs)
+        if out_node is None or len(out_node) != 1:
+            raise ConfigError("Model(inputs, outputs): outputs must be one node")
+        order = _topological_order(out_node[0])
+        position = {id(node): i for i, node in enumerate(order)}
+        missing = [n for n in input_nodes if id(n) not in position]
+        if missing:
+            raise ConfigError(f"Model: input {missing[0]!r} does not lead to the output")
+        self._build(
+            [node.layer for node in order],
+            [
+                tuple(position[id(src)] for src in node.inbound)
+                if node.inbound
+                else (-1 - input_nodes.index(node),)
+                for node in order
+            ],
+            single_input=len(input_nodes) == 1,
+        )
+        for node in order:
+            if not node.inbound and node not in input_nodes:
+                raise ConfigError(f"Model: {node.layer.describe()} is a source but not an input")
+
+    # ------------------------------------------------------------------ construction
+    def _build(self, layers: list[Layer], plan: list[tuple[int, ...]], single_input: bool) -> None:
+        seen: set[int] = set()
+        for layer in layers:
+            if id(layer) in seen:
+                raise ConfigError(f"{layer.describe()} appears twice in the model; create a new one")
+            seen.add(id(layer))
+        self.layers: list[Layer] = layers
+        self._plan = plan
+        self._single_input = single_input
+        self.n_inputs = 1 if single_input else None  # a single-input model nests in a Sequential
+        self.n_model_inputs = max(-j for ins in plan for j in ins if j < 0)
+        for i, layer in enumerate(layers):
+            layer.name = str(i)
+        # A model computes in one kind of number: the first layer's unless it is float32 and
+        # another layer was already converted.
+        self.dtype = next((l.dtype for l in layers if l.dtype != np.float32), layers[0].dtype)
+        # A node's input δ is worth computing only if something upstream learns (or the
+        # caller asked for the model input's δ).
+        upstream_learns = []
+        for layer, ins in zip(layers, plan, strict=True):
+            learns = bool(layer.parameters()) or any(j >= 0 and upstream_learns[j] for j in ins)
+            upstream_learns.append(learns)
+        self._input_delta_useful = [any(j >= 0 and upstream_learns[j] for j in ins) for ins in plan]
+        reaches_input: list[bool] = []
+        for ins in plan:
+            reaches_input.append(any(j < 0 or reaches_input[j] for j in ins))
+        self._reaches_input = reaches_input
+        # the first layer reading each model input (one pass: building is linear in the layers)
+        entry: dict[int, Layer] = {}
+        for layer, ins in zip(layers, plan, strict=True):
+            for j in ins:
+                if j < 0 and -1 - j not in entry:
+                    entry[-1 - j] = layer
+        missing = [k for k in range(self.n_model_inputs) if k not in entry]
+        if missing:
+            raise ConfigError(f"Model: input {missing[0]} of {self.n_model_inputs} is read by no layer")
+        self._entry_layers = [entry[k] for k in range(self.n_model_inputs)]
+        # After layer i runs, the outputs listed in _release_after[i] have no consumer left: the
+        # forward pass drops them at once (layers that need them for backward keep a reference).
+        last_use = {j: i for i, ins in enumerate(plan) for j in ins if j >= 0}
+        release: list[list[int]] = [[] for _ in layers]
+        for j, i_last in last_use.items():
+            if j != len(layers) - 1:
+                release[i_last].append(j)
+        self._release_after: list[tuple[int, ...]] = [tuple(r) for r in release]
+        self.record_intermediates = False
+        self.last_outputs: Optional[list[Any]] = None
+        self.last_deltas: Optional[list[Any]] = None
+        if any(layer.dtype != self.dtype for layer in layers):
+            self.astype(self.dtype)
+
+    # ------------------------------------------------------------------ forward / backward
+    def forward(self, x: Any) -> Any:
+        """Run every layer once, in topological order; return the output node's value."""
+        xs = [x] if self._single_input else list(x)
+        if len(xs) != self.n_model_inputs:
+            raise ShapeError(f"{self.describe()}: expects {self.n_model_inputs} inputs, got {len(xs)}")
+        xs = [prepare_input(xi, entry) for xi, entry in zip(xs, self._entry_layers, strict=True)]
+        values: list[Any] = [None] * len(self.layers)
+        keep = self.record_intermediates and self.training
+        for i, (layer, ins) in enumerate(zip(self.layers, self._plan, strict=True)):
+            if len(ins) == 1:
+                j = ins[0]
+                values[i] = layer.forward(values[j] if j >= 0 else xs[-1 - j])
+            else:
+                values[i] = layer.forward([values[j] if j >= 0 else xs[-1 - j] for j in ins])
+            if not keep:
+                for j in self._release_after[i]:
+                    values[j] = None
+        if self.record_intermediates and self.training:
+            self.last_outputs = values
+        return values[-1]
+
+    def backward(self, delta_out: Any, need_input_delta: bool = True, accumulate: bool = False) -> Any:
+        """Propagate ``δ = ∂Loss/∂output`` back through every layer.
+
+        Each parameter's ``grad`` receives the gradient of this batch. With ``accumulate=True``
+        the gradient is **added** to the one already there (gradient accumulation over several
+        batches; call ``optimizer.zero_grad()`` or ``model.zero_grad()`` to start again).
+        Returns δ for the model input (a list when the model has several inputs), or None when
+        ``need_input_delta`` is False.
+        """
+        if not self.training:
+            raise PhaseError(f"{self.describe()}: backward called in the inference phase; call model.train()")
+        self._set_accumulate(accumulate)
+        return self._propagate(delta_out, need_input_delta)
+
+    def _propagate(self, delta_out: Any, need_input_delta: bool) -> Any:
+        """The backward pass itself (nested models are driven through this, so that the
+        outermost ``backward`` call alone decides whether gradients accumulate)."""
+        deltas: list[Any] = [None] * len(self.layers)
+        deltas[-1] = delta_out
+        input_deltas: list[Any] = [None] * self.n_model_inputs
+        for i in range(len(self.layers) - 1, -1, -1):
+            d = deltas[i]
+            if d is None:
+                continue
+            if not self.record_intermediates:
+                deltas[i] = None  # free each δ as soon as it is used: peak memory is one layer's
+            ins = self._plan[i]
+            need = self._input_delta_useful[i] or (need_input_delta and self._reaches_input[i])
+            layer = self.layers[i]
+            if isinstance(layer, Model):
+                d_in = layer._propagate(d, need)
+            else:
+                d_in = layer.backward(d, need)
+            if not need:
+                continue
+            if len(ins) == 1:
+                d_in = (d_in,)
+            elif not isinstance(d_in, (list, tuple)) or len(d_in) != len(ins):
+                # one δ per input (None for an input that takes no δ, e.g. indices): a layer
+                # returning fewer would leave the other branches without a gradient
+                got = len(d_in) if isinstance(d_in, (list, tuple)) else type(d_in).__name__
+                raise ShapeError(f"{layer.describe()}: backward returned {got} δ for {len(ins)} inputs")
+            for j, dj in zip(ins, d_in, strict=True):
+                if dj is None:
+                    continue
+                if j >= 0:
+                    deltas[j] = dj if deltas[j] is None else deltas[j] + dj
+                else:
+                    k = -1 - j
+                    input_deltas[k] = dj if input_deltas[k] is None else input_deltas[k] + dj
+        if self.record_intermediates:
+            self.last_deltas = deltas
+            self.last_input_deltas = input_deltas
+        if not need_input_delta:
+            return None
+        return input_deltas[0] if self._single_input else input_deltas
+
+    def _set_accumulate(self, accumulate: bool) -> None:
+        if getattr(self, "_accumulating", False) != accumulate:
+            for p in self.parameters():
+                p.accumulate = accumulate
+            self._accumulating = accumulate
+
+    def __call__(self, x: Any) -> Any:
+        nodes = symbolic_inputs(x)
+        if nodes is not None:
+            return Node.create(self, nodes)
+        return self.forward(x)
+
+    def summary(self, input_shape: Any = None) -> Any:
+        """The table of layers, output shapes, parameter counts and FLOPs per sample (print
+        it, as Keras's ``model.summary()``); see :func:`learnflux.summary`. ``input_shape`` is the
+        per-sample shape, needed unless the model starts with a sized ``Input``."""
+        from ..summary import summary
+
+        return summary(self, input_shape)
+
+    def predict(self, x: Any, batch_size: Optional[int] = 256) -> Any:
+        """Forward pass in the inference phase (the phase is restored afterwards),
+        ``batch_size`` samples at a time (``None``: all at once)."""
+        from ..train import predict
+
+        return predict(self, x, batch_size=batch_size)
+
+    def fit(self, x: Any, y: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """Train the model: ``fit(x, y, epochs=1, batch_size=32, loss=..., optimizer=...,
+        validation_data=None, callbacks=(), ...)``; see :func:`learnflux.train.fit`.
+        Returns a ``History``."""
+        from ..train import fit
+
+        return fit(self, x, y, *args, **kwargs)
+
+    def evaluate(self, x: Any, y: Any = None, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """Loss and metrics over ``(x, y)``; see :func:`learnflux.train.evaluate`."""
+        from ..train import evaluate
+
+        return evaluate(self, x, y, *args, **kwargs)
+
+    # ------------------------------------------------------------------ parameters
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Param]]:
+        for i, layer in enumerate(self.layers):
+            yield from layer.named_parameters(f"{prefix}{i}.")
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for i, layer in enumerate(self.layers):
+            yield from layer.named_buffers(f"{prefix}{i}.")
+
+    def named_buffer_owners(self, prefix: str = "") -> Iterator[tuple[str, tuple[Layer, str]]]:
+        for i, layer in enumerate(self.layers):
+            yield from layer.named_buffer_owners(f"{prefix}{i}.")
+
+    # ------------------------------------------------------------------ phases and numbers
+    def set_phase(self, training: bool) -> None:
+        self.training = training
+        for layer in self.layers:
+            layer.set_phase(training)
+        if not training:
+            self.last_outputs = self.last_deltas = None
+
+    def astype(self, dtype: DTypeLike) -> Model:
+        """Convert every layer to float32, float64 or ``"exact"``; says which layer cannot."""
+        target = resolve_dtype(dtype)
+        for layer in self.layers:
+            layer.astype(target)
+        self.dtype = target
+        self._accumulating = False
+        return self
+
+    def clear_cache(self) -> None:
+        for layer in self.layers:
+            layer.clear_cache()
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "nodes": [
+                {"layer": serialize_layer(layer), "inbound": list(ins)}
+                for layer, ins in zip(self.layers, self._plan, strict=True)
+            ]
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Model:
+        model = cls.__new__(cls)
+        Layer.__init__(model)
+        layers = [deserialize_layer(n["layer"]) for n in config["nodes"]]
+        plan = [tuple(int(j) for j in n["inbound"]) for n in config["nodes"]]
+        n_inputs = max(-j for ins in plan for j in ins if j < 0)
+        model._build(layers, plan, single_input=n_inputs == 1)
+        return model
+
+    def summary_name(self) -> str:
+        return f"{type(self).__name__}({len(self.layers)} layers)"
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}("]
+        for i, layer in enumerate(self.layers):
+            lines.append(f"  ({i}) {layer!r}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+@register_layer
+class Sequential(Model):
+    """A chain of layers: ``Sequential(Input(3), Linear(3, 1, bias=False), ReLU())``.
+
+    The first layer may be an ``Input`` (which checks the per-sample shape) or any layer.
+    ``Sequential`` models nest: a Sequential is itself a layer.
+    """
+
+    def __init__(self, *layers: Layer) -> None:
+        Layer.__init__(self)
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        if not layers:
+            raise ConfigError("Sequential() needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ConfigError(f"Sequential: item {i} is {layer!r}, not a layer")
+            if layer.n_inputs != 1:
+                raise ConfigError(f"Sequential: {layer!r} (item {i}) needs several inputs; use Model")
+        self._build(list(layers), [(i - 1,) for i in range(len(layers))], single_input=True)
+
+    def _entry(self) -> Layer:
+        """The layer the model's input is checked against (:func:`prepare_input`): the first
+        one, or after a leading ``Input`` (which passes anything on) an index layer, so that
+        ``Sequential(Input((T,)), Embedding(...), ...)`` takes integer ids uncast."""
+        first = self.layers[0]
+        if type(first).__name__ == "Input" and len(self.layers) > 1 and self.layers[1].input_kind == "index":
+            return self.layers[1]
+        return first
+
+    @property  # type: ignore[override]
+    def input_kind(self) -> str:  # the entry layer's: "index" for a model that starts with ids
+        return self._entry().input_kind
+
+    def forward(self, x: Any) -> Any:
+        out = prepare_input(x, self._entry())
+        if self.record_intermediates and self.training:
+            values = []
+            for layer in self.layers:
+                out = layer.forward(out)
+                values.append(out)
+            self.last_outputs = values
+            return out
+        for layer in self.layers:
+            out = layer.forward(out)
+        return out
+
+    def __getitem__(self, index: int) -> Layer:
+        """``model[i]``: the i-th layer (negative indices count from the end)."""
+        if isinstance(index, slice):
+            # a layer belongs to one model (its name, its place in error messages and traces)
+            raise TypeError(
+                "Sequential cannot be sliced: a layer belongs to one model. For a model made of "
+                "some of these layers with their weights, build it from copies: "
+                "lf.Sequential(*[copy.deepcopy(l) for l in model.layers[a:b]])"
+            )
+        return self.layers[index]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"layers": [serialize_layer(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        return cls(*[deserialize_layer(spec) for spec in config["layers"]])
+
+    def append(self, layer: Layer) -> Sequential:
+        """Add a layer at the end (returns the model)."""
+        self._build(self.layers + [layer], [(i - 1,) for i in range(len(self.layers) + 1)], True)
+        return self
+
+
+def _topological_order(output: Node) -> list[Node]:
+    order: list[Node] = []
+    state: dict[int, int] = {}  # 1 = visiting, 2 = done
+    stack: list[tuple[Node, bool]] = [(output, False)]
+    while stack:
+        node, expanded = stack.pop()
+        key = id(node)
+        if expanded:
+            state[key] = 2
+            order.append(node)
+            continue
+        if state.get(key) == 2:
+            continue
+        if state.get(key) == 1:
+            raise ConfigError(f"Model: the graph has a cycle through {node.layer.describe()}")
+        state[key] = 1
+        stack.append((node, True))
+        for src in reversed(node.inbound):
+            if state.get(id(src)) != 2:
+                stack.append((src, False))
+    return order
+
+
+ModelLike = Union[Model, Layer]
