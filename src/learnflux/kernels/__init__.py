@@ -40,17 +40,20 @@ except ImportError as exc:  # the extension was not built (no C compiler at inst
 
 _state: dict[str, Any] = {"ops": None, "reason": "", "warned": False}
 
-#: threads of a large compiled call. Default 1: the compiled passes are memory-bound, and the
-#: GEMMs between them already run on every core in NumPy's BLAS, whose OpenBLAS workers keep
-#: spinning for a while after each product; a second pool of threads then fights them for the
-#: cores. Measured on the 2-core AMD EPYC (quiet, median step, BLAS on 2 threads): LeNet train
-#: 9.7 ms with 1 kernel thread against 16.6 ms with 2, VGG 195 vs 203 ms, CNN inference 21.3
-#: vs 21.7 ms, MLP 2.85 vs 2.87 ms. ``LEARNFLUX_NUM_THREADS=n`` or ``set_threads(n)`` changes it.
+#: threads of a large compiled call. Default: every CPU this process may use (0 below). The
+#: convolutions at stride 1 run in the compiled kernels' own pool, not in OpenBLAS, so the pool no
+#: longer fights OpenBLAS's spinning workers there (with the earlier im2col + BLAS convolutions,
+#: 1 thread was faster: LeNet 9.7 vs 16.6 ms). Measured interleaved, BLAS on 2 threads, the
+#: 2-core AMD EPYC under load 6: 2 kernel threads against 1, LeNet train 2.39x, VGG 1.12x, CNN
+#: inference 1.16x. ``LEARNFLUX_NUM_THREADS=n`` or ``set_threads(n)`` changes it.
 THREADS_VAR = "LEARNFLUX_NUM_THREADS"
-DEFAULT_THREADS = 1
+DEFAULT_THREADS = 0
 if _compiled is not None:
     _env_threads = os.environ.get(THREADS_VAR, "").strip()
-    _compiled._lfk.set_threads(int(_env_threads) if _env_threads.isdigit() else DEFAULT_THREADS)
+    if _env_threads.isdigit() and int(_env_threads) > 0:
+        _compiled._lfk.set_threads(int(_env_threads))
+    elif DEFAULT_THREADS > 0:
+        _compiled._lfk.set_threads(DEFAULT_THREADS)  # else: the CPU count _lfk set at import
 
 
 def available() -> bool:
@@ -156,7 +159,7 @@ def describe() -> str:
 
 
 def set_threads(n: int) -> int:
-    """Threads a large compiled kernel call uses (default ``DEFAULT_THREADS`` = 1, or
+    """Threads a large compiled kernel call uses (default: the CPUs this process may use, or
     ``LEARNFLUX_NUM_THREADS``: see the measurement above ``THREADS_VAR``)."""
     if _compiled is None:
         return 1
