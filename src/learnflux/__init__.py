@@ -18,8 +18,9 @@ from .errors import (
     PhaseError,
     ShapeError,
 )
+from .files import archive, fileformat, io  # lf.io...: implementation, bound as before the move
+from .files.io import load, save
 from .gradcheck import GradcheckReport, gradcheck
-from .io import load, save
 from .layers import *  # noqa: F403  every layer of the catalogue (layers/__init__.py exports them)
 from .losses import Loss, SquaredError
 from .numbers import EXACT

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 import numpy as np
 
 from .errors import ConfigError, NonFiniteError
-from .io import atomic_write, save
+from .files.io import atomic_write, save
 
 
 class Callback:

@@ -34,11 +34,11 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .archive import Archive
 from .callbacks import Callback
 from .core.model import serialize_layer
 from .errors import ConfigError, FileFormatError, LearnfluxError
-from .io import (
+from .files.archive import Archive
+from .files.io import (
     FORMAT,
     VERSION,
     _exact_values,

@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import ConfigError
-from .io import atomic_write
+from .files.io import atomic_write
 
 __all__ = ["colorize", "grid", "image_of", "png_bytes", "upscale", "write_png"]
 

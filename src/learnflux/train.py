@@ -83,7 +83,7 @@ from .callbacks import Callback, CallbackList, LearningRateScheduler, TerminateO
 from .checkpoint import BackupAndRestore, _rng_states, _set_rng_states
 from .core.model import Model
 from .errors import ConfigError, NonFiniteError, ShapeError
-from .io import atomic_write
+from .files.io import atomic_write
 from .losses.base import Loss
 from .metrics import Metric, get_metric, looks_like_class_labels
 from .numbers import scalar_like

@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..io import load
+    from ..files.io import load
     from ..train import evaluate
 
     model = load(_existing(args.model))

@@ -118,7 +118,7 @@ def model_command(args: argparse.Namespace) -> int:
 def write_trace(what: Union[str, Any], fmt: str, out: Optional[str], title: Optional[str] = None) -> int:
     """Write a rendered text, or a trace as ``npz`` / ``html``, to ``out`` (html and npz have a
     default file name) and say so on standard output."""
-    from ..io import atomic_write
+    from ..files.io import atomic_write
 
     if fmt in ("html", "npz"):
         path = Path(out or f"learning-flow.{fmt}")

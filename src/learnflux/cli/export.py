@@ -70,7 +70,7 @@ def _format_and_out(args: argparse.Namespace) -> tuple[str, Path]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..io import load
+    from ..files.io import load
 
     if not Path(args.model).is_file():
         raise ConfigError(f"{args.model}: no such model file")

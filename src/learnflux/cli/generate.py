@@ -78,7 +78,7 @@ def register(subparsers: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..io import load, load_metadata
+    from ..files.io import load, load_metadata
     from ..sampling import generate, vocabulary_of
 
     path = Path(args.model)

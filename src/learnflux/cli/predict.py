@@ -78,7 +78,7 @@ def register(subparsers: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..io import atomic_write, load
+    from ..files.io import atomic_write, load
     from .evaluate import _existing, _npy, apply_preprocess
 
     model = load(_existing(args.model))

@@ -54,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
         model = model_from_config(path, shape)
         shape = None
     else:
-        from ..io import load
+        from ..files.io import load
 
         model = load(path)
     table = summary(model, shape)

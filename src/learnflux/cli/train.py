@@ -545,7 +545,7 @@ def run(
         check_output,
         load_data,
     )
-    from ..io import atomic_write, save
+    from ..files.io import atomic_write, save
     from ..summary import summary
 
     # every check happens here, before any training

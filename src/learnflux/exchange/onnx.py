@@ -28,7 +28,7 @@ import numpy as np
 from ..core.layer import Layer
 from ..core.model import Model, Sequential
 from ..errors import ConfigError, LearnfluxError
-from ..io import PathLike, atomic_write
+from ..files.io import PathLike, atomic_write
 from ..layers.input import Input
 from ..summary import _shape_of
 from ..version import __version__

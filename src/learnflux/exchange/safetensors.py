@@ -27,10 +27,10 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..archive import ArrayInfo
 from ..core.layer import Layer
 from ..errors import ConfigError, DtypeError, FileFormatError, LearnfluxError
-from ..io import PathLike, atomic_write, read_array
+from ..files.archive import ArrayInfo
+from ..files.io import PathLike, atomic_write, read_array
 from ..numbers import is_exact
 from ..version import __version__
 

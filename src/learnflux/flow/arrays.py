@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import atomic_write
+from ..files.io import atomic_write
 from ..trace import Trace, to_jsonable
 
 __all__ = ["save_npz", "trace_arrays"]

@@ -181,7 +181,7 @@ def render_page(trace: Trace, title: Optional[str] = None) -> str:
 
 def write_page(trace: Trace, path: Any, title: Optional[str] = None) -> int:
     """Write the page to ``path`` (atomically); returns its size in bytes."""
-    from ..io import atomic_write
+    from ..files.io import atomic_write
 
     text = render_page(trace, title).encode("utf-8")
     atomic_write(path, lambda fh: fh.write(text))

@@ -136,7 +136,7 @@ def _load(source: Source, data: str, labels: Optional[str], split: str, seed: Op
         return model, build_loss(cfg), x, y, desc
 
     from ..config.rundata import apply_preprocess, load_eval_data
-    from ..io import load
+    from ..files.io import load
 
     model = load(source.model_path)
     x, y, desc = load_eval_data(data, source.model_path, split, seed, labels, download=download)
