@@ -60,12 +60,12 @@ FLOORS: dict[int, tuple[str, tuple[str, ...]]] = {
 
 #: (importer, imported) -> why this import goes up a floor. Each must be a function-level import.
 UPWARD_CALLS: dict[tuple[str, str], str] = {
-    ("core.model", "train"): "Model.fit / evaluate / predict call the trainer (Keras's conveniences)",
-    ("core.model", "summary"): "Model.summary() prints lf.summary(model)",
-    ("trace", "flow.arrays"): "Trace.to_npz writes the arrays with the flow's layout",
-    ("trace", "flow.page"): "Trace.to_html renders the learning-flow page",
-    ("trace", "flow.graph"): "Trace's graph for its page",
-    ("trace", "flow.text"): "Trace.to_text / to_markdown format with the flow's tables",
+    ("core.model", "training.train"): "Model.fit / evaluate / predict call the trainer (Keras's)",
+    ("core.model", "training.summary"): "Model.summary() prints lf.summary(model)",
+    ("training.trace", "flow.arrays"): "Trace.to_npz writes the arrays with the flow's layout",
+    ("training.trace", "flow.page"): "Trace.to_html renders the learning-flow page",
+    ("training.trace", "flow.graph"): "Trace's graph for its page",
+    ("training.trace", "flow.text"): "Trace.to_text / to_markdown format with the flow's tables",
 }
 
 

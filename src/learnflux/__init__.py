@@ -42,16 +42,7 @@ from . import (  # lf.callbacks.EarlyStopping, lf.metrics.register_metric, ...
     trace,  # lf.trace: record a training run (record, layer_outputs)
     train,  # lf.train: FitOptions, Evaluator, fit, evaluate, predict
 )
-from .callbacks import (
-    Callback,
-    CSVLogger,
-    EarlyStopping,
-    JSONLogger,
-    LearningRateScheduler,
-    ModelCheckpoint,
-    TerminateOnNaN,
-)
-from .checkpoint import BackupAndRestore  # resume an interrupted fit, bit for bit
+from . import summary as _former_path  # noqa: F401  first, so a later import can't rebind lf.summary
 from .errors import DataError, DownloadError, FileFormatError, IndexRangeError
 from .exchange import export_onnx, load_safetensors, save_safetensors, to_onnx  # import onnx... on call
 from .interop import from_torch, to_torch  # torch is imported only when they are called
@@ -68,9 +59,22 @@ from .losses import (
     SmoothL1Loss,
 )
 from .optim import Adagrad, Adam, AdamW, RMSprop, clip_grad_norm_, clip_grad_value_
-from .summary import summary
-from .trace import Recorder, Snapshot, Step, Trace  # also makes lf.trace the module
-from .train import History, Trainer
+from .training import checkpoint, progress  # lf.checkpoint...: implementation, as before the move
+from .training.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    JSONLogger,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    TerminateOnNaN,
+)
+from .training.checkpoint import BackupAndRestore  # resume an interrupted fit, bit for bit
+from .training.summary import summary  # lf.summary is the function (the module: lf.training.summary)
+from .training.trace import Recorder, Snapshot, Step, Trace  # lf.trace stays the module (above)
+from .training.train import History, Trainer
+
+del _former_path
 
 # The public API (docs/vocabulary.md): the names below, every layer of the catalogue, and the
 # namespaces meant to be used as ``lf.<namespace>.<name>``. The other submodules (lf.io, lf.model,

@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ..files.io import load
-    from ..train import evaluate
+    from ..training.train import evaluate
 
     model = load(_existing(args.model))
     x, y, desc = load_eval_data(
@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
         cfg = load_config(run_config)
         if cfg.loss:
             loss = build_loss(cfg)
-    from ..metrics import looks_like_class_labels
+    from ..training.metrics import looks_like_class_labels
 
     metrics = ["accuracy"] if looks_like_class_labels(y) else []
     result = evaluate(model, x, y, loss=loss, metrics=metrics, batch_size=args.batch_size)

@@ -24,7 +24,7 @@ from ..layers import Input, Linear, ReLU
 from ..losses import SquaredError
 from ..numbers import is_exact, resolve_dtype
 from ..optim import SGD
-from ..trace import Trace, format_tensor, format_value, record
+from ..training.trace import Trace, format_tensor, format_value, record
 from .argtypes import positive_int
 
 #: the article's data: (broccoli, Tagada strawberries, workout hours) → good shape (1) or not (0)

@@ -44,7 +44,7 @@ def _parse_shape(text: Optional[str]) -> Optional[tuple[int, ...]]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..summary import summary
+    from ..training.summary import summary
 
     path = Path(args.target)
     if not path.is_file():

@@ -375,7 +375,7 @@ def resume_main(args: argparse.Namespace, world: Any = None) -> int:
 
 def resume_config(out: Path) -> RunConfig:
     """The config of the interrupted run in ``out``, once checked that there is one to resume."""
-    from ..checkpoint import STATE_FILE
+    from ..training.checkpoint import STATE_FILE
 
     if not out.is_dir():
         raise ConfigError(f"--resume {out}: no such run folder")
@@ -406,7 +406,7 @@ class _resume_hint:
         return None
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
-        from ..checkpoint import STATE_FILE
+        from ..training.checkpoint import STATE_FILE
 
         if kind is KeyboardInterrupt and (self.out / STATE_FILE).is_file():
             print(
@@ -533,8 +533,6 @@ def run(
 
     ``world``: a data-parallel job's world (:mod:`learnflux.distributed`): every rank trains its
     share of each global batch, rank 0 alone writes the run folder."""
-    from ..callbacks import CSVLogger, TerminateOnNaN
-    from ..checkpoint import BackupAndRestore
     from ..config import (
         build_callbacks,
         build_loss,
@@ -546,7 +544,9 @@ def run(
         load_data,
     )
     from ..files.io import atomic_write, save
-    from ..summary import summary
+    from ..training.callbacks import CSVLogger, TerminateOnNaN
+    from ..training.checkpoint import BackupAndRestore
+    from ..training.summary import summary
 
     # every check happens here, before any training
     out = Path(out)

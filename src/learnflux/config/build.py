@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 from typing import Any, Optional, Sequence
 
-from ..callbacks import Callback, EarlyStopping
 from ..core.model import Sequential
 from ..data.prepare import Dataset, load_dataset, missing_idx_files, split_dataset
 from ..errors import ConfigError, LearnfluxError
 from ..layers import Input
 from ..optim import param_groups
 from ..seeding import seed as set_seed
-from ..train import FitOptions, Trainer
+from ..training.callbacks import Callback, EarlyStopping
+from ..training.train import FitOptions, Trainer
 from . import schema
 from .components import COMPONENTS, layer_classes
 from .parse import RunConfig

@@ -18,7 +18,7 @@ except ModuleNotFoundError:  # Python 3.10: the backport (a core dependency ther
     import tomli as tomllib
 
 from ..errors import ConfigError
-from ..metrics import get_metric
+from ..training.metrics import get_metric
 from . import schema
 from .components import COMPONENTS, layer_classes
 

@@ -223,14 +223,14 @@ class Model(Layer):
         """The table of layers, output shapes, parameter counts and FLOPs per sample (print
         it, as Keras's ``model.summary()``); see :func:`learnflux.summary`. ``input_shape`` is the
         per-sample shape, needed unless the model starts with a sized ``Input``."""
-        from ..summary import summary
+        from ..training.summary import summary
 
         return summary(self, input_shape)
 
     def predict(self, x: Any, batch_size: Optional[int] = 256) -> Any:
         """Forward pass in the inference phase (the phase is restored afterwards),
         ``batch_size`` samples at a time (``None``: all at once)."""
-        from ..train import predict
+        from ..training.train import predict
 
         return predict(self, x, batch_size=batch_size)
 
@@ -238,13 +238,13 @@ class Model(Layer):
         """Train the model: ``fit(x, y, epochs=1, batch_size=32, loss=..., optimizer=...,
         validation_data=None, callbacks=(), ...)``; see :func:`learnflux.train.fit`.
         Returns a ``History``."""
-        from ..train import fit
+        from ..training.train import fit
 
         return fit(self, x, y, *args, **kwargs)
 
     def evaluate(self, x: Any, y: Any = None, *args: Any, **kwargs: Any) -> dict[str, float]:
         """Loss and metrics over ``(x, y)``; see :func:`learnflux.train.evaluate`."""
-        from ..train import evaluate
+        from ..training.train import evaluate
 
         return evaluate(self, x, y, *args, **kwargs)
 

@@ -29,9 +29,9 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from ..callbacks import CallbackList, CSVLogger, JSONLogger, ModelCheckpoint
 from ..errors import ConfigError, NonFiniteError
-from ..train import History, Trainer, _arrays, _count, _is_loader, _take, iterate_batches
+from ..training.callbacks import CallbackList, CSVLogger, JSONLogger, ModelCheckpoint
+from ..training.train import History, Trainer, _arrays, _count, _is_loader, _take, iterate_batches
 from .reduce import BUCKET_BYTES, GradientReducer, broadcast_parameters, optimizer_params
 from .sampler import share_positions
 from .world import DistributedError, World, check_same, init
@@ -54,7 +54,7 @@ def _noop(*args: Any, **kwargs: Any) -> None:
 
 
 def _writes_files(callback: Any) -> bool:
-    from ..checkpoint import BackupAndRestore
+    from ..training.checkpoint import BackupAndRestore
 
     flag = getattr(callback, "rank_zero_only", None)
     if flag is not None:
@@ -174,7 +174,7 @@ class DistributedTrainer(Trainer):
                 )
         check_same(world, "the run (samples, batch size, shuffling, accumulation)", self._run_signature)
         if not self._started:  # every rank starts from rank 0's weights and generators
-            from ..checkpoint import _rng_states, _set_rng_states
+            from ..training.checkpoint import _rng_states, _set_rng_states
 
             broadcast_parameters(self.model, world)
             _set_rng_states(self, world.broadcast(_rng_states(self)), "DistributedTrainer")
@@ -340,7 +340,7 @@ def fit(model: Any, x: Any, y: Any = None, *, world: Optional[World] = None, **k
     """``lf.fit`` data-parallel: ``dist.fit(model, x, y, epochs=..., batch_size=..., ...)`` takes
     the arguments of :func:`learnflux.train.fit` (``batch_size`` is the global batch) and trains
     with a :class:`DistributedTrainer`; every rank returns the same (global) history."""
-    from ..train import FIT_ARGUMENTS, fit_options
+    from ..training.train import FIT_ARGUMENTS, fit_options
 
     options, validation_data = fit_options("fit", FIT_ARGUMENTS, (), kwargs)
     trainer = DistributedTrainer(model, options=options, world=world)

@@ -30,7 +30,7 @@ from ..core.model import Model, Sequential
 from ..errors import ConfigError, LearnfluxError
 from ..files.io import PathLike, atomic_write
 from ..layers.input import Input
-from ..summary import _shape_of
+from ..training.summary import _shape_of
 from ..version import __version__
 from . import onnx_attention, onnx_layers  # noqa: F401  (register the built-in converters)
 from .onnx_graph import CONVERTERS, OPSET, OnnxGraph, lookup

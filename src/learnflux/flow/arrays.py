@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..files.io import atomic_write
-from ..trace import Trace, to_jsonable
+from ..training.trace import Trace, to_jsonable
 
 __all__ = ["save_npz", "trace_arrays"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..trace import article_name
+from ..training.trace import article_name
 
 __all__ = ["graph_nodes", "is_chain", "input_names"]
 

@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..trace import Trace, format_value, to_jsonable
+from ..training.trace import Trace, format_value, to_jsonable
 from .graph import graph_nodes
 from .text import update_of
 

@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..trace import Trace, record
+from ..training.trace import Trace, record
 
 __all__ = ["Source", "explain_model", "find_model", "make_optimizer", "parse_samples"]
 
@@ -216,7 +216,7 @@ def explain_model(
 
 
 def _optimizer_args(opt: Any) -> dict[str, Any]:
-    from ..trace import to_jsonable
+    from ..training.trace import to_jsonable
 
     group = opt.param_groups[0]
     return {k: to_jsonable(v) for k, v in group.items() if k != "params" and isinstance(v, (int, float, str))}

@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 
 from ..numbers import is_exact
-from ..trace import Trace, _flat_if_row, _mean, format_tensor, format_value, time_step_name, updated_name
+from ..training.trace import (
+    Trace,
+    _flat_if_row,
+    _mean,
+    format_tensor,
+    format_value,
+    time_step_name,
+    updated_name,
+)
 from .graph import graph_nodes, input_names, is_chain
 from .summary import describe_tensor, is_small
 
