@@ -116,3 +116,31 @@ def test_mkl_training_matches_numpy_blas(restore_blas):
 
     for got, want in zip(grads("mkl"), grads("numpy"), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_small_products_run_on_one_openblas_thread_and_restore_the_count(restore_blas, monkeypatch):
+    blas.use("numpy")
+    threads = blas._openblas_threads()
+    if threads is None:
+        pytest.skip("NumPy's BLAS is not its bundled OpenBLAS")
+    get, set_ = threads
+    before = get()
+    seen = []
+    real = np.matmul
+
+    def spy(a, b, out=None):
+        seen.append(get())
+        return real(a, b, out=out)
+
+    monkeypatch.setattr(blas.np, "matmul", spy)
+    rng = np.random.default_rng(0)
+    set_(2)
+    try:
+        small = rng.standard_normal((10, 64)), rng.standard_normal((64, 20))
+        np.testing.assert_array_equal(blas.matmul(*small), real(*small))
+        assert seen == [1] and get() == 2  # one thread inside, the count restored after
+        large = rng.standard_normal((256, 256)), rng.standard_normal((256, 256))
+        np.testing.assert_array_equal(blas.matmul(*large), real(*large))
+        assert seen == [1, 2]
+    finally:
+        set_(before)

@@ -38,6 +38,8 @@ ENV_VAR = "LEARNFLUX_BLAS"
 CHOICES = ("auto", "numpy", "mkl")
 #: below this many multiply-adds (m·n·k) a product stays in np.matmul
 MIN_WORK = 1 << 18
+#: NumPy's OpenBLAS runs a product below this many multiply-adds on one thread (see matmul)
+ONE_THREAD_WORK = 1 << 22
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
@@ -164,13 +166,59 @@ def _active_gemm() -> Optional[Callable[..., Optional[np.ndarray]]]:
     return _state["gemm"]
 
 
+def _openblas_threads() -> Optional[tuple[Callable[[], int], Callable[[int], None]]]:
+    """``(get, set)`` of the thread count of NumPy's own OpenBLAS (the library bundled in the
+    NumPy wheel, already loaded by NumPy; ctypes only looks its functions up), or None when NumPy
+    runs another BLAS or the library is not where the wheels put it."""
+    if _state.get("openblas") is None:
+        found: Any = False
+        here = os.path.dirname(np.__file__)
+        paths = glob.glob(os.path.join(here, os.pardir, "numpy.libs", "*openblas*"))
+        paths += glob.glob(os.path.join(here, ".libs", "*openblas*"))
+        for path in paths:
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for prefix, suffix in (
+                ("scipy_openblas", "64_"),
+                ("scipy_openblas", ""),
+                ("openblas", "64_"),
+                ("openblas", ""),
+            ):
+                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if getter is not None and setter is not None:
+                    getter.restype, setter.restype = ctypes.c_int, None
+                    setter.argtypes = [ctypes.c_int]
+                    found = (getter, setter)
+                    break
+            if found:
+                break
+        _state["openblas"] = found
+    return _state["openblas"] or None
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
-    """``a @ b`` (with ``out=`` as np.matmul) through the active BLAS."""
+    """``a @ b`` (with ``out=`` as np.matmul) through the active BLAS. A product of NumPy's
+    OpenBLAS below ``ONE_THREAD_WORK`` multiply-adds runs on one OpenBLAS thread: waking its second
+    thread for a small product cost more than it saved, and left that thread spinning for the
+    next ~0.1 s, taking a core from the compiled kernels' threads (see ``ONE_THREAD_WORK``)."""
     gemm = _active_gemm()
     if gemm is not None:
         result = gemm(a, b, out)
         if result is not None:
             return result
+    if a.ndim == 2 and b.ndim == 2 and a.shape[0] * a.shape[1] * b.shape[-1] < ONE_THREAD_WORK:
+        threads = _openblas_threads()
+        if threads is not None:
+            before = threads[0]()
+            if before > 1:
+                threads[1](1)
+                try:
+                    return np.matmul(a, b, out=out)
+                finally:
+                    threads[1](before)
     return np.matmul(a, b, out=out)
 
 
