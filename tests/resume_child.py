@@ -23,8 +23,8 @@ import sys
 import numpy as np
 
 import learnflux as lf
-import learnflux.checkpoint as lfcheckpoint
-from learnflux.checkpoint import BackupAndRestore
+import learnflux.training.checkpoint as lfcheckpoint
+from learnflux.training.checkpoint import BackupAndRestore
 
 
 def build(samples: int) -> tuple:

@@ -23,7 +23,7 @@ from learnflux.data.text import (
     split_text,
     text_dataset,
 )
-from learnflux.io import load_metadata
+from learnflux.files.io import load_metadata
 from learnflux.metrics import bits_per_char
 from learnflux.sampling import generate
 

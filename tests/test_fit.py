@@ -226,7 +226,7 @@ def test_verbose_output_and_quiet_mode(capsys):
 
 
 def test_progress_bar_on_a_terminal():
-    from learnflux.progress import Progress
+    from learnflux.training.progress import Progress
 
     class Tty(io.StringIO):
         def isatty(self):

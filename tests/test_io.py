@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import learnflux as lf
-from learnflux import io as lfio
+from learnflux.files import io as lfio
 
 from .test_model import residual_model
 

@@ -7,7 +7,7 @@ import pytest
 
 import learnflux as lf
 from learnflux.core.layer import LAYER_REGISTRY, Layer
-from learnflux.fileformat import is_loadable
+from learnflux.files.fileformat import is_loadable
 
 
 def _subclasses(cls):

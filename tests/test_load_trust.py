@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import learnflux as lf
-import learnflux.io as lfio
+import learnflux.files.io as lfio
 from learnflux.errors import FileFormatError
 
 from .fuzz_mutants import HEADER, MARKER_NAME, _Evil, header_of, members_of, npy, npy_raw, zip_of

@@ -468,7 +468,7 @@ def test_a_log_softmax_classifier_learns_with_nll_and_class_weights():
     [("NLLLoss", "nll"), ("HuberLoss", "huber"), ("SmoothL1Loss", "smooth_l1"), ("KLDivLoss", "kl_div")],
 )
 def test_fit_takes_the_names(name, alias):
-    from learnflux.train import _resolve_loss
+    from learnflux.training.train import _resolve_loss
 
     assert type(_resolve_loss(alias)) is getattr(lf, name)
     assert type(_resolve_loss(name.lower())) is getattr(lf, name)

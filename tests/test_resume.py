@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 import learnflux as lf
-from learnflux.checkpoint import STATE_FILE, BackupAndRestore
 from learnflux.errors import ConfigError, FileFormatError
+from learnflux.training.checkpoint import STATE_FILE, BackupAndRestore
 
 CHILD = Path(__file__).with_name("resume_child.py")
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL trials need a POSIX system")
