@@ -140,8 +140,8 @@ MUTANTS: list[Mutant] = [
         "linear-exact-delta-float",
         "layers",
         "layers/linear.py",
-        "return delta_out @ self.weight.value if need_input_delta else None",
-        "return (delta_out @ self.weight.value).astype(float if self.dtype == object else self.dtype) "
+        "return matmul(delta_out, self.weight.value) if need_input_delta else None",
+        "return matmul(delta_out, self.weight.value).astype(float if self.dtype == object else self.dtype) "
         "if need_input_delta else None",
         harness("exact"),
         "exact arithmetic silently becomes float in the input δ",
@@ -167,7 +167,7 @@ MUTANTS: list[Mutant] = [
     M(
         "trace-same-order-every-epoch",
         "data",
-        "trace.py",
+        "training/trace.py",
         "order = rng.permutation(n) if shuffle else np.arange(n)",
         "order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)",
         "tests/test_trace.py",
@@ -176,7 +176,7 @@ MUTANTS: list[Mutant] = [
     M(
         "fit-loader-drops-last-batch",
         "data",
-        "train.py",
+        "training/train.py",
         "        if self.loader:\n            return self.x\n",
         "        if self.loader:\n            return list(self.x)[:-1]\n",
         ["tests/test_fit.py", "-k", "loader"],
@@ -377,8 +377,11 @@ MUTANTS: list[Mutant] = [
         "layernorm-weight-grad-no-xhat",
         "layers",
         "layers/norm.py",
-        "self.weight.set_grad((delta_out * xhat).sum(axis=lead))",
-        "self.weight.set_grad(delta_out.sum(axis=lead))",
+        # LayerNorm's (RMSNorm's has the same line, after its own ``if``)
+        "        lead = tuple(range(xhat.ndim - len(axes)))\n        if self.elementwise_affine:\n"
+        "            self.weight.set_grad((delta_out * xhat).sum(axis=lead))",
+        "        lead = tuple(range(xhat.ndim - len(axes)))\n        if self.elementwise_affine:\n"
+        "            self.weight.set_grad(delta_out.sum(axis=lead))",
         harness("layernorm"),
     ),
     M(
@@ -493,16 +496,16 @@ MUTANTS: list[Mutant] = [
         "ce-smoothing-not-divided",
         "losses",
         "losses/classification.py",
-        "delta -= dt.type(eps / c)",
-        "delta -= dt.type(eps)",
+        "spread = (dt.type(1) if w is None else w) * dt.type(eps / c)",
+        "spread = (dt.type(1) if w is None else w) * dt.type(eps)",
         "tests/test_losses.py",
     ),
     M(
         "ce-mean-over-batch-only",
         "losses",
         "losses/classification.py",
-        "n = out.size // c if c else 0",
-        "n = out.shape[0]",
+        "count = float(per.size) if wy is None",
+        "count = float(per.shape[0]) if wy is None",
         "tests/test_losses.py",
         "(N, C, d1) logits averaged over N instead of N·d1",
     ),
@@ -510,8 +513,8 @@ MUTANTS: list[Mutant] = [
         "ce-value-without-logsumexp",
         "losses",
         "losses/classification.py",
-        "per_sample = log_total - np.take_along_axis(shifted, labels, axis=1)",
-        "per_sample = -np.take_along_axis(shifted, labels, axis=1)",
+        "per = log_total - np.take_along_axis(shifted, labels, axis=1)",
+        "per = -np.take_along_axis(shifted, labels, axis=1)",
         "tests/test_losses.py",
     ),
     M(
@@ -725,7 +728,7 @@ MUTANTS: list[Mutant] = [
     M(
         "save-exact-as-float",
         "io",
-        "io.py",
+        "files/io.py",
         "value = np.array([str(v) for v in value.reshape(-1)], dtype=str).reshape(value.shape)",
         "value = value.astype(np.float64)",
         "tests/test_io.py",
@@ -733,7 +736,7 @@ MUTANTS: list[Mutant] = [
     M(
         "load-ignores-dtype",
         "io",
-        "io.py",
+        "files/io.py",
         "    try:\n        model.astype(dtype)\n",
         '    try:\n        model.astype("float32")\n',
         "tests/test_io.py",
@@ -741,7 +744,7 @@ MUTANTS: list[Mutant] = [
     M(
         "load-ignores-unexpected-arrays",
         "io",
-        "io.py",
+        "files/io.py",
         "    if missing or unexpected:\n",
         "    if missing:\n",
         "tests/test_io.py",
@@ -750,7 +753,7 @@ MUTANTS: list[Mutant] = [
     M(
         "load-accepts-any-format",
         "io",
-        "io.py",
+        "files/io.py",
         'if header.get("format") != FORMAT:',
         'if header.get("format") is None:',
         "tests/test_io.py",
@@ -758,7 +761,7 @@ MUTANTS: list[Mutant] = [
     M(
         "atomic-write-leaves-temporary-file",
         "io",
-        "io.py",
+        "files/io.py",
         "            os.unlink(tmp)\n",
         "            pass\n",
         ["tests/test_io.py", "tests/test_callbacks.py"],
@@ -897,7 +900,7 @@ MUTANTS: list[Mutant] = [
     M(
         "batches-always-drop-last",
         "data",
-        "train.py",
+        "training/train.py",
         "    stop = n - n % batch_size if drop_last else n\n    for begin in range(start * batch_size, stop,",
         "    stop = n - n % batch_size\n    for begin in range(start * batch_size, stop,",
         ["tests/test_fit.py", "tests/test_data_loader.py"],
