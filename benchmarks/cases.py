@@ -25,6 +25,11 @@ MLP_SIZES = (784, 512, 512, 10)
 VGG_PLAN = (32, 32, "M", 64, 64, "M", 128, "M")
 SCALING_BATCHES = (1, 4, 16, 64, 256, 1024)
 SCALING_WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
+#: the sequence cases: one causal pre-norm transformer block (GELU, as examples/charlm.toml's
+#: blocks) on (T, d) and one LSTM layer on (T, input); both trained on the squared error against
+#: random targets of their output's shape, so that the step times the layer itself
+TRANSFORMER = {"d_model": 128, "nhead": 4, "dim_feedforward": 512}
+LSTM = {"input_size": 64, "hidden_size": 128}
 
 
 @dataclass
@@ -48,6 +53,8 @@ class Case:
     group: str = ""
     classes: int = 10
     n_batches: int = 4
+    #: per-sample shape of the float targets when ``classes`` is 0 (the squared error)
+    target_shape: tuple = (1,)
 
     def __post_init__(self) -> None:
         self.group = self.group or self.name
@@ -83,6 +90,31 @@ def all_cases() -> list[Case]:
             model_kwargs={"plan": VGG_PLAN},
             frameworks=("learnflux", "torch"),
             targets={"torch": 1.0},
+        ),
+        Case(
+            "transformer",
+            "Transformer block: causal pre-norm, d 128, 4 heads, FF 512, GELU, on (64, 128), "
+            "squared error, batch 32 (train)",
+            "transformer",
+            (64, TRANSFORMER["d_model"]),
+            32,
+            model_kwargs=TRANSFORMER,
+            frameworks=("learnflux", "torch"),
+            targets={"torch": 1.2},
+            classes=0,
+            target_shape=(64, TRANSFORMER["d_model"]),
+        ),
+        Case(
+            "lstm",
+            "LSTM 64→128, one layer, on (32, 64) sequences, squared error on its outputs, batch 32 (train)",
+            "lstm",
+            (32, LSTM["input_size"]),
+            32,
+            model_kwargs=LSTM,
+            frameworks=("learnflux", "torch"),
+            targets={"torch": 1.2},
+            classes=0,
+            target_shape=(32, LSTM["hidden_size"]),
         ),
         Case(
             "tiny",
@@ -180,7 +212,7 @@ def make_data(case: Case, seed: int = 0) -> Data:
             oh[np.arange(case.batch), y] = 1.0
         else:
             x = rng.standard_normal(shape, dtype=np.float32)
-            y = rng.standard_normal((case.batch, 1), dtype=np.float32)
+            y = rng.standard_normal((case.batch, *case.target_shape), dtype=np.float32)
             oh = y
         xs.append(x)
         labels.append(y)

@@ -72,8 +72,25 @@ def vgg(plan: tuple, in_channels: int = 3, image: int = 32, classes: int = 10) -
     return lf.Sequential(*layers)
 
 
+def transformer(d_model: int, nhead: int, dim_feedforward: int) -> Any:
+    """One causal pre-norm block, as those of examples/charlm.toml (no dropout)."""
+    (block,) = need("TransformerEncoderLayer")
+    return lf.Sequential(
+        block(
+            d_model, nhead, dim_feedforward, dropout=0.0, activation="gelu", norm_first=True, is_causal=True
+        )
+    )
+
+
+def lstm(input_size: int, hidden_size: int) -> Any:
+    """One LSTM layer, batch first; its value is the output sequence (N, T, hidden)."""
+    (LSTM,) = need("LSTM")
+    return lf.Sequential(LSTM(input_size, hidden_size, batch_first=True))
+
+
 def build(model: str, **kwargs: Any) -> Any:
-    return {"mlp": mlp, "tiny": tiny, "cnn": lenet, "vgg": vgg}[model](**kwargs)
+    builders = {"mlp": mlp, "tiny": tiny, "cnn": lenet, "vgg": vgg, "transformer": transformer, "lstm": lstm}
+    return builders[model](**kwargs)
 
 
 def loss(kind: str) -> Any:

@@ -16,7 +16,7 @@ FW_NAMES = {
     "torch-cl": "PyTorch channels_last",
     "numpy": "NumPy reference",
 }
-MAIN_CASES = ("mlp", "cnn", "cnn-cifar", "tiny", "predict-mlp", "predict-cnn")
+MAIN_CASES = ("mlp", "cnn", "cnn-cifar", "transformer", "lstm", "tiny", "predict-mlp", "predict-cnn")
 
 
 def _jsonable(obj: Any) -> Any:

@@ -57,8 +57,51 @@ def vgg(plan: tuple, in_channels: int = 3, image: int = 32, classes: int = 10) -
     return nn.Sequential(*layers)
 
 
+class CausalBlock(nn.Module):
+    """``nn.TransformerEncoderLayer`` (batch first, pre-norm, GELU, no dropout) called with the
+    causal mask, as learnflux's ``TransformerEncoderLayer(..., is_causal=True)``."""
+
+    def __init__(self, d_model: int, nhead: int, dim_feedforward: int) -> None:
+        super().__init__()
+        self.block = nn.TransformerEncoderLayer(
+            d_model,
+            nhead,
+            dim_feedforward,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.masks: dict[int, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[1]
+        if t not in self.masks:
+            self.masks[t] = nn.Transformer.generate_square_subsequent_mask(t, dtype=x.dtype)
+        return self.block(x, src_mask=self.masks[t], is_causal=True)
+
+
+class LSTMOutput(nn.Module):
+    """``nn.LSTM`` (batch first) whose value is its output sequence, as learnflux's ``LSTM``."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lstm(x)[0]
+
+
 def build(model: str, **kwargs: Any) -> nn.Module:
-    return {"mlp": mlp, "tiny": tiny, "cnn": lenet, "vgg": vgg}[model](**kwargs)
+    builders = {
+        "mlp": mlp,
+        "tiny": tiny,
+        "cnn": lenet,
+        "vgg": vgg,
+        "transformer": CausalBlock,
+        "lstm": LSTMOutput,
+    }
+    return builders[model](**kwargs)
 
 
 def loss_fn(kind: str) -> Any:

@@ -25,7 +25,18 @@ needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 
 @pytest.mark.parametrize(
     "name",
-    ["mlp", "cnn", "cnn-cifar", "tiny", "predict-mlp", "predict-cnn", "scale-batch-4", "scale-width-64"],
+    [
+        "mlp",
+        "cnn",
+        "cnn-cifar",
+        "transformer",
+        "lstm",
+        "tiny",
+        "predict-mlp",
+        "predict-cnn",
+        "scale-batch-4",
+        "scale-width-64",
+    ],
 )
 def test_case_runs_in_every_framework(name: str) -> None:
     (case,) = bench_cases.select([name])

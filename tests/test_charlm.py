@@ -196,7 +196,7 @@ def test_a_config_checks_the_text_keys_and_the_output_layout():
 def test_the_example_config_builds_the_documented_model():
     cfg = lf.config.load_config(ROOT / "examples" / "charlm.toml")
     model = build_model(cfg, (cfg.data["context"],))
-    assert sum(int(p.size) for p in model.parameters()) == 820_811
+    assert sum(int(p.size) for p in model.parameters()) == 622_539
     assert model.output_shape((64,)) == (75, 64)
 
 
