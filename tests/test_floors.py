@@ -66,6 +66,7 @@ UPWARD_CALLS: dict[tuple[str, str], str] = {
     ("training.trace", "flow.page"): "Trace.to_html renders the learning-flow page",
     ("training.trace", "flow.graph"): "Trace's graph for its page",
     ("training.trace", "flow.text"): "Trace.to_text / to_markdown format with the flow's tables",
+    ("files.fileformat", "distributed"): "lf.load finds SyncBatchNorm1d/2d (no MPI is imported)",
 }
 
 

@@ -212,6 +212,21 @@ def _is_base_class_name(name: str) -> bool:
     return False
 
 
+#: The layers learnflux.distributed registers (``import learnflux`` does not import that package):
+#: a file naming one imports it first, so a model trained with SyncBatchNorm loads without
+#: ``import learnflux.distributed`` (importing it imports no MPI; tests/test_floors.py lists this
+#: upward call, tests/test_layer_registry.py checks the list is complete).
+DISTRIBUTED_LAYERS = ("SyncBatchNorm1d", "SyncBatchNorm2d")
+
+
+def _layer_class(name: str) -> Optional[type[Layer]]:
+    """:func:`layer_class`, importing learnflux.distributed first for a name it registers."""
+    if name in DISTRIBUTED_LAYERS and name not in LAYER_REGISTRY:
+        from .. import distributed  # noqa: F401  registers its layers
+
+    return layer_class(name)
+
+
 def is_loadable(cls: type) -> bool:
     """A concrete layer class: not ``Layer`` itself, not a base class whose ``forward`` or
     ``backward`` is left to subclasses (``Activation``), not private (``_BatchNorm``)."""
@@ -363,7 +378,7 @@ class _Walker:
             raise self.error(where, f'expected {{"class": ..., "config": {{...}}}}, got {_show(spec)}')
         name = spec["class"]
         config = spec.get("config", {})
-        cls = layer_class(name) if isinstance(name, str) else None
+        cls = _layer_class(name) if isinstance(name, str) else None
         if cls is None and isinstance(name, str) and _is_base_class_name(name):
             raise self.error(f"{where}.class", f"{name} is an abstract base class, not a layer a model holds")
         if cls is None:
