@@ -42,7 +42,7 @@ def _run(kset, make, x, delta_seed=1, need_input_delta=True):
         out = layer.forward(x)
         delta = np.random.default_rng(delta_seed).standard_normal(out.shape).astype(out.dtype)
         d_in = layer.backward(delta, need_input_delta=need_input_delta)
-        return out, d_in, [p.grad.copy() for p in layer.params()]
+        return out, d_in, [p.grad.copy() for p in layer.parameters()]
 
 
 def _assert_same(a, b, dtype, what):
@@ -361,3 +361,15 @@ def test_conv2d_in_blocks_of_samples_equals_numpy(keep_max, chunk, dtype, monkey
             return layer.astype(dtype)
 
         _compare(make, x, dtype)
+
+
+def test_malloc_tuning_is_reported_and_can_be_switched_off():
+    assert kernels.info()["malloc"] == kernels.MALLOC
+    code = "import learnflux.kernels as k; print(k.MALLOC)"
+    env = {**os.environ, "LEARNFLUX_MALLOC_TUNING": "0"}
+    off = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert off.stdout.strip() == "LEARNFLUX_MALLOC_TUNING=0: glibc's defaults"
+    env = {k: v for k, v in os.environ.items() if k not in ("LEARNFLUX_MALLOC_TUNING", "GLIBC_TUNABLES")}
+    env["MALLOC_TRIM_THRESHOLD_"] = "131072"
+    kept = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert kept.stdout.strip() == "the environment tunes malloc"

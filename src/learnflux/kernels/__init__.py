@@ -26,7 +26,10 @@ from types import ModuleType
 from typing import Any, Iterator, Optional
 
 from . import blas, reference
+from .workspace import tune_malloc
 
+#: what :func:`.workspace.tune_malloc` did at import (freed arrays' memory kept for the next step)
+MALLOC = tune_malloc()
 ENV_VAR = "LEARNFLUX_KERNELS"
 CHOICES = ("auto", "numpy", "compiled")
 
@@ -139,12 +142,15 @@ def info() -> dict[str, Any]:
     if _compiled is not None:
         lfk = _compiled._lfk
         result["compiled_dtypes"] = "float32, float64 (exact Fraction arrays run the NumPy kernels)"
-        result["compiled_ops"] = "im2col/col2im and conv layouts, max pooling, ReLU, batch norm"
+        result["compiled_ops"] = (
+            "direct convolution, im2col/col2im and conv layouts, max pooling, ReLU, batch norm"
+        )
         result["threads"] = lfk.get_threads()
         result["vector"] = lfk.VECTOR
         result["compiler"] = getattr(lfk, "COMPILER", "unknown")
     else:
         result["build_error"] = _BUILD_ERROR
+    result["malloc"] = MALLOC
     result.update(blas.info())
     return result
 
