@@ -199,7 +199,7 @@ class Layer:
         ``args`` reads and checks one argument at a time and raises the loader's error naming it:
         ``args.size(key, default)`` (a positive int), ``args.flag(key, default)`` (a bool),
         ``args.pair(key, default, low, high)``, ``args.get(key, default)`` (unchecked) and
-        ``args.fail(key, message)``; see :class:`learnflux.fileformat.Arguments`.
+        ``args.fail(key, message)``; see :class:`learnflux.files.fileformat.Arguments`.
 
         None (the default): the layer holds no array whose size an argument sets, or its arrays
         are compared after it is built. A layer whose constructor calls ``add_param`` or

@@ -7,7 +7,7 @@ module (``module.load_state_dict(safetensors.torch.load_file(path))``), and a fi
 PyTorch module with the same layers loads here. The architecture is not in the file (as with
 PyTorch's ``state_dict``): build the model first (or keep the ``lf.save`` file, which holds both).
 
-Saving writes atomically (:func:`learnflux.io.atomic_write`: a crash while saving keeps the
+Saving writes atomically (:func:`learnflux.files.io.atomic_write`: a crash while saving keeps the
 previous file). Loading parses nothing but the safetensors header (JSON) and raw little-endian
 numbers: no code runs, no pickle. Before any array is copied into the model, every name, shape and
 dtype is checked against the model, and the values as :func:`learnflux.load` checks them (finite
@@ -98,7 +98,7 @@ def save_safetensors(model: Layer, path: PathLike, metadata: Optional[dict[str, 
 
 
 class _SafetensorsFile:
-    """An open safetensors file, seen through the interface :func:`learnflux.io.read_array`
+    """An open safetensors file, seen through the interface :func:`learnflux.files.io.read_array`
     reads archives with (``path``, ``info(key)``, ``read(key)``)."""
 
     def __init__(self, path: PathLike) -> None:

@@ -11,7 +11,7 @@ File layout (a standard NumPy ``.npz`` archive, readable with ``np.load(path, al
 Writing goes to a temporary file in the same folder, flushed to disk, then renamed over the
 target: a crash mid-write leaves the previous file intact (:func:`atomic_write`).
 
-Reading checks the archive (:mod:`learnflux.archive`) and the header (:mod:`learnflux.fileformat`)
+Reading checks the archive (:mod:`learnflux.files.archive`) and the header (:mod:`learnflux.files.fileformat`)
 before anything is built: a hostile or corrupt file costs time and memory bounded by its real
 size, and fails with a :class:`~learnflux.errors.FileFormatError`.
 """

@@ -19,7 +19,7 @@ Hooks, in the order ``fit`` calls them::
 
 Built in: :class:`EarlyStopping`, :class:`ModelCheckpoint`, :class:`LearningRateScheduler`,
 :class:`CSVLogger`, :class:`JSONLogger`, :class:`TerminateOnNaN`; and
-:class:`~learnflux.checkpoint.BackupAndRestore`, which resumes an interrupted ``fit`` (a callback
+:class:`~learnflux.training.checkpoint.BackupAndRestore`, which resumes an interrupted ``fit`` (a callback
 that has a state to keep across a resume returns it from :meth:`Callback.state_dict`).
 """
 

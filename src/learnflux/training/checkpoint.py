@@ -13,7 +13,7 @@ A **training state** is everything the rest of a run depends on:
 
 It is written as one file, ``<folder>/train_state.lfs``, in the ``lf.save`` format (a ``.npz``
 archive: a JSON header and plain arrays, no pickle; read with the same checks as a model file),
-atomically (``lf.io.atomic_write``): a run killed at any point, even while writing it, leaves
+atomically (``learnflux.files.io.atomic_write``): a run killed at any point, even while writing it, leaves
 the previous complete state.
 
 Resuming restores all of it before the first hook runs; a run resumed mid-epoch redraws that

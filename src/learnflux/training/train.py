@@ -175,7 +175,7 @@ class FitOptions:
         metrics: names or functions (see :mod:`learnflux.metrics`); ``None`` means
             ``("accuracy",)`` when the targets are class labels and none otherwise.
         seed: seeds the shuffling; ``None`` draws from the global generator (``lf.seed``).
-        verbose: 0, 1, 2 or ``"auto"`` (see :mod:`learnflux.progress`).
+        verbose: 0, 1, 2 or ``"auto"`` (see :mod:`learnflux.training.progress`).
         accumulate: average the gradients of this many batches per update.
         clip_norm / clip_value: clip the gradients by global norm / by value before each update.
         scheduler: a learning-rate schedule (``learnflux.optim.schedules``), stepped after each
@@ -702,7 +702,7 @@ class Trainer:
         random, stratified hold-out use ``lf.data.train_val_split`` and ``validation_data``.
 
         ``initial_epoch``: the number of the first epoch. With a
-        :class:`~learnflux.checkpoint.BackupAndRestore` callback whose folder holds a backup, the
+        :class:`~learnflux.training.checkpoint.BackupAndRestore` callback whose folder holds a backup, the
         run resumes from it instead (same epoch, same batch, same state: the result is the
         uninterrupted run's, bit for bit)."""
         options, validation_data = fit_options("Trainer.fit", CALL_ARGUMENTS, args, kwargs, self.options)
@@ -997,7 +997,7 @@ def fit(model: Any, x: Any, y: Any = None, *args: Any, **kwargs: Any) -> History
     order when given by position; :class:`FitOptions` says what each does, :meth:`Trainer.fit`
     how the data is read). The loss and metrics are remembered on the model, so a later
     ``model.evaluate(x, y)`` uses them. To resume an interrupted run, give it a
-    :class:`~learnflux.checkpoint.BackupAndRestore` callback (``docs/training.md``)."""
+    :class:`~learnflux.training.checkpoint.BackupAndRestore` callback (``docs/training.md``)."""
     options, validation_data = fit_options("fit", FIT_ARGUMENTS, args, kwargs)
     trainer = Trainer(model, options=options)
     history = trainer.fit(x, y, validation_data=validation_data)
