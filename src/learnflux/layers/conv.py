@@ -1,7 +1,8 @@
 """2-D convolution over channels-first images: the maths here, the machinery in ``kernels``
 (``conv2d_forward`` / ``conv2d_backward`` of the active kernel set).
 
-The helpers ``pair`` and ``compact`` are shared with the pooling layers.
+The helpers ``pair`` and ``compact`` are shared with the pooling layers; ``channels``,
+``channel_args`` and ``conv_summary`` with the other convolutions.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .. import kernels
+from ..core.layer import Layer, register_layer
 from ..errors import ConfigError, UnsupportedTorchOption
 from ..init import initialize
 from ..kernels.geometry import ConvGeometry, conv_output_size
 from ..kernels.workspace import Scratch
-from ..layer import Layer, register_layer
 from ..seeding import RngLike
 
 IntOrPair = Union[int, tuple[int, int], list[int]]
@@ -37,6 +38,41 @@ def pair(value: Any, name: str, owner: str, minimum: int = 1) -> tuple[int, int]
 def compact(p: tuple[int, int]) -> Union[int, list[int]]:
     """``(3, 3) → 3``, ``(3, 5) → [3, 5]`` (how configs store pairs: JSON has no tuples)."""
     return p[0] if p[0] == p[1] else [p[0], p[1]]
+
+
+def channels(owner: str, in_channels: Any, out_channels: Any, groups: Any) -> tuple[int, int, int]:
+    """``(in_channels, out_channels, groups)`` as ints, both channel counts divisible by the
+    groups (the convolutions' check); a :class:`ConfigError` naming ``owner`` otherwise."""
+    for arg, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{owner}: {arg} must be a positive int, got {value!r}")
+    if in_channels % groups or out_channels % groups:
+        raise ConfigError(
+            f"{owner}: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
+            f"divisible by groups ({groups})"
+        )
+    return int(in_channels), int(out_channels), int(groups)
+
+
+def channel_args(args: Any) -> tuple[int, int, int]:
+    """``channels`` for the loader: ``(in_channels, out_channels, groups)`` read from a file's
+    arguments (``Layer.state_shapes``)."""
+    i, o = args.size("in_channels"), args.size("out_channels")
+    g = args.size("groups", 1)
+    if i % g or o % g:
+        args.fail("groups", f"in_channels ({i}) and out_channels ({o}) must be divisible by groups ({g})")
+    return i, o, g
+
+
+def conv_summary(layer: Any, kernel: str) -> str:
+    """``Conv2d(1 → 16, 3×3, padding=1)``: the channels, the kernel, then the other arguments of
+    the layer's config."""
+    extras = [
+        f", {k}={v!r}"
+        for k, v in layer.get_config().items()
+        if k not in ("in_channels", "out_channels", "kernel_size")
+    ]
+    return f"{type(layer).__name__}({layer.in_channels} → {layer.out_channels}, {kernel}{''.join(extras)})"
 
 
 @register_layer
@@ -107,18 +143,8 @@ class Conv2d(Layer):
         rng: RngLike = None,
     ) -> None:
         super().__init__()
-        name = "Conv2d"
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name}: {arg} must be a positive int, got {value!r}")
-        self.in_channels = int(in_channels)
-        self.out_channels = int(out_channels)
-        self.groups = int(groups)
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ConfigError(
-                f"{name}: in_channels ({self.in_channels}) and out_channels ({self.out_channels}) "
-                f"must both be divisible by groups ({self.groups})"
-            )
+        name = type(self).__name__
+        self.in_channels, self.out_channels, self.groups = channels(name, in_channels, out_channels, groups)
         self.kernel_size = pair(kernel_size, "kernel_size", name)
         self.stride = pair(stride, "stride", name)
         self.dilation = pair(dilation, "dilation", name)
@@ -190,6 +216,11 @@ class Conv2d(Layer):
         return per_out * math.prod(self.output_shape(input_shape))
 
     # ------------------------------------------------------------------ forward / backward
+    def _kernel_weight(self) -> np.ndarray:
+        """The weight as the kernels take it, ``(out_channels, in_channels/groups, kh, kw)``
+        (Conv1d: a view of its ``(out, in/groups, k)`` weight)."""
+        return self.weight.value
+
     @property
     def geometry(self) -> ConvGeometry:
         """The windows, as the kernels take them."""
@@ -202,7 +233,7 @@ class Conv2d(Layer):
         self._output_hw(x.shape[2], x.shape[3])  # a clear error when the kernel does not fit
         bias = self.bias.value if self.use_bias else None
         out, saved = kernels.ops().conv2d_forward(
-            x, self.weight.value, bias, self.geometry, self._scratch, self.training
+            x, self._kernel_weight(), bias, self.geometry, self._scratch, self.training
         )
         if self.training:
             self._cache = saved
@@ -220,7 +251,7 @@ class Conv2d(Layer):
         # the kernel set that ran the forward pass reads its own cache
         impl = kernels.compiled if cache[0] == "compiled" else kernels.reference
         d_in, gw, gb = impl.conv2d_backward(
-            cache, delta_out, self.weight.value, self.geometry, self.use_bias, need_input_delta
+            cache, delta_out, self._kernel_weight(), self.geometry, self.use_bias, need_input_delta
         )
         self.weight.set_grad(np.ascontiguousarray(gw).reshape(self.weight.value.shape))
         if gb is not None:
@@ -235,10 +266,7 @@ class Conv2d(Layer):
     def state_shapes(cls, args: Any) -> dict[str, tuple]:
         """The weight's shape from the arguments; zero padding beyond the kernel's reach (more
         than ``max(args.max_padding, d·(k − 1))``) is refused: it would only add rows of zeros."""
-        i, o = args.size("in_channels"), args.size("out_channels")
-        g = args.size("groups", 1)
-        if i % g or o % g:
-            args.fail("groups", f"in_channels ({i}) and out_channels ({o}) must be divisible by groups ({g})")
+        i, o, g = channel_args(args)
         kh, kw = args.pair("kernel_size", None, 1, args.max_size)
         dh, dw = args.pair("dilation", 1, 1, args.max_dilation)
         args.pair("stride", 1, 1, args.max_int)
@@ -270,9 +298,9 @@ class Conv2d(Layer):
         )
 
     def to_torch_module(self, nn: Any) -> Any:
-        """``nn.Conv2d`` with the config's arguments (PyTorch's names), without ``init``: the
-        weights are copied afterwards."""
-        return nn.Conv2d(**{k: v for k, v in self.get_config().items() if k != "init"})
+        """``nn.Conv2d`` (Conv1d: ``nn.Conv1d``) with the config's arguments (PyTorch's names),
+        without ``init``: the weights are copied afterwards."""
+        return getattr(nn, self.torch_twins[0])(**{k: v for k, v in self.get_config().items() if k != "init"})
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -298,13 +326,7 @@ class Conv2d(Layer):
 
     def summary_name(self) -> str:
         kh, kw = self.kernel_size
-        extras = [
-            f"{k}={v!r}"
-            for k, v in self.get_config().items()
-            if k not in ("in_channels", "out_channels", "kernel_size")
-        ]
-        tail = "".join(", " + e for e in extras)
-        return f"Conv2d({self.in_channels} → {self.out_channels}, {kh}×{kw}{tail})"
+        return conv_summary(self, f"{kh}×{kw}")
 
 
 __all__ = ["Conv2d"]

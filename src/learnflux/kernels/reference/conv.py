@@ -142,16 +142,35 @@ def _backward_general(cols, shape, delta, weight, geo, has_bias, need_input_delt
     gb = dmat.reshape(geo.out_channels, -1).sum(axis=1) if has_bias else None
     if not need_input_delta:
         return None, gw, gb
+    return _input_delta(delta, dmat, weight, geo, shape), gw, gb
+
+
+def conv2d_input_delta(delta: np.ndarray, weight: np.ndarray, geo: ConvGeometry, shape: tuple) -> np.ndarray:
+    """``δx`` alone, for an input of ``shape``, from ``δ`` (no weight gradient, no cache): each
+    padded pixel sums ``W·δ`` over the output positions it reached, the padding cut off.
+    ``ConvTranspose2d``'s forward pass is this function."""
+    return _input_delta(delta, None, weight, geo, shape)
+
+
+def _input_delta(delta, dmat, weight, geo, shape):
+    """The input δ of the general path; ``dmat`` is δ as ``(groups, out/groups, N·H_out·W_out)``
+    when the caller has it (None: made here when needed)."""
+    n, c, h, w = shape
+    ho, wo = delta.shape[2:]
+    g = geo.groups
     if geo.stride == (1, 1) and not is_exact(delta.dtype):
-        # narrow map at stride 1: exact columns above (no wasted GEMM work), but the input δ as on
-        # the flat path (contiguous col2im rows instead of W_out-long strided ones)
+        # stride 1 (a narrow map when called from the general backward pass, whose exact columns
+        # avoid wasted GEMM work): the input δ as on the flat path, contiguous col2im rows instead
+        # of W_out-long strided ones
         wp = w + geo.pads[2] + geo.pads[3]
         per = _block_size(geo, n, c, ho * wp)
         d_in = np.empty(shape, dtype=delta.dtype)
         for n0 in range(0, n, per):
             nc = min(per, n - n0)
             _input_delta_block(_delta_block(delta, geo, n0, nc, wp), weight, geo, d_in, n0, nc)
-        return d_in, gw, gb
+        return d_in
+    if dmat is None:
+        dmat = np.ascontiguousarray(delta.transpose(1, 0, 2, 3)).reshape(g, -1, n * ho * wo)
     wmat = _weight_matrix(weight, geo)
     dcols = matmul(wmat[0].T, dmat[0]) if g == 1 else matmul(wmat.transpose(0, 2, 1), dmat)
     (kh, kw), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
@@ -167,7 +186,7 @@ def _backward_general(cols, shape, delta, weight, geo, has_bias, need_input_delt
             view += dcols[:, i, j]
     d_in = np.empty((n, c, h, w), dtype=dcols.dtype)
     d_in[...] = dxp[:, :, top : top + h, left : left + w].transpose(1, 0, 2, 3)
-    return d_in, gw, gb
+    return d_in
 
 
 # ---------------------------------------------------------------------- flat path (stride 1)
