@@ -142,12 +142,28 @@ def test_output_sizes_match_torch(size, k, s, p):
             assert ours(np.zeros((1, 1, size, size + 1), dtype=np.float32)).shape[1:] == expected
 
 
+def test_adaptive_average_windows_match_torch_for_every_size():
+    """PyTorch's windows ⌊a·H/m⌋ … ⌈(a + 1)·H/m⌉ for outputs smaller than, equal to and larger
+    than the input, divisible or not, and None (keep the input's size)."""
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 2, 7, 9))
+    for size in [(m_h, m_w) for m_h in (1, 2, 3, 5, 7, 10) for m_w in (1, 4, 6, 9, 11)] + [
+        (None, 4),
+        (3, None),
+    ]:
+        ours = lf.AdaptiveAvgPool2d(size).astype(np.float64)(x)
+        np.testing.assert_allclose(
+            ours, torch.nn.AdaptiveAvgPool2d(size)(torch.from_numpy(x)).numpy(), rtol=1e-12
+        )
+
+
 def test_config_round_trip_through_json():
     for layer in (
         lf.MaxPool2d(3, stride=(2, 1), padding=1, ceil_mode=True),
         lf.AvgPool2d((2, 3), count_include_pad=False),
         lf.GlobalAvgPool2d(keepdims=True),
         lf.AdaptiveAvgPool2d(1),
+        lf.AdaptiveAvgPool2d((None, 3)),
     ):
         clone = type(layer).from_config(json.loads(json.dumps(layer.get_config())))
         assert clone.get_config() == layer.get_config()
@@ -184,8 +200,8 @@ def test_window_larger_than_input():
         (lambda: lf.MaxPool2d(2, padding=2), "at most half the kernel"),
         (lambda: lf.AvgPool2d(0), "kernel_size must be a positive"),
         (lambda: lf.MaxPool2d(2, stride=0), "stride must be a positive"),
-        (lambda: lf.AdaptiveAvgPool2d(2), "only output_size=1"),
-        (lambda: lf.AdaptiveAvgPool2d((1, 2)), "only output_size=1"),
+        (lambda: lf.AdaptiveAvgPool2d(0), "output_size must be a positive int"),
+        (lambda: lf.AdaptiveAvgPool2d((1, 2, 3)), "output_size must be a positive int or a pair"),
     ],
 )
 def test_bad_arguments(make, match):

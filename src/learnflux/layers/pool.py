@@ -14,9 +14,9 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .. import kernels
+from ..core.layer import Layer, register_layer
 from ..errors import ConfigError, UnsupportedTorchOption
 from ..kernels.geometry import PoolGeometry
-from ..layer import Layer, register_layer
 from ..numbers import is_exact
 from .conv import IntOrPair, compact, pair
 
@@ -206,7 +206,7 @@ class AvgPool2d(_Pool2d):
 
     @classmethod
     def from_torch_module(cls, module: Any) -> Layer:
-        if module.divisor_override is not None:
+        if getattr(module, "divisor_override", None) is not None:  # AvgPool1d has none
             raise UnsupportedTorchOption(f"divisor_override={module.divisor_override}")
         return super().from_torch_module(module)
 
@@ -324,30 +324,117 @@ class GlobalAvgPool2d(Layer):
         return "GlobalAvgPool2d(keepdims=True)" if self.keepdims else "GlobalAvgPool2d()"
 
 
-@register_layer
-class AdaptiveAvgPool2d(GlobalAvgPool2d):
-    """PyTorch's ``AdaptiveAvgPool2d``, for ``output_size=1`` only: global average pooling that
-    keeps the ``1×1`` spatial axes (output ``(batch, C, 1, 1)``); see :class:`GlobalAvgPool2d`
-    for the maths. Any other output size raises a :class:`ConfigError` (use ``AvgPool2d`` with a
-    suitable window)."""
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive windows of ``out`` outputs over ``size`` inputs: window ``a`` runs from
+    ``⌊a·size/out⌋`` to ``⌈(a + 1)·size/out⌉`` (excluded)."""
+    return [((a * size) // out, -(-(a + 1) * size // out)) for a in range(out)]
 
+
+@register_layer
+class AdaptiveAvgPool2d(Layer):
+    """PyTorch's ``AdaptiveAvgPool2d``: average pooling to a chosen output size, whatever the
+    input's.
+
+    Windows: output row ``a`` of ``H_out`` averages the input rows ``h0_a = ⌊a·H/H_out⌋`` to
+    ``h1_a = ⌈(a + 1)·H/H_out⌉`` (excluded), and likewise for the columns; when ``H_out`` does
+    not divide ``H`` the windows have different sizes and neighbours may share a row.
+
+    Forward: ``o[n, c, a, b] = (1 / (r_a·k_b)) · Σ_{h0_a ≤ h < h1_a} Σ_{w0_b ≤ w < w1_b} x[n, c, h, w]``
+    with ``r_a = h1_a − h0_a`` rows and ``k_b = w1_b − w0_b`` columns: with the pooling matrices
+    ``P_h[a, h] = 1/r_a`` on window ``a``'s rows (0 elsewhere) and ``P_w`` likewise, ``o = P_h · x ·
+    P_wᵀ`` for every ``(n, c)``.
+
+    Backward: ``δx = P_hᵀ · δ · P_w``: each pixel receives ``δ[n, c, a, b] / (r_a·k_b)`` from every
+    window ``(a, b)`` that holds it.
+
+    Args:
+        output_size: ``m`` or ``(m_h, m_w)``; ``None`` in the pair keeps that axis's input size.
+            ``1`` is global average pooling keeping the ``1×1`` axes (see :class:`GlobalAvgPool2d`).
+
+    Input shape: ``(batch, C, H, W)``. Output shape: ``(batch, C, m_h, m_w)``. Exact arithmetic: yes.
+    """
+
+    supports_exact = True
     torch_twins = ("AdaptiveAvgPool2d",)
 
     def __init__(self, output_size: Union[int, tuple, list] = 1) -> None:
-        sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
-        if len(sizes) != 2 or any(s != 1 or isinstance(s, bool) for s in sizes):
+        super().__init__()
+        items = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+        ok = len(items) == 2 and all(
+            v is None or (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1)
+            for v in items
+        )
+        if not ok or output_size is None:
             raise ConfigError(
-                f"AdaptiveAvgPool2d: only output_size=1 (global average pooling) is supported, "
-                f"got {output_size!r}; use AvgPool2d with a suitable kernel_size and stride instead"
+                "AdaptiveAvgPool2d: output_size must be a positive int or a pair of them (None in "
+                f"the pair keeps the input's size), got {output_size!r}"
             )
-        super().__init__(keepdims=True)
-        self.output_size = 1
+        self.output_size: Union[int, tuple] = (
+            tuple(None if v is None else int(v) for v in items)
+            if isinstance(output_size, (tuple, list))
+            else int(output_size)
+        )
+        self._cache: Optional[tuple] = None
+
+    def _cache_attrs(self) -> tuple[str, ...]:
+        return ("_cache",)
+
+    def _out_hw(self, h: int, w: int) -> tuple[int, int]:
+        size = self.output_size if isinstance(self.output_size, tuple) else (self.output_size,) * 2
+        return (h if size[0] is None else size[0], w if size[1] is None else size[1])
+
+    def _check_shape(self, shape: tuple) -> None:
+        if len(shape) != 4:
+            raise self.shape_error(
+                f"expected input of shape (batch, channels, height, width), got {tuple(shape)}"
+            )
+
+    @staticmethod
+    def _matrix(size: int, out: int, dtype: np.dtype) -> np.ndarray:
+        """``P[a, h] = 1/r_a`` on window ``a``'s rows, shape ``(out, size)``, in ``dtype``."""
+        exact = is_exact(dtype)
+        p = np.full((out, size), Fraction(0), dtype=object) if exact else np.zeros((out, size), dtype=dtype)
+        for a, (start, end) in enumerate(adaptive_windows(size, out)):
+            p[a, start:end] = Fraction(1, end - start) if exact else 1 / (end - start)
+        return p
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._check_shape(x.shape)
+        h, w = x.shape[2:]
+        ho, wo = self._out_hw(h, w)
+        ph, pw = self._matrix(h, ho, x.dtype), self._matrix(w, wo, x.dtype)
+        if self.training:
+            self._cache = (tuple(x.shape), ph, pw)
+        return np.ascontiguousarray(ph @ (x @ pw.T))
+
+    def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
+        self.check_trainable(self._cache)
+        shape, ph, pw = self._cache
+        expected = (*shape[:2], ph.shape[0], pw.shape[0])
+        if delta_out.shape != expected:
+            raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {expected}")
+        return np.ascontiguousarray(ph.T @ (delta_out @ pw))
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        self._check_shape((None, *input_shape))
+        return (input_shape[0], *self._out_hw(input_shape[1], input_shape[2]))
+
+    def flops(self, input_shape: tuple) -> int:
+        """One addition per window element: ``C · Σ_a r_a · Σ_b k_b``."""
+        c, h, w = input_shape
+        ho, wo = self._out_hw(h, w)
+        rows = sum(e - s for s, e in adaptive_windows(h, ho))
+        return c * rows * sum(e - s for s, e in adaptive_windows(w, wo))
 
     def get_config(self) -> dict[str, Any]:
-        return {"output_size": 1}
+        size = self.output_size
+        return {"output_size": list(size) if isinstance(size, tuple) else size}
+
+    def to_torch_module(self, nn: Any) -> Any:
+        return nn.AdaptiveAvgPool2d(self.output_size)
 
     def summary_name(self) -> str:
-        return "AdaptiveAvgPool2d(1)"
+        return f"AdaptiveAvgPool2d({self.output_size!r})"
 
 
 __all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "GlobalAvgPool2d", "MaxPool2d"]
