@@ -16,6 +16,8 @@ import numpy as np
 
 from ..layers.activations import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from ..layers.conv import Conv2d
+from ..layers.conv1d import Conv1d
+from ..layers.conv_transpose import ConvTranspose2d
 from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
 from ..layers.identity import Identity
@@ -24,8 +26,10 @@ from ..layers.linear import Linear
 from ..layers.merge import Add, Concat
 from ..layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from ..layers.pool import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
+from ..layers.pool1d import AvgPool1d, MaxPool1d
 from ..layers.prelu import PReLU
 from ..layers.shape import Flatten, Reshape
+from ..layers.upsample import Upsample
 from .onnx_graph import OnnxGraph, converter
 
 Shapes = list[tuple]
@@ -53,6 +57,12 @@ def linear(g: OnnxGraph, layer: Linear, inputs: list[str], shapes: Shapes) -> st
     return g.op("Add", [out, bias]) if bias else out
 
 
+def _weight_and_bias(g: OnnxGraph, layer: Any, x: str) -> list[str]:
+    """``[x, weight, bias]`` for a convolution's node (``bias`` left out when the layer has none)."""
+    args = [x, g.weight("weight", layer.weight.value)]
+    return args + [g.weight("bias", layer.bias.value)] if layer.use_bias else args
+
+
 @converter(Conv2d)
 def conv2d(g: OnnxGraph, layer: Conv2d, inputs: list[str], shapes: Shapes) -> str:
     """``Conv`` with the same kernel, stride, dilation and groups. The padding is written as
@@ -60,9 +70,7 @@ def conv2d(g: OnnxGraph, layer: Conv2d, inputs: list[str], shapes: Shapes) -> st
     ``padding="same"`` with an even kernel keeps its extra pixel at the bottom/right."""
     geo = layer.geometry
     top, bottom, left, right = geo.pads
-    args = [inputs[0], g.weight("weight", layer.weight.value)]
-    if layer.use_bias:
-        args.append(g.weight("bias", layer.bias.value))
+    args = _weight_and_bias(g, layer, inputs[0])
     return g.op(
         "Conv",
         args,
@@ -146,7 +154,7 @@ def avgpool2d(g: OnnxGraph, layer: AvgPool2d, inputs: list[str], shapes: Shapes)
     )
 
 
-@converter(GlobalAvgPool2d, AdaptiveAvgPool2d)
+@converter(GlobalAvgPool2d)
 def global_avgpool2d(g: OnnxGraph, layer: GlobalAvgPool2d, inputs: list[str], shapes: Shapes) -> str:
     """``GlobalAveragePool`` (output ``(N, C, 1, 1)``), then ``Flatten`` unless ``keepdims``."""
     out = g.op("GlobalAveragePool", [inputs[0]])
@@ -290,3 +298,120 @@ def add(g: OnnxGraph, layer: Add, inputs: list[str], shapes: Shapes) -> str:
 def concat(g: OnnxGraph, layer: Concat, inputs: list[str], shapes: Shapes) -> str:
     """``Concat`` along the same axis (counting the batch axis, as learnflux)."""
     return g.op("Concat", inputs, axis=layer.axis % (len(shapes[0]) + 1))
+
+
+# ---------------------------------------------------------------------- sequences
+@converter(Conv1d)
+def conv1d(g: OnnxGraph, layer: Conv1d, inputs: list[str], shapes: Shapes) -> str:
+    """``Conv`` over one spatial axis (weight ``(out, in/groups, k)``, as ONNX's), the padding as
+    learnflux resolved it (``[left, right]``: ``"same"`` with an even kernel keeps its extra value
+    at the end)."""
+    geo = layer.geometry
+    _, _, left, right = geo.pads
+    args = _weight_and_bias(g, layer, inputs[0])
+    return g.op(
+        "Conv",
+        args,
+        kernel_shape=[geo.kernel[1]],
+        strides=[geo.stride[1]],
+        dilations=[geo.dilation[1]],
+        pads=[left, right],
+        group=geo.groups,
+    )
+
+
+@converter(MaxPool1d, AvgPool1d)
+def pool1d(g: OnnxGraph, layer: Any, inputs: list[str], shapes: Shapes) -> str:
+    """As learnflux runs them: the 2-D pooling of the ``(N, C, 1, L)`` view, ``Unsqueeze`` (axis
+    2), the converter of the same 2-D layer with the ``1×k`` window (its explicit ceil-mode and
+    ``count_include_pad`` padding included), ``Squeeze`` (axis 2)."""
+    c, length = shapes[0]
+    if isinstance(layer, MaxPool1d):
+        as_2d: Any = MaxPool2d(layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode)
+        pool = maxpool2d
+    else:
+        as_2d = AvgPool2d(
+            layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode, layer.count_include_pad
+        )
+        pool = avgpool2d
+    axis = g.const([2], "axes", dtype="int64")
+    out = pool(g, as_2d, [g.op("Unsqueeze", [inputs[0], axis])], [(c, 1, length)])
+    return g.op("Squeeze", [out, axis])
+
+
+@converter(ConvTranspose2d)
+def conv_transpose2d(g: OnnxGraph, layer: ConvTranspose2d, inputs: list[str], shapes: Shapes) -> str:
+    """``ConvTranspose`` with the same kernel, stride, dilation, groups, padding (cut off each
+    side) and ``output_padding``; ONNX's weight layout ``(C_in, C_out/groups, kh, kw)`` is
+    PyTorch's and learnflux's.
+
+    ONNX Runtime refuses an ``output_padding`` not below the stride, which PyTorch and learnflux
+    accept below the dilation: on such an axis the rows it adds are cut less at the end
+    (``pads`` end ``p − op``), and where ``op > p`` the rest is a ``Pad`` of zeros after the
+    operator, the bias then added by ``Add``."""
+    ends, out_pad, extra = [], [], []
+    for p, op, s in zip(layer.padding, layer.output_padding, layer.stride, strict=True):
+        cut = 0 if op < s else min(p, op)
+        ends.append(p - cut)
+        out_pad.append(op if op < s else 0)
+        extra.append(0 if op < s else op - cut)
+    args = _weight_and_bias(g, layer, inputs[0])
+    bias = args.pop() if layer.use_bias and any(extra) else None  # added after the Pad
+    out = g.op(
+        "ConvTranspose",
+        args,
+        kernel_shape=list(layer.kernel_size),
+        strides=list(layer.stride),
+        dilations=list(layer.dilation),
+        pads=[*layer.padding, *ends],
+        output_padding=out_pad,
+        group=layer.groups,
+    )
+    if not any(extra):
+        return out
+    out = g.op("Pad", [out, g.const([0, 0, 0, 0, 0, 0, *extra], "pads", dtype="int64")], mode="constant")
+    return g.op("Add", [out, _per_channel(g, bias, 4)]) if bias else out
+
+
+@converter(AdaptiveAvgPool2d)
+def adaptive_avgpool2d(g: OnnxGraph, layer: AdaptiveAvgPool2d, inputs: list[str], shapes: Shapes) -> str:
+    """ONNX has no adaptive pooling. When each output size divides the input's, the windows are
+    one ``AveragePool`` with ``kernel = stride = H/H_out`` (output 1: ``GlobalAveragePool``).
+    Otherwise (windows of unequal sizes) the graph computes learnflux's formula itself,
+    ``o = P_h · x · P_wᵀ`` with the pooling matrices as constants: two ``MatMul``."""
+    _, h, w = shapes[0]
+    _, ho, wo = layer.output_shape(shapes[0])
+    if (ho, wo) == (1, 1):
+        return g.op("GlobalAveragePool", [inputs[0]])
+    if h % ho == 0 and w % wo == 0:
+        kernel = [h // ho, w // wo]
+        return g.op("AveragePool", [inputs[0]], kernel_shape=kernel, strides=kernel)
+    p_w = g.const(layer._matrix(w, wo, np.dtype(np.float64)).T, "pool_w")
+    p_h = g.const(layer._matrix(h, ho, np.dtype(np.float64)), "pool_h")
+    return g.op("MatMul", [p_h, g.op("MatMul", [inputs[0], p_w])])
+
+
+# ---------------------------------------------------------------------- resizing
+@converter(Upsample)
+def upsample(g: OnnxGraph, layer: Upsample, inputs: list[str], shapes: Shapes) -> str:
+    """``Resize``: ``nearest`` with ``coordinate_transformation_mode="asymmetric"`` and
+    ``nearest_mode="floor"`` (source ``⌊i/f⌋``, PyTorch's legacy nearest); ``linear`` with
+    ``"pytorch_half_pixel"`` or ``"align_corners"``. When the layer's coordinates use its scale
+    factor, the graph gives ``scales`` (ONNX then computes ``⌊n·f⌋`` and ``i/f``); otherwise the
+    output ``sizes`` (the batch and channel sizes read from the input by ``Shape``), so both map
+    positions with ``n/m`` as learnflux."""
+    spatial = tuple(shapes[0][1:])
+    out, scales = layer._plan(spatial)
+    attrs: dict[str, Any] = {"mode": "nearest" if layer.mode == "nearest" else "linear"}
+    if layer.mode == "nearest":
+        attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    else:
+        attrs["coordinate_transformation_mode"] = (
+            "align_corners" if layer.align_corners else "pytorch_half_pixel"
+        )
+    if scales[0] is not None:
+        factors = g.const([1.0, 1.0, *scales], "scales")
+        return g.op("Resize", [inputs[0], "", factors], **attrs)
+    head = g.op("Shape", [inputs[0]], start=0, end=2)
+    sizes = g.op("Concat", [head, g.const(list(out), "sizes", dtype="int64")], axis=0)
+    return g.op("Resize", [inputs[0], "", "", sizes], **attrs)
