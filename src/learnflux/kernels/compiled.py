@@ -15,7 +15,8 @@ over samples on the kernel threads; nothing goes through OpenBLAS, whose spinnin
 fight them.
 
 Other convolutions (strided, grouped): ``X_col = im2col(x)`` in C (exact columns: any stride,
-padding, dilation), one GEMM per group ``W_mat · X_col`` in BLAS, then one C pass adds the bias and
+padding, dilation), one GEMM per group ``W_mat · X_col`` in BLAS (every product through
+:func:`.gemm.matmul`, so Intel MKL runs them where :mod:`.blas` chose it), then one C pass adds the bias and
 writes NCHW. Backward: one C pass turns δ into ``δ_mat`` (channel-major) and sums the bias
 gradient; ``δW = δ_mat · X_colᵀ`` and ``δX_col = W_matᵀ · δ_mat`` in BLAS; col2im in C adds the
 columns back into NCHW, one image plane per task.
@@ -29,7 +30,7 @@ import numpy as np
 
 from . import _lfk  # noqa: F401  (ImportError here means: not built; kernels/__init__ handles it)
 from . import reference as ref
-from .gemm import weight_grad
+from .gemm import matmul, weight_grad
 from .geometry import ConvGeometry, PoolGeometry
 from .workspace import Scratch, shared
 
@@ -148,7 +149,7 @@ def conv2d_forward(
         cols = scratch.get("cols", (k, nc * p), x.dtype) if keep else shared("cols", (k, nc * p), x.dtype)
         _lfk.im2col(x[n0 : n0 + nc], cols, f64, _conv_geom((nc, c, h, w), geo, ho, wo))
         prod = shared("prod", (g, o // g, nc * p), x.dtype)
-        np.matmul(weight.reshape(g, o // g, k // g), cols.reshape(g, k // g, nc * p), out=prod)
+        matmul(weight.reshape(g, o // g, k // g), cols.reshape(g, k // g, nc * p), out=prod)
         _lfk.bias_nchw(prod, b, out[n0 : n0 + nc], f64, o, nc, p, False)
         kept = cols if keep else None
     return out, (("compiled", kept, x.shape, x) if training else None)
@@ -204,7 +205,7 @@ def _col2im_block(
     nc, c, h, w = d_in.shape
     g, _, length = dmat3.shape
     dcols = shared("dcols", (g, wmat.shape[2], length), dmat3.dtype)
-    np.matmul(wmat.transpose(0, 2, 1), dmat3, out=dcols)
+    matmul(wmat.transpose(0, 2, 1), dmat3, out=dcols)
     _lfk.col2im(dcols, d_in, dmat3.dtype == np.float64, _conv_geom((nc, c, h, w), geo, ho, wo))
 
 

@@ -52,7 +52,7 @@ def weight_grad(delta: np.ndarray, cols: np.ndarray) -> np.ndarray:
         c4 = cols[:, :, :head].reshape(g, k, SPLIT_PARTS, part).transpose(0, 2, 3, 1)
         gw = np.matmul(d4, c4).sum(axis=1)
         if head < length:
-            gw += np.matmul(delta[:, :, head:], cols[:, :, head:].transpose(0, 2, 1))
+            gw += matmul(delta[:, :, head:], cols[:, :, head:].transpose(0, 2, 1))
         return gw
     if cols.shape[1] >= delta.shape[1]:
         return matmul(cols, delta.transpose(0, 2, 1)).transpose(0, 2, 1)
