@@ -55,6 +55,9 @@ class Case:
     n_batches: int = 4
     #: per-sample shape of the float targets when ``classes`` is 0 (the squared error)
     target_shape: tuple = (1,)
+    #: SGD's learning rate (the sequence cases sum the squared error over thousands of outputs
+    #: per sample: 0.01 would diverge to NaN within the timed steps)
+    lr: float = LR
 
     def __post_init__(self) -> None:
         self.group = self.group or self.name
@@ -103,6 +106,7 @@ def all_cases() -> list[Case]:
             targets={"torch": 1.2},
             classes=0,
             target_shape=(64, TRANSFORMER["d_model"]),
+            lr=1e-4,
         ),
         Case(
             "lstm",
@@ -115,6 +119,7 @@ def all_cases() -> list[Case]:
             targets={"torch": 1.2},
             classes=0,
             target_shape=(32, LSTM["hidden_size"]),
+            lr=1e-4,
         ),
         Case(
             "tiny",
@@ -282,7 +287,7 @@ def _learnflux_default_step(framework: str, case: Case, data: Data, kind: str, s
 
         return predict
     loss = learnflux_ref.loss(kind)
-    opt = lf.SGD(model.parameters(), lr=LR)
+    opt = lf.SGD(model.parameters(), lr=case.lr)
 
     def train() -> Any:
         xb, tb = next(batches)
@@ -314,7 +319,7 @@ def _torch_step(framework: str, case: Case, data: Data, kind: str, seed: int) ->
 
         return predict
     loss_fn = torch_ref.loss_fn(kind)
-    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    opt = torch.optim.SGD(model.parameters(), lr=case.lr)
 
     def train() -> Any:
         xb, tb = next(batches)
