@@ -15,7 +15,7 @@ from ..data import Standardizer
 from ..errors import ConfigError, DataError, LearnfluxError
 from . import default_config  # the package's: config/__init__.py does not import this module
 from .build import load_data
-from .parse import load_config
+from .parse import RunConfig, load_config
 
 
 def apply_preprocess(model_path: Path, x: np.ndarray) -> np.ndarray:
@@ -55,41 +55,8 @@ def load_eval_data(
             raise ConfigError("--data X.npy needs --labels Y.npy")
         return _npy(spec), _npy(labels), spec
     if spec.endswith(".npz"):
-        if not Path(spec).is_file():
-            raise ConfigError(f"--data {spec}: no such file")
-        try:
-            with np.load(spec, allow_pickle=False) as archive:
-                return archive["x"], archive["y"], spec
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise DataError(f"{spec}: expected an .npz archive with arrays x and y ({exc})") from None
-    if spec == "run":
-        run_config = model_path.parent / "config.toml"
-        if not run_config.is_file():
-            raise ConfigError(
-                f"{model_path}: no config.toml beside the model (it was not written by "
-                "`learnflux train`), so the data it trained on is unknown and its test split "
-                "cannot be rebuilt; say what to evaluate on with --data: digits, mnist:DIR, "
-                "fashion:DIR, csv:FILE, a run config .toml, X.npy --labels Y.npy or DATA.npz "
-                "(data the model has not trained on)"
-            )
-        cfg = load_config(run_config)
-        cfg.data["standardize"] = False  # the saved statistics are applied instead
-    elif spec.endswith(".toml"):
-        cfg = load_config(spec)
-        cfg.data["standardize"] = False
-    else:
-        cfg = default_config()
-        kind, _, where = spec.partition(":")
-        if kind not in ("digits", "mnist", "fashion", "csv") or (kind != "digits" and not where):
-            raise ConfigError(
-                f"--data {spec!r}: expected run, CONFIG.toml, digits, mnist:DIR, "
-                "fashion:DIR, csv:FILE, X.npy (with --labels) or DATA.npz"
-            )
-        cfg.data.update({"dataset": kind})
-        if kind in ("mnist", "fashion"):
-            cfg.data["root"] = where
-        elif kind == "csv":
-            cfg.data["path"] = where
+        return _npz(spec)
+    cfg = _eval_config(spec, model_path)
     if seed is not None:
         cfg.training["seed"] = seed
     cfg.download_hint = "pass --download to fetch them (SHA-256 checked)"
@@ -107,6 +74,50 @@ def load_eval_data(
     if split == "all" and ds.test is not None:
         x, y = np.concatenate([x, ds.test[0]]), np.concatenate([y, ds.test[1]])
     return x, y, f"{ds.description} ({split} split, seed {cfg.seed})"
+
+
+def _npz(spec: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """``x`` and ``y`` of an ``.npz`` archive (never unpickled)."""
+    if not Path(spec).is_file():
+        raise ConfigError(f"--data {spec}: no such file")
+    try:
+        with np.load(spec, allow_pickle=False) as archive:
+            return archive["x"], archive["y"], spec
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{spec}: expected an .npz archive with arrays x and y ({exc})") from None
+
+
+def _eval_config(spec: str, model_path: Path) -> RunConfig:
+    """The run config a ``--data`` spec names: the model's own run (``run``), a run config file,
+    or a dataset (``digits``, ``mnist:DIR``, ``fashion:DIR``, ``csv:FILE``) on the default run."""
+    if spec == "run":
+        run_config = model_path.parent / "config.toml"
+        if not run_config.is_file():
+            raise ConfigError(
+                f"{model_path}: no config.toml beside the model (it was not written by "
+                "`learnflux train`), so the data it trained on is unknown and its test split "
+                "cannot be rebuilt; say what to evaluate on with --data: digits, mnist:DIR, "
+                "fashion:DIR, csv:FILE, a run config .toml, X.npy --labels Y.npy or DATA.npz "
+                "(data the model has not trained on)"
+            )
+        spec = str(run_config)
+    if spec.endswith(".toml"):
+        cfg = load_config(spec)
+        cfg.data["standardize"] = False  # the saved statistics are applied instead
+        return cfg
+    cfg = default_config()
+    kind, _, where = spec.partition(":")
+    if kind not in ("digits", "mnist", "fashion", "csv") or (kind != "digits" and not where):
+        raise ConfigError(
+            f"--data {spec!r}: expected run, CONFIG.toml, digits, mnist:DIR, "
+            "fashion:DIR, csv:FILE, X.npy (with --labels) or DATA.npz"
+        )
+    cfg.data.update({"dataset": kind})
+    if kind in ("mnist", "fashion"):
+        cfg.data["root"] = where
+    elif kind == "csv":
+        cfg.data["path"] = where
+    return cfg
 
 
 def _npy(path: str) -> np.ndarray:
