@@ -373,3 +373,87 @@ def test_malloc_tuning_is_reported_and_can_be_switched_off():
     env["MALLOC_TRIM_THRESHOLD_"] = "131072"
     kept = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert kept.stdout.strip() == "the environment tunes malloc"
+
+
+def _conv_relu_net(seed: int, dtype) -> lf.Sequential:
+    rng = np.random.default_rng(seed)
+    model = lf.Sequential(
+        lf.Conv2d(3, 4, 3, padding=1, rng=rng),
+        lf.ReLU(),
+        lf.MaxPool2d(2),
+        lf.Conv2d(4, 5, 3, stride=2, padding=1, rng=rng),  # not a direct convolution
+        lf.ReLU(),
+        lf.Conv2d(5, 3, 1, bias=False, rng=rng),
+        lf.ReLU(),
+        lf.Flatten(),
+        lf.Linear(3 * 2 * 2, 2, rng=rng),
+    )
+    return model.astype(dtype)
+
+
+@pytest.mark.parametrize("kernel_set", ["compiled", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_conv_relu_equals_the_layers_one_by_one(kernel_set, dtype):
+    """Sequential runs Conv2d → ReLU as one call unless a trace records: the outputs, input δ,
+    gradients and ReLU masks are bit-identical either way, ReLU'(0) = 1 included (the last
+    convolution's pre-activations are exactly 0 for half the channels)."""
+    if kernel_set == "compiled" and not kernels.available():
+        pytest.skip("compiled kernels not built")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 3, 8, 8)).astype(dtype)
+    results = []
+    with kernels.using(kernel_set):
+        for fuse, record in ((True, False), (False, False), (True, True)):
+            model = _conv_relu_net(0, dtype)
+            model.layers[5].weight.value[:2] = 0  # z = 0 exactly: ReLU'(0) = 1 must let δ through
+            model.fuse_relu = fuse
+            model.record_intermediates = record
+            model.train()
+            out = model.forward(x)
+            d_in = model.backward(np.ones_like(out))
+            masks = [layer._cache for layer in model.layers if isinstance(layer, lf.ReLU)]
+            results.append((out, d_in, [p.grad.copy() for p in model.parameters()], masks))
+            model.eval()
+            results[-1] += (model.forward(x),)
+    assert model._relu_fusions() == (True, False, False, True, False, True, False, False, False)
+    ref = results[1]
+    for got in (results[0], results[2]):
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+        for a, b in zip(got[2], ref[2], strict=True):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(got[3], ref[3], strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(got[4], ref[4])
+    assert results[0][3][2][:, :2].all()  # the zero pre-activations' mask is 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, out_ch, kwargs",
+    [
+        ((1, 1, 5, 5), 3, {"padding": 1}),
+        ((2, 3, 7, 6), 5, {"padding": 2, "dilation": 2}),
+        ((3, 2, 9, 4), 17, {}),
+    ],
+)
+def test_conv2d_relu_forward_compiled_equals_numpy(dtype, shape, out_ch, kwargs):
+    if not kernels.available():
+        pytest.skip("compiled kernels not built")
+    rng = np.random.default_rng(0)
+    conv = lf.Conv2d(shape[1], out_ch, 3, rng=rng, **kwargs).astype(dtype)
+    x = rng.standard_normal(shape).astype(dtype)[..., ::-1]  # non-contiguous
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for training in (True, False):
+        conv.training = training
+        got = {}
+        for name in ("compiled", "numpy"):
+            with kernels.using(name):
+                got[name] = conv.forward_relu(x)
+        np.testing.assert_allclose(got["compiled"][0], got["numpy"][0], rtol=tol, atol=tol)
+        if training:
+            z = got["numpy"][0]
+            agree = got["compiled"][1] == got["numpy"][1]
+            assert agree[z > tol].all()  # masks may differ only where z rounds to about 0
+        else:
+            assert got["compiled"][1] is None and got["numpy"][1] is None

@@ -346,7 +346,16 @@ class Sequential(Model):
     def input_kind(self) -> str:  # the entry layer's: "index" for a model that starts with ids
         return self._entry().input_kind
 
+    #: run a layer with ``forward_relu`` (Conv2d) and the ReLU after it as one kernel call when
+    #: nothing records the pre-activation (see :meth:`forward`)
+    fuse_relu = True
+
     def forward(self, x: Any) -> Any:
+        """Each layer on the output of the one before. While a trace records the outputs
+        (``record_intermediates`` in the training phase) every layer runs alone; otherwise a
+        ``Conv2d`` followed by a ``ReLU`` runs as one call (``Conv2d.forward_relu``, the ReLU
+        layer taking its output and mask with ``ReLU.forward_fused``): the same values, the
+        pre-activation never stored (measured in docs/performance.md)."""
         out = prepare_input(x, self._entry())
         if self.record_intermediates and self.training:
             values = []
@@ -355,9 +364,35 @@ class Sequential(Model):
                 values.append(out)
             self.last_outputs = values
             return out
-        for layer in self.layers:
-            out = layer.forward(out)
+        layers, fused = self.layers, self._relu_fusions()
+        i = 0
+        while i < len(layers):
+            if fused[i]:
+                out = layers[i + 1].forward_fused(*layers[i].forward_relu(out))
+                i += 2
+            else:
+                out = layers[i].forward(out)
+                i += 1
         return out
+
+    def _relu_fusions(self) -> tuple[bool, ...]:
+        """``fused[i]``: layer ``i`` and the ReLU after it run as one call. Only where both
+        layers' ``forward`` is the one defined beside ``forward_relu`` / ``forward_fused`` (a
+        subclass with another ``forward``, e.g. ``Conv1d``, runs alone)."""
+        layers = self.layers
+        key = (len(layers), self.fuse_relu)
+        cached = self.__dict__.get("_fusions")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        fused = tuple(
+            self.fuse_relu
+            and i + 1 < len(layers)
+            and _defines_forward(type(layer), "forward_relu")
+            and _defines_forward(type(layers[i + 1]), "forward_fused")
+            for i, layer in enumerate(layers)
+        )
+        self._fusions = (key, fused)
+        return fused
 
     def __getitem__(self, index: int) -> Layer:
         """``model[i]``: the i-th layer (negative indices count from the end)."""
@@ -413,3 +448,9 @@ def _topological_order(output: Node) -> list[Node]:
 
 
 ModelLike = Union[Model, Layer]
+
+
+def _defines_forward(cls: type, method: str) -> bool:
+    """Whether ``cls`` has ``method`` and its ``forward`` is the one of the class defining it."""
+    owner = next((c for c in cls.__mro__ if method in c.__dict__), None)
+    return owner is not None and cls.forward is owner.__dict__.get("forward")

@@ -155,6 +155,33 @@ def conv2d_forward(
     return out, (("compiled", kept, x.shape, x) if training else None)
 
 
+def conv2d_relu_forward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: Optional[np.ndarray],
+    geo: ConvGeometry,
+    scratch: Scratch,
+    training: bool,
+) -> tuple[np.ndarray, Any, Optional[np.ndarray]]:
+    """``ReLU(conv(x))`` with ReLU's mask ``[z ≥ 0]`` of the pre-activation (training). A direct
+    convolution applies the ReLU in its output pass, writing the mask there: one pass and one
+    array fewer than the convolution followed by ReLU, with the same values (``z`` is computed
+    and rounded the same way). Other convolutions run the two kernels in turn."""
+    if _ok(x, weight) and _direct(geo) and (bias is None or bias.dtype == x.dtype):
+        x = _c(x)
+        n, _, h, w = x.shape
+        ho, wo = geo.output_hw(h, w)
+        out = np.empty((n, geo.out_channels, ho, wo), x.dtype)
+        mask = np.empty(out.shape, np.bool_) if training else None
+        geom = _dconv_geom(x.shape, geo, ho, wo)
+        b = None if bias is None else _c(bias)
+        _lfk.dconv_fwd(x, _c(weight), b, out, x.dtype == np.float64, geom, True, mask)
+        return out, (("compiled", "direct", x.shape, x) if training else None), mask
+    z, saved = conv2d_forward(x, weight, bias, geo, scratch, training)
+    out, mask = relu_forward(z, training)
+    return out, saved, mask
+
+
 def conv2d_backward(
     saved: Any,
     delta: np.ndarray,

@@ -65,6 +65,14 @@ class ReLU(Activation):
             self._cache = mask
         return out
 
+    def forward_fused(self, out: np.ndarray, mask: Optional[np.ndarray]) -> np.ndarray:
+        """Take the output and mask that the layer before computed for this layer in one pass
+        (``Conv2d.forward_relu``): the same ``ReLU(x)`` and ``[x ≥ 0]`` that :meth:`forward`
+        would return and keep, so :meth:`backward` runs unchanged."""
+        if self.training:
+            self._cache = mask
+        return out
+
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
         mask = self._saved_for(delta_out)
         return kernels.ops().relu_backward(delta_out, mask)

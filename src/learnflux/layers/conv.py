@@ -239,6 +239,22 @@ class Conv2d(Layer):
             self._cache = saved
         return out
 
+    def forward_relu(self, x: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """``ReLU(forward(x))`` and, in training, ReLU's mask ``[z ≥ 0]`` of the pre-activation
+        ``z`` (for :meth:`ReLU.forward_fused`), in one kernel call: the compiled direct
+        convolution applies the ReLU in its output pass, with the same values as the two layers
+        one after the other. A ``Sequential`` calls it for a ``Conv2d`` followed by a ``ReLU``
+        when nothing records the pre-activation (see ``Sequential.forward``)."""
+        self._check_shape(x.shape)
+        self._output_hw(x.shape[2], x.shape[3])
+        bias = self.bias.value if self.use_bias else None
+        out, saved, mask = kernels.ops().conv2d_relu_forward(
+            x, self._kernel_weight(), bias, self.geometry, self._scratch, self.training
+        )
+        if self.training:
+            self._cache = saved
+        return out, mask
+
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> Optional[np.ndarray]:
         cache = self._cache
         self.check_trainable(cache)

@@ -175,9 +175,10 @@ static void shifts(const struct dconv_geom *g, const struct dlayout *l, idx_t *s
 #undef FN
 
 int lf_dconv_fwd(int f64, const void *x, const void *w, const void *bias, void *out, const struct dconv_geom *g,
-                 int relu) {
+                 int relu, void *mask) {
     if (!impl_f32) lf_dconv_isa("auto");
-    return f64 ? dconv_fwd_f64(impl_f64, x, w, bias, out, g, relu) : dconv_fwd_f32(impl_f32, x, w, bias, out, g, relu);
+    return f64 ? dconv_fwd_f64(impl_f64, x, w, bias, out, g, relu, mask)
+               : dconv_fwd_f32(impl_f32, x, w, bias, out, g, relu, mask);
 }
 
 int lf_dconv_wgrad(int f64, const void *x, const void *d, void *gw, void *db, const struct dconv_geom *g) {

@@ -19,10 +19,26 @@ struct FN(dconv_fwd_args) {
     const struct dlayout *l;
     const T *x, *wpk, *bias;
     T *out;
+    unsigned char *mask; /* with relu in training: [pre-activation ≥ 0] (ReLU'(0) = 1), else NULL */
     const idx_t *shift;
     idx_t Ob;
     int relu, failed;
 };
+
+/* one output plane, cropped from the padded width Wp, with the bias, the ReLU and its mask (target
+ * clones: the float compare and byte store vectorise with AVX2/AVX-512 code; the driver itself is
+ * baseline code) */
+static LF_CLONES void FN(dconv_relu_plane)(const T *restrict src, idx_t Wp, T b, T *restrict d,
+                                           unsigned char *restrict m, idx_t Ho, idx_t Wo) {
+    for (idx_t r = 0; r < Ho; r++) {
+        const T *restrict s = src + r * Wp;
+        for (idx_t c = 0; c < Wo; c++) {
+            T v = s[c] + b;
+            m[r * Wo + c] = v >= 0;
+            d[r * Wo + c] = v < 0 ? (T)0 : v;
+        }
+    }
+}
 
 static void FN(dconv_fwd_range)(void *p, idx_t first, idx_t end) {
     struct FN(dconv_fwd_args) *a = p;
@@ -44,6 +60,10 @@ static void FN(dconv_fwd_range)(void *p, idx_t first, idx_t end) {
             const T b = a->bias ? a->bias[o] : (T)0;
             T *dst = a->out + (n * g->O + o) * P;
             const T *src = acc + o * l->Lv;
+            if (a->mask) { /* the ReLU layer's mask from the pre-activation, as relu_fwd */
+                FN(dconv_relu_plane)(src, l->Wp, b, dst, a->mask + (n * g->O + o) * P, g->Ho, g->Wo);
+                continue;
+            }
             for (idx_t r = 0; r < g->Ho; r++) {
                 const T *s = src + r * l->Wp;
                 T *d = dst + r * g->Wo;
@@ -61,10 +81,11 @@ static void FN(dconv_fwd_range)(void *p, idx_t first, idx_t end) {
     free(acc);
 }
 
-/* out = W ⋆ x (+ bias) (then max(·, 0) when relu), x (N, C, H, W), W (O, C, kh, kw), out
- * (N, O, Ho, Wo); 0 when out of memory */
+/* out = W ⋆ x (+ bias) (then max(·, 0) when relu, and mask = [W ⋆ x + b ≥ 0] when mask is not
+ * NULL: ReLU fused into the output pass, the same values as relu_fwd on the unfused output),
+ * x (N, C, H, W), W (O, C, kh, kw), out and mask (N, O, Ho, Wo); 0 when out of memory */
 static int FN(dconv_fwd)(const struct dconv_impl *im, const T *x, const T *w, const T *bias, T *out,
-                         const struct dconv_geom *g, int relu) {
+                         const struct dconv_geom *g, int relu, unsigned char *mask) {
     struct dlayout l;
     layout(g, im->tile, &l);
     const idx_t MRr = im->MR, Ob = (g->O + MRr - 1) / MRr;
@@ -78,7 +99,7 @@ static int FN(dconv_fwd)(const struct dconv_impl *im, const T *x, const T *w, co
     for (idx_t o = 0; o < g->O; o++) /* wpk[ob][t][r] = W[ob·MR + r, t] */
         for (idx_t t = 0; t < l.K; t++) wpk[((o / MRr) * l.K + t) * MRr + o % MRr] = w[o * l.K + t];
     shifts(g, &l, shift, l.K);
-    struct FN(dconv_fwd_args) a = {im, g, &l, x, wpk, bias, out, shift, Ob, relu, 0};
+    struct FN(dconv_fwd_args) a = {im, g, &l, x, wpk, bias, out, relu ? mask : NULL, shift, Ob, relu, 0};
     lf_parallel(FN(dconv_fwd_range), &a, g->N, Ob * MRr * l.Lv * l.K / 8);
     free(wpk);
     free(shift);

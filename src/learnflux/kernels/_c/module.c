@@ -13,7 +13,7 @@
 void lf_im2col(int f64, const void *x, void *cols, const struct conv_geom *g);
 void lf_col2im(int f64, void *cols, void *dx, const struct conv_geom *g);
 int lf_dconv_fwd(int f64, const void *x, const void *w, const void *bias, void *out, const struct dconv_geom *g,
-                 int relu);
+                 int relu, void *mask);
 int lf_dconv_wgrad(int f64, const void *x, const void *d, void *gw, void *db, const struct dconv_geom *g);
 const char *lf_dconv_isa(const char *want);
 void lf_bias_nchw(int f64, const void *prod, const void *bias, void *out, idx_t O, idx_t N, idx_t L, int relu);
@@ -103,10 +103,10 @@ static int parse_dgeom(PyObject *t, struct dconv_geom *g) {
 }
 
 static PyObject *py_dconv_fwd(PyObject *self, PyObject *args) {
-    PyObject *ox, *ow, *ob, *oo, *og;
+    PyObject *ox, *ow, *ob, *oo, *og, *om = Py_None;
     int f64, relu;
     struct dconv_geom g;
-    if (!PyArg_ParseTuple(args, "OOOOpO!p", &ox, &ow, &ob, &oo, &f64, &PyTuple_Type, &og, &relu) ||
+    if (!PyArg_ParseTuple(args, "OOOOpO!p|O", &ox, &ow, &ob, &oo, &f64, &PyTuple_Type, &og, &relu, &om) ||
         !parse_dgeom(og, &g))
         return NULL;
     struct bufs s = {.n = 0};
@@ -115,10 +115,11 @@ static PyObject *py_dconv_fwd(PyObject *self, PyObject *args) {
     void *w = BAD(x) ? x : get(&s, ow, 0, 0, g.O * g.C * g.kh * g.kw, it, "weight");
     void *b = BAD(w) ? w : get(&s, ob, 0, 1, g.O, it, "bias");
     void *out = BAD(b) ? b : get(&s, oo, 1, 0, g.N * g.O * g.Ho * g.Wo, it, "out");
-    if (BAD(out)) { release(&s); return NULL; }
+    void *m = BAD(out) ? out : get(&s, om, 1, 1, g.N * g.O * g.Ho * g.Wo, 1, "mask");
+    if (BAD(m)) { release(&s); return NULL; }
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = lf_dconv_fwd(f64, x, w, b, out, &g, relu);
+    ok = lf_dconv_fwd(f64, x, w, b, out, &g, relu, m);
     Py_END_ALLOW_THREADS
     release(&s);
     if (!ok) return PyErr_NoMemory();
@@ -341,7 +342,8 @@ static PyMethodDef methods[] = {
     {"im2col", py_im2col, METH_VARARGS, "im2col(x, cols, f64, geom): NCHW → X_col[(c,i,j),(n,a,b)]"},
     {"col2im", py_col2im, METH_VARARGS, "col2im(cols, dx, f64, geom): X_col δ added back into NCHW δx (cols is scratch: may be modified)"},
     {"dconv_fwd", py_dconv_fwd, METH_VARARGS,
-     "dconv_fwd(x, w, bias, out, f64, geom, relu): stride-1 direct convolution (geom: N,C,H,W,O,Ho,Wo,kh,kw,dh,dw,pt,pl)"},
+     "dconv_fwd(x, w, bias, out, f64, geom, relu, mask=None): stride-1 direct convolution (geom: "
+     "N,C,H,W,O,Ho,Wo,kh,kw,dh,dw,pt,pl); relu: ReLU fused into the output pass, mask: its [pre-activation >= 0]"},
     {"dconv_wgrad", py_dconv_wgrad, METH_VARARGS, "dconv_wgrad(x, delta, gw, db, f64, geom): δW and δb of dconv_fwd"},
     {"dconv_isa", py_dconv_isa, METH_VARARGS,
      "dconv_isa(name) -> name: the direct convolution's micro-kernels, 'auto', 'avx512', 'avx2' or 'baseline'"},
