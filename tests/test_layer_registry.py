@@ -54,7 +54,7 @@ def test_register_layer_refuses_what_cannot_be_loaded_by_name():
     assert LAYER_REGISTRY["Linear"] is lf.Linear
 
 
-class Doubler(lf.Layer):
+class UnregisteredDoubler(lf.Layer):
     """Never registered: found by the deprecated implicit lookup only."""
 
     def forward(self, x):
@@ -65,15 +65,17 @@ class Doubler(lf.Layer):
 
 
 def test_an_unregistered_layer_of_your_own_still_loads_with_a_deprecation_warning(tmp_path):
-    assert "Doubler" not in LAYER_REGISTRY
-    model = lf.Sequential(lf.Input(2), Doubler())
+    assert "UnregisteredDoubler" not in LAYER_REGISTRY
+    model = lf.Sequential(lf.Input(2), UnregisteredDoubler())
     lf.save(model, tmp_path / "d.lf")
-    with pytest.warns(DeprecationWarning, match=r"Doubler .* is not registered; decorate it with @lf\."):
+    with pytest.warns(
+        DeprecationWarning, match=r"UnregisteredDoubler .* is not registered; decorate it with @lf\."
+    ):
         back = lf.load(tmp_path / "d.lf")
     np.testing.assert_array_equal(back.predict(np.ones((1, 2))), [[2.0, 2.0]])
-    with pytest.warns(DeprecationWarning, match="Doubler"):
+    with pytest.warns(DeprecationWarning, match="UnregisteredDoubler"):
         again = lf.Sequential.from_config(model.get_config())
-    assert isinstance(again.layers[1], Doubler)
+    assert isinstance(again.layers[1], UnregisteredDoubler)
 
 
 def test_every_registered_layer_is_exported_without_an_import_list():
