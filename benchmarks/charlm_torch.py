@@ -88,7 +88,8 @@ def run_learnflux(config: Path, epochs: Optional[int], threads: Optional[int] = 
         "parameters": metrics["parameters"],
         "loadavg_before": before,
         "loadavg_after": load(),
-        "output_tail": proc.stdout.strip().splitlines()[:1],
+        "result_line": proc.stdout.strip().splitlines()[:1],
+        "sample": metrics.get("sample"),
     }
 
 

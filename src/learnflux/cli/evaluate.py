@@ -79,7 +79,11 @@ def main(args: argparse.Namespace) -> int:
             loss = build_loss(cfg)
     from ..training.metrics import looks_like_class_labels
 
-    metrics = ["accuracy"] if looks_like_class_labels(y) else []
+    labels = np.asarray(y)
+    if labels.dtype.kind in "iu" and labels.ndim > 1:  # a label per position: a language model
+        metrics = ["bits_per_char"]
+    else:
+        metrics = ["accuracy"] if looks_like_class_labels(y) else []
     result = evaluate(model, x, y, loss=loss, metrics=metrics, batch_size=args.batch_size)
     result["samples"] = int(len(y))
     if args.json:

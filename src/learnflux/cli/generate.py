@@ -44,9 +44,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "generate",
         help="sample text from a character-level language model",
-        description="Sample text from a character-level language model trained by `learnflux "
-        'train` on a text dataset ([data] dataset = "text", e.g. examples/charlm.toml): the '
-        "prompt, then LENGTH characters drawn one at a time.",
+        description="Sample text from a character-level language model trained by `learnflux train`\n"
+        'on a text dataset ([data] dataset = "text", e.g. examples/charlm.toml): the prompt,\n'
+        "then LENGTH characters drawn one at a time.",
         epilog=EPILOG.format(exit_codes=EXIT_CODES_HELP),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -21,7 +21,7 @@ live in ``DATA_DEFAULTS``, ``TRAINING_DEFAULTS`` and ``OPTIMIZER_DEFAULT``; ``le
 --help`` prints this reference generated from them)::
 
     [data]
-    dataset = "digits"        # "digits" (embedded, 8×8) | "mnist" | "fashion" | "csv"
+    dataset = "digits"        # "digits" (embedded, 8×8) | "mnist" | "fashion" | "csv" | "text"
     root = "data/mnist"       # mnist / fashion: the folder with the IDX files (.gz or raw)
     download = false          # mnist / fashion: fetch missing files (SHA-256 checked)
     base_url = "https://…/"   # optional: fetch them from this folder URL (official SHA-256 still)
@@ -31,6 +31,10 @@ live in ``DATA_DEFAULTS``, ``TRAINING_DEFAULTS`` and ``OPTIMIZER_DEFAULT``; ``le
     stratify = true           # keep class proportions in the splits
     standardize = false       # z = (x − mean) / std, fitted on the training part
     limit = 0                 # > 0: use only that many training samples (quick runs)
+    text = "pride-and-prejudice"  # text: the embedded novel (default), or path = a UTF-8 file
+    context = 64              # text: characters per window; y = the window shifted by one
+    stride = 64               # text: a training window every stride characters (default context);
+                              # the split is contiguous (train, then val_fraction, test_fraction)
 
     [model]
     input_shape = [1, 8, 8]   # optional: the data's per-sample shape by default
