@@ -7,6 +7,9 @@
 - :func:`load_mnist`: MNIST / Fashion-MNIST from their IDX files (:func:`read_idx`), with
   :func:`download` (resumes, verifies SHA-256, renames atomically).
 - :func:`load_csv`: tabular data.
+- :func:`load_text`: a novel (Pride and Prejudice), embedded; :class:`CharVocabulary` and
+  :func:`text_dataset` (contiguous split, windows) for character-level language models
+  (:mod:`learnflux.data.text`).
 - :func:`load_dataset`, :func:`split_dataset`: a dataset by name, split and standardised as
   ``learnflux train`` does with the ``[data]`` table of its config.
 """
@@ -18,10 +21,12 @@ from .idx import read_idx, write_idx
 from .loader import ArrayLoader
 from .prepare import load_dataset, split_dataset
 from .split import train_val_split, train_val_test_split
+from .text import CharVocabulary, load_text, text_dataset
 from .transforms import Standardizer
 
 __all__ = [
     "ArrayLoader",
+    "CharVocabulary",
     "MNIST_FILES",
     "MNIST_MIRRORS",
     "MNIST_SHA256",
@@ -31,9 +36,11 @@ __all__ = [
     "load_dataset",
     "load_digits",
     "load_mnist",
+    "load_text",
     "read_idx",
     "sha256_file",
     "split_dataset",
+    "text_dataset",
     "train_val_split",
     "train_val_test_split",
     "write_idx",
