@@ -332,3 +332,19 @@ def test_the_docs_quote_the_committed_measurement():
     assert (
         f"reaches {budget['val_bits_per_char']:.2f} (it computes the same {same['epochs']} epochs" in readme
     )
+
+
+def test_a_text_file_of_ones_own(tmp_path):
+    path = tmp_path / "poem.txt"
+    path.write_text("the cat sat on the mat\n" * 20, encoding="utf-8")
+    data = text_dataset(path=path, context=8, val_fraction=0.25)
+    assert data.vocabulary.chars == "\n acehmnost" and data.n_classes == 11
+    assert data.vocabulary.decode(data.train[0][0]) == "the cat "
+    path.write_bytes(b"caf\xe9")  # Latin-1, not UTF-8
+    with pytest.raises(lf.DataError, match="not UTF-8 text"):
+        text_dataset(path=path, context=2)
+    with pytest.raises(lf.DataError, match="text: cannot read .*missing.txt"):
+        text_dataset(path=tmp_path / "missing.txt")
+    path.write_text("abc", encoding="utf-8")
+    with pytest.raises(lf.DataError, match="shorter than one window of context = 8"):
+        text_dataset(path=path, context=8, val_fraction=0.0)

@@ -18,11 +18,13 @@ PathLike = Union[str, "os.PathLike[str]"]
 Target = Optional[Union[int, str]]
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, reader: str = "load_csv") -> str:
+    """A UTF-8 text file (gzipped or not, a byte-order mark dropped); ``reader`` names the
+    caller in the error when the file cannot be read."""
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise DataError(f"load_csv: cannot read {path}: {e.strerror or e}") from None
+        raise DataError(f"{reader}: cannot read {path}: {e.strerror or e}") from None
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)

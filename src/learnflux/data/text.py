@@ -42,6 +42,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .csvdata import _read_text
 from .prepare import Dataset
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -66,16 +67,8 @@ def load_text(name: str = "pride-and-prejudice") -> str:
 
 
 def read_text_file(path: PathLike) -> str:
-    """A UTF-8 text file, with errors that name the file (and the offending byte)."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{p}: cannot read the text file ({exc.strerror or exc})") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{p}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    """A UTF-8 text file (gzipped or not), with errors that name the file."""
+    return _read_text(Path(path), "text")
 
 
 def _show(ch: str) -> str:
