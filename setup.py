@@ -19,6 +19,7 @@ HEADERS = ["lfk.h", "conv_t.h", "dconv_t.h", "dconv_drv_t.h", "pool_t.h", "eltwi
 UNIX_FLAGS = ["-O3", "-std=gnu11", "-fno-strict-aliasing", "-fno-trapping-math"]
 compile_args = [] if sys.platform == "win32" else UNIX_FLAGS
 link_args = [] if sys.platform == "win32" else ["-pthread"]
+libraries = [] if sys.platform == "win32" else ["m"]  # tanh, tanhf (GELU's tanh approximation)
 
 setup(
     ext_modules=[
@@ -28,6 +29,7 @@ setup(
             depends=[f"{C_DIR}/{name}" for name in HEADERS],
             extra_compile_args=compile_args,
             extra_link_args=link_args,
+            libraries=libraries,
             optional=True,
         )
     ]

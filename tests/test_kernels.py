@@ -142,6 +142,43 @@ def test_relu_compiled_equals_numpy(shape, dtype):
 
 
 @needs_compiled
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.usefixtures("kernel_threads")
+def test_gelu_compiled_equals_numpy(seed, dtype, approximate):
+    rng = np.random.default_rng(200 + seed)
+    shape = tuple(int(d) for d in rng.integers(1, 9, size=int(rng.integers(1, 5))))
+    if seed == 0:
+        shape = (32, 64, 512)  # the language model's size: split over the kernel threads
+    scale = float(rng.choice([1.0, 3.0, 10.0, 40.0]))  # ±10 and ±40 reach both tails
+    x = (rng.standard_normal(shape) * scale).astype(dtype)
+    x.flat[:: max(1, x.size // 5)] = 0
+    _compare(lambda: lf.GELU(approximate).astype(dtype), _maybe_strided(x, rng), dtype)
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_tails_compiled_equals_numpy_relative(dtype):
+    """Far in the negative tail the output is tiny: compared relative to itself, not to the
+    array's largest value (float32 to 1e-5, float64 to 1e-12), down to where Φ(x) leaves the
+    normal numbers (x = −12 in float32, −37 in float64)."""
+    low = 12.0 if dtype == np.float32 else 37.0
+    x = np.concatenate([-np.geomspace(1e-30, low, 300), np.geomspace(1e-30, 40, 300), [0.0, -40.0]])
+    x = x.astype(dtype)
+    got = {}
+    for name in ("numpy", "compiled"):
+        with kernels.using(name):
+            out, saved = kernels.ops().gelu_forward(x, "none", True)
+            got[name] = out, saved[1], kernels.ops().gelu_backward(np.ones_like(x), saved, "none")
+    rtol = {np.float32: 1e-5, np.float64: 1e-12}[dtype]
+    for r, g in zip(got["numpy"], got["compiled"], strict=True):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, r, rtol=rtol, atol=0)
+    assert list(got["compiled"][0][-3:]) == [40, 0, 0]  # GELU(40) = 40, GELU(0) = 0, GELU(−40) = −0
+
+
+@needs_compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "make, shape",

@@ -307,6 +307,29 @@ def relu_backward(delta: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def gelu_forward(
+    x: np.ndarray, approximate: str, training: bool
+) -> tuple[np.ndarray, Optional[tuple[np.ndarray, np.ndarray]]]:
+    if not _ok(x):
+        return ref.gelu_forward(x, approximate, training)
+    x = _c(x)
+    out = np.empty(x.shape, x.dtype)
+    aux = np.empty(x.shape, x.dtype) if training else None
+    _lfk.gelu_fwd(x, out, aux, x.dtype == np.float64, x.size, approximate == "tanh")
+    return out, ((x, aux) if training else None)
+
+
+def gelu_backward(delta: np.ndarray, saved: tuple[np.ndarray, np.ndarray], approximate: str) -> np.ndarray:
+    x, aux = saved
+    if not _ok(delta, x, aux):
+        return ref.gelu_backward(delta, saved, approximate)
+    out = np.empty(delta.shape, delta.dtype)
+    _lfk.gelu_bwd(
+        _c(delta), _c(x), _c(aux), out, delta.dtype == np.float64, delta.size, approximate == "tanh"
+    )
+    return out
+
+
 # ---------------------------------------------------------------------- batch norm
 def batchnorm_forward(
     x3: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.ndarray], eps: float

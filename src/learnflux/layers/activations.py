@@ -157,71 +157,10 @@ class Tanh(Activation):
 
 
 # ---------------------------------------------------------------------- the error function
-# erfc(z) for z ≥ 0 as  t·exp(−z² + Σ_k c_k T_k(u)),  t = 2/(2 + z),  u = 2t − 1 = (2 − z)/(2 + z):
-# the Chebyshev expansion (on u ∈ [−1, 1]) of f(u) = ln(erfc(z)/t) + z², whose coefficients were
-# computed for learnflux with mpmath (50 digits, 64 Chebyshev nodes) and truncated where they fall
-# below 1e-19. One formula covers every z ≥ 0; the relative error is below 1e-14 for z < 6
-# (checked against mpmath) and comes only from rounding z². float32 uses the first 15 terms.
-_ERFC_CHEB = (
-    -0.6513268598908547,
-    0.6419697923564902,
-    0.019476473204185836,
-    -0.009561514786808632,
-    -0.0009465953444820369,
-    0.00036683949785276145,
-    4.252332480690777e-05,
-    -2.0278578112534242e-05,
-    -1.6242900046470256e-06,
-    1.3036558355805232e-06,
-    1.5626441722066142e-08,
-    -8.523809591492654e-08,
-    6.5290544390988515e-09,
-    5.059343495551469e-09,
-    -9.91364156493033e-10,
-    -2.273651222931836e-10,
-    9.646791102015527e-11,
-    2.3940380830391146e-12,
-    -6.886027526497553e-12,
-    8.944879273090725e-13,
-    3.130921399342958e-13,
-    -1.1270822361367252e-13,
-    3.810905255189232e-16,
-    7.106097613609237e-15,
-    -1.5230282014571043e-15,
-    -9.457494571291233e-17,
-    1.210237189224279e-16,
-    -2.816663087747177e-17,
-    5.003005559445902e-20,
-    2.3281042579529253e-18,
-    -8.446077682509006e-19,
-    7.376840893227907e-20,
-)
-_ERFC_TERMS = {np.dtype(np.float64): 32, np.dtype(np.float32): 15}
+# erfc(z) for z ≥ 0 (a Chebyshev expansion) lives with the NumPy GELU kernel in kernels.reference
+_erfc_nonneg = _eltwise.erfc_nonneg
 # erf(x) = (2/√π)·Σ_n (−1)ⁿ x^(2n+1) / (n!(2n+1)): exact Taylor coefficients, used for |x| < 1/2
 _ERF_TAYLOR = tuple((-1) ** n * 2 / math.sqrt(math.pi) / (math.factorial(n) * (2 * n + 1)) for n in range(14))
-
-
-def _erfc_nonneg(z: np.ndarray, z2: Optional[np.ndarray] = None) -> np.ndarray:
-    """erfc(z) for z ≥ 0 (float32 or float64, same dtype out); ``z2`` = z² if already known."""
-    dt = z.dtype
-    coef = np.asarray(_ERFC_CHEB[: _ERFC_TERMS.get(dt, 32)], dtype=dt)
-    t = 2 / (z + 2)
-    u2 = 4 * t - 2  # 2u, for Clenshaw's recurrence b_k = c_k + 2u·b_(k+1) − b_(k+2)
-    b1 = np.zeros_like(z)
-    b2 = np.zeros_like(z)
-    for ck in coef[:0:-1]:
-        b = u2 * b1
-        b -= b2
-        b += ck
-        b1, b2 = b, b1
-    f = u2 * b1
-    f *= 0.5
-    f -= b2
-    f += coef[0]
-    f -= z * z if z2 is None else z2
-    np.exp(f, out=f)
-    f *= t
-    return f
 
 
 def erfc(x: Any) -> np.ndarray:
@@ -260,12 +199,6 @@ def erf(x: Any) -> np.ndarray:
     return out
 
 
-_SQRT1_2 = math.sqrt(0.5)
-_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
-_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
-_GELU_C = 0.044715
-
-
 @register_layer
 class GELU(Activation):
     """Gaussian Error Linear Unit: ``GELU(x) = x·Φ(x)``, Φ the standard normal CDF.
@@ -290,62 +223,15 @@ class GELU(Activation):
         self.approximate = approximate
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore", under="ignore"):  # x² of a huge |x|: the limits are right
-            return self._forward(x)
-
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        dt = x.dtype
-        if self.approximate == "tanh":
-            x2 = x * x
-            inner = x2 * scalar_like(_GELU_C, dt)
-            inner += 1
-            inner *= x
-            inner *= scalar_like(_SQRT_2_OVER_PI, dt)
-            th = np.tanh(inner, out=inner)
-            out = th + 1
-            out *= x
-            out *= 0.5
-            if self.training:
-                self._cache = (x, th)
-            return out
-        half_x2 = x * x
-        half_x2 *= 0.5
-        e = _erfc_nonneg(np.abs(x) * scalar_like(_SQRT1_2, dt), half_x2)
-        e *= 0.5
-        cdf = np.where(x >= 0, 1 - e, e)
+        # keeps (x, Φ(x)), or (x, tanh u) for the approximation: what backward needs
+        out, saved = kernels.ops().gelu_forward(x, self.approximate, self.training)
         if self.training:
-            self._cache = (x, cdf)
-        return x * cdf
+            self._cache = saved
+        return out
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> np.ndarray:
-        x, aux = self._saved_for(delta_out)
-        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-            return self._backward(delta_out, x, aux)
-
-    def _backward(self, delta_out: np.ndarray, x: np.ndarray, aux: np.ndarray) -> np.ndarray:
-        dt = x.dtype
-        if self.approximate == "tanh":
-            th = aux
-            # 1 − tanh²u is exactly 0 long before |x| = 1e3: clipping there only avoids 0·∞
-            xc = np.clip(x, -1e3, 1e3)
-            d = 1 - th * th
-            d *= xc
-            xc *= xc
-            xc *= 3 * _GELU_C
-            xc += 1
-            d *= xc
-            d *= scalar_like(_SQRT_2_OVER_PI, dt)
-            d += th
-            d += 1
-            d *= 0.5
-            return delta_out * d
-        pdf = x * x
-        pdf *= -0.5
-        np.exp(pdf, out=pdf)
-        pdf *= scalar_like(_INV_SQRT_2PI, dt)
-        pdf *= x
-        pdf += aux
-        return delta_out * pdf
+        saved = self._saved_for(delta_out)
+        return kernels.ops().gelu_backward(delta_out, saved, self.approximate)
 
     def get_config(self) -> dict[str, Any]:
         return {} if self.approximate == "none" else {"approximate": self.approximate}

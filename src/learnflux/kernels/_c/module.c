@@ -22,6 +22,8 @@ void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, con
 void lf_maxpool_bwd(int f64, const void *d, void *dx, const void *idx, int idx32, const struct pool_geom *g);
 void lf_relu_fwd(int f64, const void *x, void *out, void *mask, idx_t n);
 void lf_relu_bwd(int f64, const void *d, const void *mask, void *out, idx_t n);
+void lf_gelu_fwd(int f64, const void *x, void *out, void *keep, idx_t n, int tanh_approx);
+void lf_gelu_bwd(int f64, const void *d, const void *x, const void *aux, void *out, idx_t n, int tanh_approx);
 void lf_bn_fwd(int f64, const void *x, void *out, void *xh, const void *gamma, const void *beta, void *mean,
                void *var, void *inv_std, double eps, idx_t N, idx_t C, idx_t L);
 void lf_bn_bwd(int f64, const void *d, const void *xhat, const void *gain, void *dx, void *sum_d, void *sum_dx,
@@ -269,6 +271,41 @@ static PyObject *py_relu_bwd(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_gelu_fwd(PyObject *self, PyObject *args) {
+    PyObject *ox, *oo, *ok;
+    int f64, th;
+    idx_t n;
+    if (!PyArg_ParseTuple(args, "OOOpnp", &ox, &oo, &ok, &f64, &n, &th)) return NULL;
+    struct bufs s = {.n = 0};
+    void *x = get(&s, ox, 0, 0, n, ITEM(f64), "x");
+    void *out = BAD(x) ? (void *)x : get(&s, oo, 1, 0, n, ITEM(f64), "out");
+    void *keep = BAD(out) ? out : get(&s, ok, 1, 1, n, ITEM(f64), "aux");
+    if (BAD(keep)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_gelu_fwd(f64, x, out, keep, n, th);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_gelu_bwd(PyObject *self, PyObject *args) {
+    PyObject *od, *ox, *oa, *oo;
+    int f64, th;
+    idx_t n;
+    if (!PyArg_ParseTuple(args, "OOOOpnp", &od, &ox, &oa, &oo, &f64, &n, &th)) return NULL;
+    struct bufs s = {.n = 0};
+    void *d = get(&s, od, 0, 0, n, ITEM(f64), "delta");
+    void *x = BAD(d) ? d : get(&s, ox, 0, 0, n, ITEM(f64), "x");
+    void *aux = BAD(x) ? x : get(&s, oa, 0, 0, n, ITEM(f64), "aux");
+    void *out = BAD(aux) ? aux : get(&s, oo, 1, 0, n, ITEM(f64), "out");
+    if (BAD(out)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_gelu_bwd(f64, d, x, aux, out, n, th);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------------ batch norm */
 static PyObject *py_bn_fwd(PyObject *self, PyObject *args) {
     PyObject *ox, *oo, *oh, *og, *ob, *om, *ov, *oi;
@@ -353,6 +390,9 @@ static PyMethodDef methods[] = {
     {"maxpool_bwd", py_maxpool_bwd, METH_VARARGS, "maxpool_bwd(delta, idx, dx, idx32, f64, geom)"},
     {"relu_fwd", py_relu_fwd, METH_VARARGS, "relu_fwd(x, out, mask, f64, n)"},
     {"relu_bwd", py_relu_bwd, METH_VARARGS, "relu_bwd(delta, mask, out, f64, n)"},
+    {"gelu_fwd", py_gelu_fwd, METH_VARARGS,
+     "gelu_fwd(x, out, aux, f64, n, tanh): GELU; aux (or None): Phi(x), or tanh u with tanh set"},
+    {"gelu_bwd", py_gelu_bwd, METH_VARARGS, "gelu_bwd(delta, x, aux, out, f64, n, tanh)"},
     {"bn_fwd", py_bn_fwd, METH_VARARGS, "bn_fwd(x, out, xhat, gamma, beta, mean, var, inv_std, eps, f64, N, C, L)"},
     {"bn_bwd", py_bn_bwd, METH_VARARGS, "bn_bwd(delta, xhat, gain, dx, sum_d, sum_dx, f64, N, C, L)"},
     {"set_threads", py_set_threads, METH_VARARGS, "set_threads(n) -> threads used from now on"},
