@@ -252,8 +252,11 @@ def test_bad_arguments_are_clear_errors():
         model.fit(x, y, accumulate=0, verbose=0)
     with pytest.raises(lf.ShapeError, match="20 samples but y has 19"):
         model.fit(x, y[:19], verbose=0)
-    with pytest.raises(lf.ConfigError, match="unknown loss"):
+    with pytest.raises(lf.ConfigError, match="unknown loss") as info:
         model.fit(x, y, loss="hinge", verbose=0)
+    # the message lists the public losses and the aliases, nothing private or abstract
+    assert "MultiMarginLoss" in str(info.value) and "multi_margin" in str(info.value)
+    assert "_" + "MappingProxyType" not in str(info.value) and " Loss," not in str(info.value)
     with pytest.raises(lf.ConfigError, match="validation_data"):
         model.fit(x, y, validation_data=x, verbose=0)
 

@@ -289,7 +289,7 @@ def _resolve_loss(loss: Any) -> Loss:
     if loss is None:
         return losses.SquaredError()
     if isinstance(loss, str):
-        names = {n.lower(): n for n in dir(losses) if isinstance(getattr(losses, n), type)}
+        names = {n.lower(): n for n in losses.registry}  # the public loss classes, by name
         aliases = {
             "mse": "MSELoss",
             "cross_entropy": "CrossEntropyLoss",
@@ -304,9 +304,10 @@ def _resolve_loss(loss: Any) -> Loss:
             "kl_div": "KLDivLoss",
         }
         key = aliases.get(loss.lower(), names.get(loss.lower()))
-        if key is None or not hasattr(losses, key):
-            raise ConfigError(f"unknown loss {loss!r}; known: {sorted(names.values())}")
-        return getattr(losses, key)()
+        if key is None or key not in losses.registry:
+            known = sorted(names.values()) + sorted(aliases)
+            raise ConfigError(f"unknown loss {loss!r}; known: {', '.join(known)}")
+        return losses.registry[key]()
     if not hasattr(loss, "forward") or not hasattr(loss, "backward"):
         raise ConfigError(f"loss must be a learnflux loss (forward/backward), got {loss!r}")
     return loss
