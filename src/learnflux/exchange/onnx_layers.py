@@ -28,7 +28,7 @@ from ..layers.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from ..layers.pool import AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from ..layers.pool1d import AvgPool1d, MaxPool1d
 from ..layers.prelu import PReLU
-from ..layers.shape import Flatten, Reshape
+from ..layers.shape import Flatten, Permute, Reshape
 from ..layers.upsample import Upsample
 from .onnx_graph import OnnxGraph, converter
 
@@ -283,6 +283,13 @@ def reshape(g: OnnxGraph, layer: Any, inputs: list[str], shapes: Shapes) -> str:
     in the shape keeps the input's batch size, whatever it is)."""
     target = [0, *layer.output_shape(shapes[0])]
     return g.op("Reshape", [inputs[0], g.const(target, "shape", dtype="int64")])
+
+
+@converter(Permute)
+def permute(g: OnnxGraph, layer: Permute, inputs: list[str], shapes: Shapes) -> str:
+    """``Transpose`` with the same permutation (``dims`` counts the batch axis and keeps it
+    first, as ONNX's ``perm`` does)."""
+    return g.op("Transpose", [inputs[0]], perm=[int(d) for d in layer.dims])
 
 
 @converter(Add)
