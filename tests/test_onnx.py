@@ -215,6 +215,25 @@ def test_embedding_model_takes_int64_ids():
     assert_close(run_onnx(proto, [ids]), model.predict(ids), "embedding ids")
 
 
+@needs_ort
+@pytest.mark.parametrize(
+    "kind, kwargs, n_states",
+    [("LSTM", {}, 2), ("GRU", {"bidirectional": True}, 1), ("RNN", {"nonlinearity": "relu"}, 1)],
+)
+def test_time_major_recurrent_layers_with_initial_states(kind, kwargs, n_states):
+    # batch_first=False: x (T, N, in) and the states (L·D, N, H) are already ONNX's layout (the
+    # harness covers the initial states batch-first only); the graph's axis 0 is T, resp. L·D
+    layer = _perturbed(getattr(lf, kind)(3, 4, num_layers=2, batch_first=False, rng=1, **kwargs))
+    d = 2 if kwargs.get("bidirectional") else 1
+    inputs = [lf.Input((5, 3))] + [lf.Input((5, 4)) for _ in range(n_states)]
+    proto = lf.to_onnx(lf.Model(inputs, layer(inputs)))
+    assert [node.op_type for node in proto.graph.node].count(kind) == 2  # one per stacked layer
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((6, 5, 3)).astype(np.float32)]
+    xs += [rng.standard_normal((2 * d, 5, 4)).astype(np.float32) for _ in range(n_states)]
+    assert_close(run_onnx(proto, xs), layer.forward(xs), f"time-major {kind}")
+
+
 def _dims(value_info):
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 

@@ -32,7 +32,7 @@ from ..files.io import PathLike, atomic_write
 from ..layers.input import Input
 from ..training.summary import _shape_of
 from ..version import __version__
-from . import onnx_attention, onnx_layers  # noqa: F401  (register the built-in converters)
+from . import onnx_attention, onnx_layers, onnx_recurrent  # noqa: F401  (register the built-in converters)
 from .onnx_graph import CONVERTERS, OPSET, OnnxGraph, lookup
 
 ShapeLike = Union[int, Sequence[int]]
