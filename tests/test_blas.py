@@ -141,11 +141,15 @@ def test_small_products_run_on_one_openblas_thread_and_restore_the_count(restore
     rng = np.random.default_rng(0)
     set_(2)
     try:
-        small = rng.standard_normal((10, 64)), rng.standard_normal((64, 20))
+        small = rng.standard_normal((64, 128)), rng.standard_normal((128, 64))  # 2^19 multiply-adds
         np.testing.assert_array_equal(blas.matmul(*small), real(*small))
         assert seen == [1] and get() == 2  # one thread inside, the count restored after
         large = rng.standard_normal((256, 256)), rng.standard_normal((256, 256))
         np.testing.assert_array_equal(blas.matmul(*large), real(*large))
         assert seen == [1, 2]
+        # below OpenBLAS's own threshold it runs one thread by itself: no switch, no ctypes calls
+        tiny = rng.standard_normal((10, 64)), rng.standard_normal((64, 20))
+        np.testing.assert_array_equal(blas.matmul(*tiny), real(*tiny))
+        assert seen == [1, 2, 2]
     finally:
         set_(before)

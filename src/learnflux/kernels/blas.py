@@ -40,6 +40,9 @@ CHOICES = ("auto", "numpy", "mkl")
 MIN_WORK = 1 << 18
 #: NumPy's OpenBLAS runs a product below this many multiply-adds on one thread (see matmul)
 ONE_THREAD_WORK = 1 << 22
+#: below this many multiply-adds OpenBLAS already uses one thread by itself (its
+#: ``SMP_THRESHOLD_MIN · GEMM_MULTITHREAD_THRESHOLD`` = 65536 · 4): no thread switch needed
+OPENBLAS_SINGLE_THREAD_WORK = 1 << 18
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
@@ -204,12 +207,16 @@ def matmul(a: np.ndarray, b: np.ndarray, out: Optional[np.ndarray] = None) -> np
     OpenBLAS below ``ONE_THREAD_WORK`` multiply-adds runs on one OpenBLAS thread: waking its second
     thread for a small product cost more than it saved, and left that thread spinning for the
     next ~0.1 s, taking a core from the compiled kernels' threads (see ``ONE_THREAD_WORK``)."""
-    gemm = _active_gemm()
+    gemm = _state["gemm"] if _state["name"] is not None else _active_gemm()
     if gemm is not None:
         result = gemm(a, b, out)
         if result is not None:
             return result
-    if a.ndim == 2 and b.ndim == 2 and a.shape[0] * a.shape[1] * b.shape[-1] < ONE_THREAD_WORK:
+    if (
+        a.ndim == 2
+        and b.ndim == 2
+        and OPENBLAS_SINGLE_THREAD_WORK <= a.shape[0] * a.shape[1] * b.shape[-1] < ONE_THREAD_WORK
+    ):
         threads = _openblas_threads()
         if threads is not None:
             before = threads[0]()
