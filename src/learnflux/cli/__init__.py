@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from ..version import __version__
     from ..kernels import describe
+    from ..version import __version__
 
     # the version, then which kernel set runs and why (argparse would re-wrap a two-line version)
     version = f"learnflux {__version__}\n{describe()}"
