@@ -64,6 +64,24 @@ def channel_args(args: Any) -> tuple[int, int, int]:
     return i, o, g
 
 
+def conv_from_torch(cls: type, module: Any, **options: Any) -> Layer:
+    """``cls`` built from a PyTorch convolution (``Conv1d``, ``Conv2d``, ``ConvTranspose2d``): the
+    arguments they all have, plus ``options`` (the padding, ``output_padding``);
+    :class:`UnsupportedTorchOption` for a ``padding_mode`` other than ``"zeros"``."""
+    if module.padding_mode != "zeros":
+        raise UnsupportedTorchOption(f"padding_mode={module.padding_mode!r} (only 'zeros')")
+    return cls(
+        module.in_channels,
+        module.out_channels,
+        tuple(module.kernel_size),
+        stride=tuple(module.stride),
+        dilation=tuple(module.dilation),
+        groups=module.groups,
+        bias=module.bias is not None,
+        **options,
+    )
+
+
 def conv_summary(layer: Any, kernel: str) -> str:
     """``Conv2d(1 → 16, 3×3, padding=1)``: the channels, the kernel, then the other arguments of
     the layer's config."""
@@ -300,18 +318,8 @@ class Conv2d(Layer):
 
     @classmethod
     def from_torch_module(cls, module: Any) -> Layer:
-        if module.padding_mode != "zeros":
-            raise UnsupportedTorchOption(f"padding_mode={module.padding_mode!r} (only 'zeros')")
-        return cls(
-            module.in_channels,
-            module.out_channels,
-            tuple(module.kernel_size),
-            stride=tuple(module.stride),
-            padding=module.padding if isinstance(module.padding, str) else tuple(module.padding),
-            dilation=tuple(module.dilation),
-            groups=module.groups,
-            bias=module.bias is not None,
-        )
+        padding = module.padding if isinstance(module.padding, str) else tuple(module.padding)
+        return conv_from_torch(cls, module, padding=padding)
 
     def to_torch_module(self, nn: Any) -> Any:
         """``nn.Conv2d`` (Conv1d: ``nn.Conv1d``) with the config's arguments (PyTorch's names),

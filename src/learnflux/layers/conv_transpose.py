@@ -11,13 +11,13 @@ import numpy as np
 
 from .. import kernels
 from ..core.layer import Layer, register_layer
-from ..errors import ConfigError, UnsupportedTorchOption
+from ..errors import ConfigError
 from ..init import initialize
 from ..kernels.geometry import ConvGeometry
 from ..kernels.reference.conv import zeros_like_dtype
 from ..kernels.workspace import Scratch
 from ..seeding import RngLike
-from .conv import IntOrPair, channel_args, channels, compact, conv_summary, pair
+from .conv import IntOrPair, channel_args, channels, compact, conv_from_torch, conv_summary, pair
 
 
 @register_layer
@@ -219,18 +219,8 @@ class ConvTranspose2d(Layer):
 
     @classmethod
     def from_torch_module(cls, module: Any) -> Layer:
-        if module.padding_mode != "zeros":
-            raise UnsupportedTorchOption(f"padding_mode={module.padding_mode!r} (only 'zeros')")
-        return cls(
-            module.in_channels,
-            module.out_channels,
-            tuple(module.kernel_size),
-            stride=tuple(module.stride),
-            padding=tuple(module.padding),
-            output_padding=tuple(module.output_padding),
-            groups=module.groups,
-            bias=module.bias is not None,
-            dilation=tuple(module.dilation),
+        return conv_from_torch(
+            cls, module, padding=tuple(module.padding), output_padding=tuple(module.output_padding)
         )
 
     def to_torch_module(self, nn: Any) -> Any:
