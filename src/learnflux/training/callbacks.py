@@ -349,7 +349,27 @@ def _keep_rows(path: Path, rows: int, header: bool) -> int:
     return kept
 
 
-class CSVLogger(Callback):
+class _RowLogger(Callback):
+    """A log file with one row per epoch (:class:`CSVLogger`, :class:`JSONLogger`): its state is
+    the rows written, so that a resumed run cuts the file back to them; closed at the end."""
+
+    _fh: Any
+    _rows: int
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self._rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._rows = int(state["rows"])
+        self.resuming = True
+
+    def on_train_end(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+class CSVLogger(_RowLogger):
     """Append one row per epoch (``epoch`` counted from 1, then every log key) to a CSV file,
     flushed after each epoch so it can be watched while training runs. ``append=True`` keeps an
     existing file (resuming); otherwise it is overwritten."""
@@ -373,13 +393,6 @@ class CSVLogger(Callback):
         self._writer = None
         self._header_written = exists
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"rows": self._rows}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._rows = int(state["rows"])
-        self.resuming = True
-
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         row = {"epoch": epoch + 1, **{k: _plain(v) for k, v in logs.items()}}
         if self._writer is None:
@@ -392,13 +405,8 @@ class CSVLogger(Callback):
         self._fh.flush()
         self._rows += 1
 
-    def on_train_end(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
 
-
-class JSONLogger(Callback):
+class JSONLogger(_RowLogger):
     """Write one JSON object per epoch (JSON Lines: ``{"epoch": 1, "loss": ..., ...}``), flushed
     after each epoch; non-finite values are written as ``null`` / ``"inf"``."""
 
@@ -417,23 +425,11 @@ class JSONLogger(Callback):
             self._rows = _count_lines(self.filename) if append else 0
         self._fh = open(self.filename, "a" if append else "w", encoding="utf-8")
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"rows": self._rows}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._rows = int(state["rows"])
-        self.resuming = True
-
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         row = {"epoch": epoch + 1, **{k: _plain(v) for k, v in logs.items()}}
         self._fh.write(json.dumps(row) + "\n")
         self._fh.flush()
         self._rows += 1
-
-    def on_train_end(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
 
 
 def _first_bad(arrays: Any) -> Optional[str]:
