@@ -201,33 +201,16 @@ class DistributedTrainer(Trainer):
             )
 
     # ------------------------------------------------------------------ a batch
-    def _train_batch(self, index: int, xb: Any, yb: Any, epoch: Any, run: Any) -> bool:
+    def _batch_pass(self, index: int, xb: Any, yb: Any, epoch: Any) -> Optional[dict[str, Any]]:
+        """A rank with no sample of the batch (the last one is smaller than the number of ranks):
+        no forward or backward pass, a zero gradient, but the same exchange and step (the rest of
+        ``Trainer._train_batch``). Such a rank is never rank 0, so it draws no progress bar."""
         if self._share[0] == 0 and self.distributed:
-            return self._empty_batch(index, yb, epoch, run)
-        return super()._train_batch(index, xb, yb, epoch, run)
-
-    def _empty_batch(self, index: int, yb: Any, epoch: Any, run: Any) -> bool:
-        """This rank has no sample of the batch (the last one is smaller than the number of
-        ranks): no forward or backward pass, a zero gradient, but the same exchange and step."""
-        if epoch.meter is None:
-            self.scoring.resolve_metrics(yb)
-            epoch.meter = self.scoring.meter()
-        self.callbacks.on_batch_begin(index)
-        epoch.group.begin_batch()
-        if epoch.group.first:
-            for p in self.reducer.params:
-                p.grad = None  # counts as zero in the exchange
-        logs = {"batch": index, "loss": float("nan")}
-        stepped = epoch.group.end_batch()
-        if stepped and not self._step(index, logs):
-            return False
-        self.callbacks.on_batch_end(index, logs)
-        if self.stop_training:
-            return False
-        if stepped and run.backup is not None and run.backup.due(self.global_step):
-            position = {"epoch": self.epoch, "batch": index + 1, "meter": epoch.meter.state()}
-            run.backup.save(self, {**position, "epoch_start": epoch.start_state})
-        return True
+            if epoch.group.first:
+                for p in self.reducer.params:
+                    p.grad = None  # counts as zero in the exchange
+            return {"batch": index, "loss": float("nan")}
+        return super()._batch_pass(index, xb, yb, epoch)
 
     def _forward_loss(self, index: int, xb: Any, yb: Any) -> Optional[tuple[Any, Any]]:
         if not self.distributed:

@@ -42,8 +42,9 @@ Who owns what:
         fit                      prepare the data, restore a backup, run the epochs
           _train_epoch           on_epoch_begin, the batches, the epoch's logs
             _train_batch         on_batch_begin
-              _forward_loss      o = forward(xb); loss(o, yb)   (TerminateOnNaN: a refused loss stops)
-              _backward          δ·1/(group size) flows back, adding into grad within a group
+              _batch_pass        the batch's work (a rank without samples: none), its logs
+                _forward_loss    o = forward(xb); loss(o, yb)   (TerminateOnNaN: a refused loss stops)
+                _backward        δ·1/(group size) flows back, adding into grad within a group
               _step              a complete group: _reduce_gradients, on_after_backward,
                                  _update (clip, optimizer.step), on_step_end
             on_batch_end, a backup when due
@@ -858,13 +859,9 @@ class Trainer:
             epoch.meter = self.scoring.meter()
         self.callbacks.on_batch_begin(index)
         epoch.group.begin_batch()
-        scored = self._forward_loss(index, xb, yb)
-        if scored is None:
+        logs = self._batch_pass(index, xb, yb, epoch)
+        if logs is None:
             return False
-        out, value = scored
-        self._backward(epoch.group)
-        epoch.meter.update(value, out, yb)
-        logs = {"batch": index, "loss": float(value)}
         stepped = epoch.group.end_batch()
         if stepped and not self._step(index, logs):
             return False
@@ -877,6 +874,17 @@ class Trainer:
             position = {"epoch": self.epoch, "batch": index + 1, "meter": epoch.meter.state()}
             run.backup.save(self, {**position, "epoch_start": epoch.start_state})
         return True
+
+    def _batch_pass(self, index: int, xb: Any, yb: Any, epoch: _Epoch) -> Optional[dict[str, Any]]:
+        """The batch's own work: forward, loss, backward, the meter; returns the batch's logs, or
+        None when training stops at this batch (a refused loss)."""
+        scored = self._forward_loss(index, xb, yb)
+        if scored is None:
+            return None
+        out, value = scored
+        self._backward(epoch.group)
+        epoch.meter.update(value, out, yb)
+        return {"batch": index, "loss": float(value)}
 
     def _forward_loss(self, index: int, xb: Any, yb: Any) -> Optional[tuple[Any, Any]]:
         """``(o, loss value)``; None when the loss refused a NaN or an infinity and a
