@@ -141,6 +141,23 @@ class Momentum(Transform):
             step.u = buf
 
 
+def _mean_into(avg: np.ndarray, u: np.ndarray, decay: Any, t: np.ndarray) -> None:
+    """A running mean, in place: ``avg ← avg + (1 − decay)·(u − avg)`` (= ``decay·avg + (1 −
+    decay)·u``; Adam's ``m``, centered RMSprop's ``ḡ``); ``t`` is scratch."""
+    np.subtract(u, avg, out=t)
+    t *= 1 - decay
+    avg += t
+
+
+def _mean_square_into(avg: np.ndarray, u: np.ndarray, decay: Any, t: np.ndarray) -> None:
+    """A running mean square, in place: ``avg ← decay·avg + (1 − decay)·u²`` (Adam's ``v``,
+    RMSprop's ``s``); ``t`` is scratch."""
+    avg *= decay
+    np.multiply(u, u, out=t)
+    t *= 1 - decay
+    avg += t
+
+
 class ScaleByAdam(Transform):
     """Adam's moments (Kingma & Ba, 2015) with bias correction, and AMSGrad (Reddi et al., 2018).
 
@@ -184,13 +201,8 @@ class ScaleByAdam(Transform):
         k = state["step"]
         u = step.u
         t = step.spare()
-        np.subtract(u, m, out=t)
-        t *= 1 - beta1
-        m += t
-        v *= beta2
-        np.multiply(u, u, out=t)
-        t *= 1 - beta2
-        v += t
+        _mean_into(m, u, beta1, t)
+        _mean_square_into(v, u, beta2, t)
         if step.group["amsgrad"]:
             vmax = state.get("max_exp_avg_sq")
             if vmax is None:
@@ -235,17 +247,12 @@ class ScaleByRMS(Transform):
         rho = step.option("alpha")
         u = step.u
         t = step.spare()
-        sq *= rho
-        np.multiply(u, u, out=t)
-        t *= 1 - rho
-        sq += t
+        _mean_square_into(sq, u, rho, t)
         if step.group["centered"]:
             ga = state.get("grad_avg")
             if ga is None:
                 ga = state["grad_avg"] = step.zeros()
-            np.subtract(u, ga, out=t)
-            t *= 1 - rho
-            ga += t
+            _mean_into(ga, u, rho, t)
             np.multiply(ga, ga, out=t)
             np.subtract(sq, t, out=t)
             np.sqrt(t, out=t)
