@@ -82,6 +82,35 @@ def conv_from_torch(cls: type, module: Any, **options: Any) -> Layer:
     )
 
 
+#: the convolutions' defaults: a config leaves these out
+CONV_DEFAULTS: dict[str, Any] = {
+    "stride": (1, 1),
+    "padding": (0, 0),
+    "output_padding": (0, 0),
+    "dilation": (1, 1),
+    "groups": 1,
+    "bias": True,
+}
+
+
+def conv_config(layer: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """A convolution's config: the channels and the kernel, then the arguments ``names`` (in that
+    order) that differ from :data:`CONV_DEFAULTS` (pairs stored as :func:`compact` gives them), then
+    a named ``init`` other than PyTorch's."""
+    config: dict[str, Any] = {
+        "in_channels": layer.in_channels,
+        "out_channels": layer.out_channels,
+        "kernel_size": compact(layer.kernel_size),
+    }
+    for name in names:
+        value = layer.use_bias if name == "bias" else getattr(layer, name)
+        if value != CONV_DEFAULTS[name]:
+            config[name] = value if isinstance(value, (str, int)) else compact(value)
+    if isinstance(layer.init, str) and layer.init != "torch_default":
+        config["init"] = layer.init
+    return config
+
+
 def conv_summary(layer: Any, kernel: str) -> str:
     """``Conv2d(1 → 16, 3×3, padding=1)``: the channels, the kernel, then the other arguments of
     the layer's config."""
@@ -327,26 +356,7 @@ class Conv2d(Layer):
         return getattr(nn, self.torch_twins[0])(**{k: v for k, v in self.get_config().items() if k != "init"})
 
     def get_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "in_channels": self.in_channels,
-            "out_channels": self.out_channels,
-            "kernel_size": compact(self.kernel_size),
-        }
-        if self.stride != (1, 1):
-            config["stride"] = compact(self.stride)
-        if isinstance(self.padding, str):
-            config["padding"] = self.padding
-        elif self.padding != (0, 0):
-            config["padding"] = compact(self.padding)
-        if self.dilation != (1, 1):
-            config["dilation"] = compact(self.dilation)
-        if self.groups != 1:
-            config["groups"] = self.groups
-        if not self.use_bias:
-            config["bias"] = False
-        if isinstance(self.init, str) and self.init != "torch_default":
-            config["init"] = self.init
-        return config
+        return conv_config(self, ("stride", "padding", "dilation", "groups", "bias"))
 
     def summary_name(self) -> str:
         kh, kw = self.kernel_size

@@ -17,7 +17,7 @@ from ..kernels.geometry import ConvGeometry
 from ..kernels.reference.conv import zeros_like_dtype
 from ..kernels.workspace import Scratch
 from ..seeding import RngLike
-from .conv import IntOrPair, channel_args, channels, compact, conv_from_torch, conv_summary, pair
+from .conv import IntOrPair, channel_args, channels, conv_config, conv_from_torch, conv_summary, pair
 
 
 @register_layer
@@ -227,23 +227,8 @@ class ConvTranspose2d(Layer):
         return nn.ConvTranspose2d(**{k: v for k, v in self.get_config().items() if k != "init"})
 
     def get_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "in_channels": self.in_channels,
-            "out_channels": self.out_channels,
-            "kernel_size": compact(self.kernel_size),
-        }
-        for key, default in (("stride", 1), ("padding", 0), ("output_padding", 0)):
-            if getattr(self, key) != (default, default):
-                config[key] = compact(getattr(self, key))
-        if self.groups != 1:
-            config["groups"] = self.groups
-        if not self.use_bias:
-            config["bias"] = False
-        if self.dilation != (1, 1):
-            config["dilation"] = compact(self.dilation)
-        if isinstance(self.init, str) and self.init != "torch_default":
-            config["init"] = self.init
-        return config
+        # PyTorch's order of the arguments: dilation after bias
+        return conv_config(self, ("stride", "padding", "output_padding", "groups", "bias", "dilation"))
 
     def summary_name(self) -> str:
         kh, kw = self.kernel_size
