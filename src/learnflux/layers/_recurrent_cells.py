@@ -83,32 +83,78 @@ class LSTMCell:
     ``δa_x = δa_h = δa``; all of ``δh_(t−1)`` goes through ``W_hh``."""
 
     gates = 4
-    keeps = ("gates", "c")
+    keeps = ("gates", "c", "tc")  # tc: tanh(c_t), kept so the backward step does not recompute it
+
+    #: the gates' pre-activation scale: ``σ(a) = ½·tanh(a/2) + ½`` and ``tanh(a)``, so with
+    #: ``s = [½, ½, 1, ½]`` (per gate block) every gate is ``s ⊙ tanh(s ⊙ a) + (s ≠ 1)·½``: one tanh
+    #: over all four blocks. The driver multiplies ``a_x`` and ``W_hhᵀ`` by ``s`` once per
+    #: sequence (exact: a power of two), so a step's ``a_x + a_h`` arrives already scaled.
+    @staticmethod
+    def scale(gh: int, dtype: Any) -> np.ndarray:
+        """``s`` over the ``4H`` gate columns."""
+        hs = gh // 4
+        s = np.full(gh, 0.5, dtype)
+        s[2 * hs : 3 * hs] = 1
+        return s
+
+    def _constants(self, gh: int, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``s``, the offset ``(s ≠ 1)·½`` and ``s²`` over the gate columns, cached per width and
+        dtype."""
+        key = (gh, np.dtype(dtype))
+        cached = getattr(self, "_consts", None)
+        if cached is None or cached[0] != key:
+            s = self.scale(gh, dtype)
+            cached = (key, s, np.where(s == 1, 0, 0.5).astype(dtype), s * s)
+            self._consts = cached
+        return cached[1], cached[2], cached[3]
 
     def forward(self, ax: np.ndarray, ah: np.ndarray, h_prev: np.ndarray, c_prev: Any, keep: dict, t: int):
-        hs = ax.shape[1] // 4
-        a = ax + ah
+        """``ax`` and ``ah`` come scaled by :meth:`scale` (see there)."""
+        s, off, _ = self._constants(ax.shape[1], ax.dtype)
         gates = keep["gates"][t]  # (N, 4H), kept for the backward step
-        gates[:, : 2 * hs] = sigmoid(a[:, : 2 * hs])
-        gates[:, 2 * hs : 3 * hs] = np.tanh(a[:, 2 * hs : 3 * hs])
-        gates[:, 3 * hs :] = sigmoid(a[:, 3 * hs :])
+        np.add(ax, ah, out=gates)
+        np.tanh(gates, out=gates)
+        gates *= s
+        gates += off
         i, f, g, o = _split(gates, 4)
-        c = f * c_prev
+        c = keep["c"][t]
+        np.multiply(f, c_prev, out=c)
         c += i * g
-        keep["c"][t] = c
-        return o * np.tanh(c), c
+        tc = keep["tc"][t]
+        np.tanh(c, out=tc)
+        return o * tc, c
 
-    def backward(self, dh: np.ndarray, dc: Any, keep: dict, t: int, h_prev: np.ndarray, c_prev: Any) -> Step:
+    def backward(
+        self,
+        dh: np.ndarray,
+        dc: Any,
+        keep: dict,
+        t: int,
+        h_prev: np.ndarray,
+        c_prev: Any,
+        out: Optional[np.ndarray] = None,
+    ) -> Step:
+        """``out``: where to write ``δa`` (N, 4H), e.g. the driver's row of ``δA_x``."""
         gates = keep["gates"][t]
+        _, off, s2 = self._constants(gates.shape[1], gates.dtype)
         i, f, g, o = _split(gates, 4)
-        tc = np.tanh(keep["c"][t])
-        dc_t = dc + dh * o * (1 - tc * tc)
-        da = np.empty_like(gates)
+        tc = keep["tc"][t]
+        dc_t = tc * tc
+        np.subtract(1, dc_t, out=dc_t)
+        dc_t *= o
+        dc_t *= dh
+        dc_t += dc  # δc_t = δc + δh_t ⊙ o ⊙ (1 − tanh²(c_t))
+        da = np.empty_like(gates) if out is None else out
         di, df, dg, do = _split(da, 4)
-        np.multiply(dc_t * g, i * (1 - i), out=di)
-        np.multiply(dc_t * c_prev, f * (1 - f), out=df)
-        np.multiply(dc_t * i, 1 - g * g, out=dg)
-        np.multiply(dh * tc, o * (1 - o), out=do)
+        np.multiply(dc_t, g, out=di)
+        np.multiply(dc_t, c_prev, out=df)
+        np.multiply(dc_t, i, out=dg)
+        np.multiply(dh, tc, out=do)
+        # the gates' derivatives at once: y(1 − y) = ¼ − (y − ½)² for σ, 1 − y² for tanh, = s² − (y − off)²
+        d = gates - off
+        d *= d
+        np.subtract(s2, d, out=d)
+        da *= d
         return Step(da, da, dc_t=dc_t, dc_prev=dc_t * f)
 
 

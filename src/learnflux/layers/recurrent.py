@@ -354,7 +354,13 @@ class _Recurrent(Layer):
         separate = isinstance(self.cell, GRUCell)  # GRU: b_hh stays inside r ⊙ (W_hn·h + b_hn)
         if b_ih is not None:
             ax += b_ih.value if separate else b_ih.value + b_hh.value
-        w_hh_t = np.ascontiguousarray(w_hh.value.T)
+        lstm = isinstance(self.cell, LSTMCell)
+        if lstm:  # the gates' pre-activations come scaled, for one tanh over them (LSTMCell.scale)
+            s = self.cell.scale(gh, ax.dtype)
+            ax *= s
+            w_hh_t = np.multiply(w_hh.value.T, s, order="C")
+        else:
+            w_hh_t = np.ascontiguousarray(w_hh.value.T)
         keep = {
             name: np.empty((steps, batch, gh if name == "gates" else hs), xs.dtype)
             for name in self.cell.keeps
@@ -362,7 +368,8 @@ class _Recurrent(Layer):
         run = _Run(layer, reverse, xs, h0, c0, np.empty((steps, batch, hs), xs.dtype), keep)
         h, c = h0, c0
         for t in run.order():
-            ah = matmul(h, w_hh_t)  # the recurrent product h_(t−1)·W_hhᵀ
+            # the recurrent product h_(t−1)·W_hhᵀ (LSTM: straight into the step's gate row)
+            ah = matmul(h, w_hh_t, out=keep["gates"][t] if lstm else None)
             if separate and b_hh is not None:
                 ah += b_hh.value
             h, c = self.cell.forward(ax[t], ah, h, c, keep, t)
@@ -455,7 +462,8 @@ class _Recurrent(Layer):
         cell = self.cell
         dh = np.zeros((batch, hs), self.dtype) if dh_n is None else dh_n.copy()
         dc = None
-        if isinstance(cell, LSTMCell):
+        lstm = isinstance(cell, LSTMCell)
+        if lstm:
             dc = np.zeros((batch, hs), self.dtype) if dc_n is None else dc_n.copy()
         d_ax = np.empty((steps, batch, gh), self.dtype)  # δ of the input projection, every step
         d_ah = np.empty_like(d_ax) if isinstance(cell, GRUCell) else d_ax  # δ of h_(t−1)·W_hhᵀ + b_hh
@@ -468,8 +476,11 @@ class _Recurrent(Layer):
             if run.dh is not None:
                 run.dh[t] = dh
             h_prev, c_prev = run.previous(t)
-            step = cell.backward(dh, dc, run.keep, t, h_prev, c_prev)
-            d_ax[t] = step.dax
+            if lstm:  # δa written straight into δA_x[t]
+                step = cell.backward(dh, dc, run.keep, t, h_prev, c_prev, out=d_ax[t])
+            else:
+                step = cell.backward(dh, dc, run.keep, t, h_prev, c_prev)
+                d_ax[t] = step.dax
             if d_ah is not d_ax:
                 d_ah[t] = step.dah
             if dc is not None:
