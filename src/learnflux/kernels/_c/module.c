@@ -25,9 +25,9 @@ void lf_relu_bwd(int f64, const void *d, const void *mask, void *out, idx_t n);
 void lf_gelu_fwd(int f64, const void *x, void *out, void *keep, idx_t n, int tanh_approx);
 void lf_gelu_bwd(int f64, const void *d, const void *x, const void *aux, void *out, idx_t n, int tanh_approx);
 void lf_bn_fwd(int f64, const void *x, void *out, void *xh, const void *gamma, const void *beta, void *mean,
-               void *var, void *inv_std, double eps, idx_t N, idx_t C, idx_t L);
+               void *var, void *inv_std, double eps, idx_t N, idx_t C, idx_t L, void *mask);
 void lf_bn_bwd(int f64, const void *d, const void *xhat, const void *gain, void *dx, void *sum_d, void *sum_dx,
-               int need_dx, idx_t N, idx_t C, idx_t L);
+               int need_dx, idx_t N, idx_t C, idx_t L, const void *mask);
 
 /* ------------------------------------------------------------------ buffers */
 #define MAXBUF 10
@@ -308,15 +308,16 @@ static PyObject *py_gelu_bwd(PyObject *self, PyObject *args) {
 
 /* ------------------------------------------------------------------ batch norm */
 static PyObject *py_bn_fwd(PyObject *self, PyObject *args) {
-    PyObject *ox, *oo, *oh, *og, *ob, *om, *ov, *oi;
+    PyObject *ox, *oo, *oh, *og, *ob, *om, *ov, *oi, *omask = Py_None;
     double eps;
     int f64;
     idx_t N, C, L;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOdpnnn", &ox, &oo, &oh, &og, &ob, &om, &ov, &oi, &eps, &f64, &N, &C, &L))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOdpnnn|O", &ox, &oo, &oh, &og, &ob, &om, &ov, &oi, &eps, &f64, &N, &C, &L,
+                          &omask))
         return NULL;
     struct bufs s = {.n = 0};
     idx_t total = N * C * L, it = ITEM(f64);
-    void *p[8];
+    void *p[9];
     p[0] = get(&s, ox, 0, 0, total, it, "x");
     p[1] = BAD(p[0]) ? p[0] : get(&s, oo, 1, 1, total, it, "out");
     p[2] = BAD(p[1]) ? p[1] : get(&s, oh, 1, 0, total, it, "xhat");
@@ -325,32 +326,40 @@ static PyObject *py_bn_fwd(PyObject *self, PyObject *args) {
     p[5] = BAD(p[4]) ? p[4] : get(&s, om, 1, 0, C, it, "mean");
     p[6] = BAD(p[5]) ? p[5] : get(&s, ov, 1, 0, C, it, "var");
     p[7] = BAD(p[6]) ? p[6] : get(&s, oi, 1, 0, C, it, "inv_std");
-    if (BAD(p[7])) { release(&s); return NULL; }
+    p[8] = BAD(p[7]) ? p[7] : get(&s, omask, 1, 1, total, 1, "mask");
+    if (BAD(p[8])) { release(&s); return NULL; }
+    if (p[8] && !p[1]) {
+        release(&s);
+        PyErr_SetString(PyExc_ValueError, "bn_fwd: a ReLU mask needs an output array");
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS
-    lf_bn_fwd(f64, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], eps, N, C, L);
+    lf_bn_fwd(f64, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], eps, N, C, L, p[8]);
     Py_END_ALLOW_THREADS
     release(&s);
     Py_RETURN_NONE;
 }
 
 static PyObject *py_bn_bwd(PyObject *self, PyObject *args) {
-    PyObject *od, *oh, *og, *ox, *os, *osx;
+    PyObject *od, *oh, *og, *ox, *os, *osx, *omask = Py_None;
     int f64;
     idx_t N, C, L;
-    if (!PyArg_ParseTuple(args, "OOOOOOpnnn", &od, &oh, &og, &ox, &os, &osx, &f64, &N, &C, &L)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOOOOpnnn|O", &od, &oh, &og, &ox, &os, &osx, &f64, &N, &C, &L, &omask))
+        return NULL;
     struct bufs s = {.n = 0};
     idx_t total = N * C * L, it = ITEM(f64);
-    void *p[6];
+    void *p[7];
     p[0] = get(&s, od, 0, 0, total, it, "delta");
     p[1] = BAD(p[0]) ? p[0] : get(&s, oh, 0, 0, total, it, "xhat");
     p[2] = BAD(p[1]) ? p[1] : get(&s, og, 0, 0, C, it, "gain");
     p[3] = BAD(p[2]) ? p[2] : get(&s, ox, 1, 1, total, it, "dx");
     p[4] = BAD(p[3]) ? p[3] : get(&s, os, 1, 0, C, it, "sum_d");
     p[5] = BAD(p[4]) ? p[4] : get(&s, osx, 1, 0, C, it, "sum_dx");
-    if (BAD(p[5])) { release(&s); return NULL; }
+    p[6] = BAD(p[5]) ? p[5] : get(&s, omask, 0, 1, total, 1, "mask");
+    if (BAD(p[6])) { release(&s); return NULL; }
     int need_dx = p[3] != NULL;
     Py_BEGIN_ALLOW_THREADS
-    lf_bn_bwd(f64, p[0], p[1], p[2], p[3], p[4], p[5], need_dx, N, C, L);
+    lf_bn_bwd(f64, p[0], p[1], p[2], p[3], p[4], p[5], need_dx, N, C, L, p[6]);
     Py_END_ALLOW_THREADS
     release(&s);
     Py_RETURN_NONE;
@@ -393,8 +402,9 @@ static PyMethodDef methods[] = {
     {"gelu_fwd", py_gelu_fwd, METH_VARARGS,
      "gelu_fwd(x, out, aux, f64, n, tanh): GELU; aux (or None): Phi(x), or tanh u with tanh set"},
     {"gelu_bwd", py_gelu_bwd, METH_VARARGS, "gelu_bwd(delta, x, aux, out, f64, n, tanh)"},
-    {"bn_fwd", py_bn_fwd, METH_VARARGS, "bn_fwd(x, out, xhat, gamma, beta, mean, var, inv_std, eps, f64, N, C, L)"},
-    {"bn_bwd", py_bn_bwd, METH_VARARGS, "bn_bwd(delta, xhat, gain, dx, sum_d, sum_dx, f64, N, C, L)"},
+    {"bn_fwd", py_bn_fwd, METH_VARARGS, "bn_fwd(x, out, xhat, gamma, beta, mean, var, inv_std, eps, f64, N, C, L, mask=None): mask: ReLU fused "
+     "into the output pass, its [gamma*xhat + beta >= 0] written there"},
+    {"bn_bwd", py_bn_bwd, METH_VARARGS, "bn_bwd(delta, xhat, gain, dx, sum_d, sum_dx, f64, N, C, L, mask=None): mask: read delta*mask (a fused ReLU's)"},
     {"set_threads", py_set_threads, METH_VARARGS, "set_threads(n) -> threads used from now on"},
     {"get_threads", py_get_threads, METH_NOARGS, "threads a large kernel call uses"},
     {NULL, NULL, 0, NULL},
