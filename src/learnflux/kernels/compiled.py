@@ -281,7 +281,8 @@ def _pool2(geo: PoolGeometry) -> bool:
 
 
 def maxpool2d_backward(delta: np.ndarray, winner: np.ndarray, shape: tuple, geo: PoolGeometry) -> np.ndarray:
-    """``δx``: each window's δ at its winner, 0 elsewhere. 2×2 / stride 2 windows run
+    """``δx[n, c, s_h·a + i*, s_w·b + j*] += δ[n, c, a, b]`` with ``i*·k_w + j* = winner[n, c, a,
+    b]``, 0 where no window won (padding cropped). 2×2 / stride 2 windows run
     ``_c/pool2.c`` (one dense SIMD write of ``δx``: 0.1 ms for LeNet's 64×16×28×28 where NumPy's
     four strided products took 0.55); other tiling windows keep the NumPy kernel's strided
     products (the generic C loop zeroes ``δx`` first and scatters: not faster there); overlapping
