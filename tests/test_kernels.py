@@ -127,6 +127,129 @@ def test_maxpool2d_large_window_routes_with_int32():
     _compare(lambda: lf.MaxPool2d(16, 1), x, np.float32)
 
 
+def _pool2_isas():
+    """The 2×2 / stride 2 max-pooling kernels (``_c/pool2.c``) this CPU runs."""
+    if not kernels.available():
+        return ["auto"]
+    from learnflux.kernels import _lfk
+
+    found = []
+    for name in ("avx512", "avx2", "baseline"):
+        try:
+            found.append(_lfk.pool2_isa(name))
+        except ValueError:
+            pass
+    _lfk.pool2_isa("auto")
+    return found
+
+
+@pytest.fixture(params=_pool2_isas())
+def pool2_isa(request):
+    """Each instruction set's 2×2 pooling kernels in turn (the best one is restored afterwards)."""
+    from learnflux.kernels import _lfk
+
+    _lfk.pool2_isa(request.param)
+    try:
+        yield request.param
+    finally:
+        _lfk.pool2_isa("auto")
+
+
+def _pool2_input(rng, shape, dtype, values):
+    x = rng.standard_normal(shape).astype(dtype)
+    if values == "ties":  # few distinct values: many windows hold their maximum twice or more
+        x = np.round(x).astype(dtype)
+    elif values == "nan":  # the output is NaN, the winner the best offset before the first NaN
+        x[rng.random(shape) < 0.15] = np.nan
+    elif values == "inf":
+        x[rng.random(shape) < 0.2] = -np.inf
+        x[rng.random(shape) < 0.05] = np.inf
+    return x
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("values", ["random", "ties", "nan", "inf"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 1, 2, 2),
+        (1, 3, 5, 7),  # odd: the last row and column are in no window (δ 0 there)
+        (2, 2, 28, 28),  # LeNet's maps: rows of 14 and 7 outputs (masked vector steps)
+        (3, 2, 14, 14),
+        (2, 3, 16, 16),  # 8 outputs a row: two rows per float32 vector
+        (1, 2, 33, 35),  # 16 + 1 outputs a row, odd sizes
+        (1, 1, 3, 70),  # 35 outputs: two full float32 steps and a partial one, one output row
+        (2, 1, 9, 4),
+    ],
+)
+@pytest.mark.usefixtures("kernel_threads")
+def test_maxpool2x2_compiled_equals_numpy_exactly(pool2_isa, shape, values, dtype):
+    """MaxPool2d(2)'s SIMD kernels against the NumPy set, bit for bit: output, winners, δx
+    (also from the NumPy set's winners), the inference output, strided inputs."""
+    from learnflux.kernels import compiled
+    from learnflux.kernels.reference import pool as ref
+
+    rng = np.random.default_rng(sum(shape))
+    x = _maybe_strided(_pool2_input(rng, shape, dtype, values), rng)
+    geo = lf.MaxPool2d(2)._geometry(shape[2], shape[3], shape[2] // 2, shape[3] // 2)
+    want, want_k = ref.maxpool2d_forward(x, geo, True)
+    got, got_k = compiled.maxpool2d_forward(x, geo, True)
+    np.testing.assert_array_equal(got, want)  # NaN where NaN
+    assert got_k.dtype == want_k.dtype == np.uint8
+    np.testing.assert_array_equal(got_k, want_k)
+    np.testing.assert_array_equal(compiled.maxpool2d_forward(x, geo, False)[0], want)
+    delta = rng.standard_normal(want.shape).astype(dtype)
+    want_dx = ref.maxpool2d_backward(delta, want_k, shape, geo)
+    for d in (delta, _maybe_strided(delta, np.random.default_rng(1))):
+        got_dx = compiled.maxpool2d_backward(d, want_k, shape, geo)
+        assert got_dx.dtype == dtype and got_dx.flags.c_contiguous
+        np.testing.assert_array_equal(got_dx, want_dx)
+    h, w = 2 * geo.out_hw[0], 2 * geo.out_hw[1]
+    assert not got_dx[:, :, h:].any() and not got_dx[:, :, :, w:].any()
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1, 7, 9), (1, 16, 28, 28), (5, 4, 15, 14)])
+def test_maxpool2x2_layer_batch_and_odd_sizes(shape, dtype):
+    """The layer end to end on both sets: batch 1, odd sizes, a forward on one set and the
+    backward pass on the other."""
+    x = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    _compare(lambda: lf.MaxPool2d(2).astype(dtype), x, dtype)
+    delta = np.random.default_rng(4).standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2))
+    for first, second in (("compiled", "numpy"), ("numpy", "compiled")):
+        got = []
+        for kset in (first, second):
+            layer = lf.MaxPool2d(2)
+            with kernels.using(first):
+                layer.forward(x)
+            with kernels.using(kset):
+                got.append(layer.backward(delta.astype(dtype)))
+        np.testing.assert_array_equal(got[0], got[1])
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "args, shape", [((3, 2, 1), (2, 3, 11, 10)), ((2, 1), (1, 2, 9, 8)), ((4, 3, 2), (2, 2, 13, 12))]
+)
+def test_maxpool2d_generic_nan_winner_as_numpy(args, shape):
+    """Overlapping or padded windows (the generic C loop): with NaNs in the input, the same
+    output and the same winners as the NumPy set (the best offset before the first NaN)."""
+    from learnflux.kernels import compiled
+    from learnflux.kernels.reference import pool as ref
+
+    x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    x[np.random.default_rng(6).random(shape) < 0.2] = np.nan
+    layer = lf.MaxPool2d(*args)
+    out = layer.forward(x)
+    geo = layer._geometry(shape[2], shape[3], *out.shape[2:])
+    want, want_k = ref.maxpool2d_forward(x, geo, True)
+    got, got_k = compiled.maxpool2d_forward(x, geo, True)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_k, want_k)
+
+
 @needs_compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 5), (3, 4, 5, 7), (64, 16, 28, 28), (2, 3, 1, 1)])

@@ -273,11 +273,21 @@ def maxpool2d_forward(x: np.ndarray, geo: PoolGeometry, training: bool) -> tuple
     return out, winner
 
 
+def _pool2(geo: PoolGeometry) -> bool:
+    """MaxPool2d(2)'s windows: 2×2, stride 2, no padding, floor mode (``_c/pool2.c``'s SIMD
+    kernels; an odd last row or column is left out of every window)."""
+    (h, w), (ho, wo) = geo.in_hw, geo.out_hw
+    return geo.kernel == geo.stride == (2, 2) and geo.padding == (0, 0) and (ho, wo) == (h // 2, w // 2)
+
+
 def maxpool2d_backward(delta: np.ndarray, winner: np.ndarray, shape: tuple, geo: PoolGeometry) -> np.ndarray:
-    if not _ok(delta) or geo.tiles():
-        # tiling windows: NumPy's kh·kw strided products measured faster than the C loop on
-        # LeNet's 28×28 and 14×14 maps (0.54 vs 1.3 ms for 64×16×28×28: rows of 14 outputs are
-        # too short for its vector loop), so the reference runs them
+    """``δx[n, c, s_h·a + i*, s_w·b + j*] += δ[n, c, a, b]`` with ``i*·k_w + j* = winner[n, c, a,
+    b]``, 0 where no window won (padding cropped). 2×2 / stride 2 windows run
+    ``_c/pool2.c`` (one dense SIMD write of ``δx``: 0.1 ms for LeNet's 64×16×28×28 where NumPy's
+    four strided products took 0.55); other tiling windows keep the NumPy kernel's strided
+    products (the generic C loop zeroes ``δx`` first and scatters: not faster there); overlapping
+    or padded windows run the generic C loop."""
+    if not _ok(delta) or (geo.tiles() and not _pool2(geo)):
         return ref.maxpool2d_backward(delta, winner, shape, geo)
     d_in = np.empty(shape, delta.dtype)
     idx32 = winner.dtype == np.int32

@@ -16,6 +16,7 @@ int lf_dconv_fwd(int f64, const void *x, const void *w, const void *bias, void *
                  int relu, void *mask);
 int lf_dconv_wgrad(int f64, const void *x, const void *d, void *gw, void *db, const struct dconv_geom *g);
 const char *lf_dconv_isa(const char *want);
+const char *lf_pool2_isa(const char *want);
 void lf_bias_nchw(int f64, const void *prod, const void *bias, void *out, idx_t O, idx_t N, idx_t L, int relu);
 void lf_nchw_mat(int f64, const void *d, void *mat, void *db, idx_t O, idx_t N, idx_t L);
 void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g);
@@ -155,6 +156,14 @@ static PyObject *py_dconv_isa(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "s", &want)) return NULL;
     const char *got = lf_dconv_isa(want);
     if (!got) return PyErr_Format(PyExc_ValueError, "_lfk: direct-convolution kernels '%s' not available here", want);
+    return PyUnicode_FromString(got);
+}
+
+static PyObject *py_pool2_isa(PyObject *self, PyObject *args) {
+    const char *want;
+    if (!PyArg_ParseTuple(args, "s", &want)) return NULL;
+    const char *got = lf_pool2_isa(want);
+    if (!got) return PyErr_Format(PyExc_ValueError, "_lfk: 2x2 max-pooling kernels '%s' not available here", want);
     return PyUnicode_FromString(got);
 }
 
@@ -393,6 +402,8 @@ static PyMethodDef methods[] = {
     {"dconv_wgrad", py_dconv_wgrad, METH_VARARGS, "dconv_wgrad(x, delta, gw, db, f64, geom): δW and δb of dconv_fwd"},
     {"dconv_isa", py_dconv_isa, METH_VARARGS,
      "dconv_isa(name) -> name: the direct convolution's micro-kernels, 'auto', 'avx512', 'avx2' or 'baseline'"},
+    {"pool2_isa", py_pool2_isa, METH_VARARGS,
+     "pool2_isa(name) -> name: the 2x2 / stride 2 max-pooling kernels, 'auto', 'avx512', 'avx2' or 'baseline'"},
     {"bias_nchw", py_bias_nchw, METH_VARARGS, "bias_nchw(prod, bias, out, f64, O, N, L, relu)"},
     {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
     {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},
@@ -417,6 +428,7 @@ PyMODINIT_FUNC PyInit__lfk(void) {
     if (!m) return NULL;
     lf_set_threads(cpu_count());
     PyModule_AddStringConstant(m, "DCONV_ISA", lf_dconv_isa("auto"));
+    PyModule_AddStringConstant(m, "POOL2_ISA", lf_pool2_isa("auto"));
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && !defined(LFK_NO_CLONES)
     PyModule_AddStringConstant(m, "VECTOR", "target clones: avx512f, avx2, baseline (chosen at load time)");
 #else
