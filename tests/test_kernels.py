@@ -437,6 +437,29 @@ def test_winograd_relu_mask_is_that_of_its_output(seed, dconv_isa):
 
 
 @needs_compiled
+@pytest.mark.usefixtures("kernel_threads")
+def test_winograd_every_map_width(dconv_isa):
+    """Every map width from 1 to 34 and odd and even heights, batch 3: tile rows split between
+    blocks and samples, and the maps whose tile rows are half or a quarter of a vector (two or
+    four tile rows transformed in one vector: widths 15-16 and 7-8 with AVX-512, 7-8 and 3-4 with
+    AVX2, 3-4 and 1-2 with the baseline) against the direct convolution."""
+    from learnflux.kernels import _lfk
+
+    rng = np.random.default_rng(9)
+    for w in range(1, 35):
+        for h in (w, 9, 2):
+            n, c, o = 3, 5, 11
+            x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+            weight = rng.standard_normal((o, c, 3, 3)).astype(np.float32)
+            b = rng.standard_normal(o).astype(np.float32)
+            geom = (n, c, h, w, o, h, w, 3, 3, 1, 1, 1, 1)
+            got, want = np.empty((2, n, o, h, w), np.float32)
+            _lfk.wino_fwd(x, weight, b, got, geom, False)
+            _lfk.dconv_fwd(x, weight, b, want, False, geom, False)
+            _assert_same(want, got, np.float32, f"{h}x{w}")
+
+
+@needs_compiled
 def test_winograd_conv_relu_fused_equals_the_layers_one_by_one(monkeypatch):
     """Conv2d → ReLU on the Winograd path: the fused call (ReLU in the output transform) gives
     bit for bit the outputs, masks, input δ and gradients of the two layers run one by one."""

@@ -57,6 +57,14 @@ static TGT inline void FN(wino_mk)(const float *restrict v, const float *restric
 #define ODD_IDX 1, 3, 5, 7
 #endif
 /* and the interleaving of (a, b): lo = (a₀, b₀, a₁, b₁, …), hi = the same from the upper halves */
+/* and the lower halves of (a, b) put together: (a₀ … a_(VL/2−1), b₀ … b_(VL/2−1)) */
+#if VB == 64
+#define CATLO_IDX 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#elif VB == 32
+#define CATLO_IDX 0, 1, 2, 3, 8, 9, 10, 11
+#else
+#define CATLO_IDX 0, 1, 4, 5
+#endif
 #if VB == 64
 #define LO_IDX 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23
 #define HI_IDX 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31
@@ -77,6 +85,7 @@ typedef int CAT(vi_, SFX) __attribute__((vector_size(VB)));
 #define ODD(a, b) SHUF(a, b, ODD_IDX)
 #define LO(a, b) SHUF(a, b, LO_IDX)
 #define HI(a, b) SHUF(a, b, HI_IDX)
+#define CATLO(a, b) SHUF(a, b, CATLO_IDX)
 
 /* Input transform of the `len` ≤ TB − q tiles (ty, tx0 … tx0 + len − 1) of one sample into
  * V[ξ·vs + c·TB + q + k], k < len. xp is the sample zero-padded (wino_pack): plane c at c·plane,
@@ -88,18 +97,34 @@ typedef int CAT(vi_, SFX) __attribute__((vector_size(VB)));
  * that a later segment overwrites (or that no tile uses); past TB they are cut.
  *   Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]]                          */
 static TGT void FN(wino_in)(const float *restrict xp, idx_t C, idx_t plane, idx_t Wp, idx_t ty, idx_t tx0,
-                            idx_t len, float *restrict V, idx_t vs, idx_t q) {
+                            idx_t len, float *restrict V, idx_t vs, idx_t q, int rows) {
+    /* rows = 2 or 4: that many whole tile rows of VL/rows tiles each in one vector (len = VL, tx0
+     * = 0). With 2, the upper half of the lanes reads the next tile row (2·Wp further) instead of
+     * the next VL columns; with 4, each half of a loaded pair is itself put together from the
+     * lower halves of two rows' loads (one more permute). */
+    const idx_t half = rows == 2 ? 2 * Wp : VL;
     for (idx_t c = 0; c < C; c++) {
         const float *P = xp + c * plane + 2 * ty * Wp + 2 * tx0;
         float *vc = V + c * TB + q;
         for (idx_t k0 = 0; k0 < len; k0 += VL) {
-            V_T t[4][4]; /* t[i][m]: Bᵀ d of the vector at offset 2·k0 + (0, VL, 2, 2 + VL) */
+            V_T t[4][4]; /* t[i][m]: Bᵀ d of the vector at 2·k0 + (0, half, 2, 2 + half) */
             V_T d[4];
 #pragma GCC unroll 4
             for (int m = 0; m < 4; m++) {
-                const idx_t off = 2 * k0 + (m & 1) * VL + (m >> 1) * 2;
+                const idx_t off = 2 * k0 + (m & 1) * half + (m >> 1) * 2;
+                if (rows == 4) {
+                    const idx_t r0 = (m & 1) * 2 * (2 * Wp) + (m >> 1) * 2; /* tile rows 0, 1 or 2, 3 */
 #pragma GCC unroll 4
-                for (int i = 0; i < 4; i++) memcpy(&d[i], P + i * Wp + off, sizeof(V_T));
+                    for (int i = 0; i < 4; i++) {
+                        V_T lo, hi;
+                        memcpy(&lo, P + i * Wp + r0, sizeof(V_T));
+                        memcpy(&hi, P + i * Wp + r0 + 2 * Wp, sizeof(V_T));
+                        d[i] = CATLO(lo, hi);
+                    }
+                } else {
+#pragma GCC unroll 4
+                    for (int i = 0; i < 4; i++) memcpy(&d[i], P + i * Wp + off, sizeof(V_T));
+                }
                 t[0][m] = d[0] - d[2];
                 t[1][m] = d[1] + d[2];
                 t[2][m] = d[2] - d[1];
@@ -208,11 +233,18 @@ static TGT void FN(wino_range)(void *p, idx_t first, idx_t end) {
                                (size_t)W * sizeof(float));
                 packed = n;
             }
+            /* maps of VL/2 or VL/4 tiles a row: that many whole tile rows in one vector */
+            const int rows = 2 * tw == VL ? 2 : (4 * tw == VL ? 4 : 1);
+            if (rows > 1 && tx == 0 && gend - gi >= VL && (gi - g0) % TB <= TB - VL && t + (rows - 1) * tw < T) {
+                FN(wino_in)(xp, C, plane, Wp, ty, 0, VL, V + ((gi - g0) / TB) * C * TB, vs, (gi - g0) % TB, rows);
+                gi += VL;
+                continue;
+            }
             /* the segment may cross sub-blocks: split it at their borders */
             for (idx_t k0 = 0; k0 < len;) {
                 const idx_t slot = gi - g0 + k0, sb = slot / TB, q = slot % TB;
                 idx_t l = TB - q < len - k0 ? TB - q : len - k0;
-                FN(wino_in)(xp, C, plane, Wp, ty, tx + k0, l, V + sb * C * TB, vs, q);
+                FN(wino_in)(xp, C, plane, Wp, ty, tx + k0, l, V + sb * C * TB, vs, q, 1);
                 k0 += l;
             }
             gi += len;
@@ -267,5 +299,7 @@ static const struct wino_impl FN(wino_impl) = {FN(wino_range), MR, TB, STR(SFX)}
 #undef ODD
 #undef LO
 #undef HI
+#undef CATLO
+#undef CATLO_IDX
 #undef V_T
 #undef FN
