@@ -460,6 +460,34 @@ def test_winograd_every_map_width(dconv_isa):
 
 
 @needs_compiled
+def test_winograd_layer_matches_pytorch():
+    """A VGG-like float32 layer on the Winograd path (32 → 40 channels, 11×12, batch 2) against
+    PyTorch's float64 convolution: output, δx and δW within the float32 tolerance."""
+    torch = pytest.importorskip("torch")
+    from learnflux.kernels import compiled
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 32, 11, 12)).astype(np.float32)
+    delta = rng.standard_normal((2, 40, 11, 12)).astype(np.float32)
+    with kernels.using("compiled"):
+        layer = lf.Conv2d(32, 40, 3, padding=1, rng=3).astype(np.float32)
+        layer.bias.value = rng.uniform(-1, 1, 40).astype(np.float32)
+        assert compiled._winograd(layer.geometry, x)
+        out = layer.forward(x)
+        d_in = layer.backward(delta)
+    twin = torch.nn.Conv2d(32, 40, 3, padding=1).double()
+    with torch.no_grad():
+        twin.weight.copy_(torch.from_numpy(layer.weight.value.astype(np.float64)))
+        twin.bias.copy_(torch.from_numpy(layer.bias.value.astype(np.float64)))
+    xt = torch.from_numpy(x.astype(np.float64)).requires_grad_(True)
+    yt = twin(xt)
+    yt.backward(torch.from_numpy(delta.astype(np.float64)))
+    _assert_same(yt.detach().numpy(), out, np.float32, "output")
+    _assert_same(xt.grad.numpy(), d_in, np.float32, "input δ")
+    _assert_same(twin.weight.grad.numpy(), layer.weight.grad, np.float32, "weight gradient")
+
+
+@needs_compiled
 def test_winograd_conv_relu_fused_equals_the_layers_one_by_one(monkeypatch):
     """Conv2d → ReLU on the Winograd path: the fused call (ReLU in the output transform) gives
     bit for bit the outputs, masks, input δ and gradients of the two layers run one by one."""

@@ -26,8 +26,9 @@
  * with the direct convolution's (lf_dconv_isa calls lf_wino_isa).
  *
  * Accuracy: U is computed in double and rounded once; the transforms add at most 4 terms, so the
- * result differs from the direct sum by a few float32 roundings of the tile's magnitudes (measured
- * ~1e-6 of the output's scale). */
+ * result differs from the exact sum by a few float32 roundings of the tile's magnitudes: on VGG's
+ * layers 2.4–4.3e-7 of the output's largest value against a float64 convolution (the direct
+ * convolution, which sums all 9·C products in one accumulator: 6.6e-7–1.1e-6). */
 #include <stdlib.h>
 #include "lfk.h"
 

@@ -88,7 +88,7 @@ typedef int CAT(vi_, SFX) __attribute__((vector_size(VB)));
 #define CATLO(a, b) SHUF(a, b, CATLO_IDX)
 
 /* Input transform of the `len` ≤ TB − q tiles (ty, tx0 … tx0 + len − 1) of one sample into
- * V[ξ·vs + c·TB + q + k], k < len. xp is the sample zero-padded (wino_pack): plane c at c·plane,
+ * V[ξ·vs + c·TB + q + k], k < len. xp is the sample zero-padded (by wino_range): plane c at c·plane,
  * row y of the plane at (y + 1)·Wp, column x at x + 1, so the 4×4 tile of (ty, tx) (rows
  * 2ty − 1 … 2ty + 2, columns 2tx − 1 … 2tx + 2 of the plane) starts at (2ty)·Wp + 2tx and tile k
  * of the segment reads row[2k … 2k + 3]. Bᵀ d over rows is done on whole vectors; (·)B over
