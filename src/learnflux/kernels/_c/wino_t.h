@@ -19,7 +19,13 @@
 #define TB (NV * VL)
 #define V_T CAT(vw_, SFX)
 #define FN(name) CAT3(name, _, SFX)
-typedef float V_T __attribute__((vector_size(VB), aligned(sizeof(float))));
+typedef float V_T __attribute__((vector_size(VB), aligned(sizeof(float)), may_alias));
+/* Unaligned vector loads and stores through the may_alias type, not memcpy: GCC expands a
+ * memcpy with the command line's widest move (16 bytes, SSE2), not the function's target, so in
+ * the AVX2 kernels every 32-byte load went through the stack in two halves and stalled on store
+ * forwarding (they ran slower than the SSE2 baseline). */
+#define LD(p) (*(const V_T *)(p))
+#define ST(p, v) (*(V_T *)(p) = (v))
 
 /* m[r·TB + q] = Σ_c u[c·MR + r]·v[c·TB + q], r < MR, q < TB: the MR weights of a channel are
  * broadcast, each loaded vector of tiles feeds MR multiply-adds */
@@ -32,7 +38,7 @@ static TGT inline void FN(wino_mk)(const float *restrict v, const float *restric
     for (idx_t c = 0; c < C; c++) {
         V_T xv[NV];
 #pragma GCC unroll 8
-        for (int k = 0; k < NV; k++) memcpy(&xv[k], v + c * TB + k * VL, sizeof(V_T));
+        for (int k = 0; k < NV; k++) xv[k] = LD(v + c * TB + k * VL);
         const float *uc = u + c * MR;
 #pragma GCC unroll 16
         for (int r = 0; r < MR; r++)
@@ -42,7 +48,7 @@ static TGT inline void FN(wino_mk)(const float *restrict v, const float *restric
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 8
-        for (int k = 0; k < NV; k++) memcpy(m + r * TB + k * VL, &s[r][k], sizeof(V_T));
+        for (int k = 0; k < NV; k++) ST(m + r * TB + k * VL, s[r][k]);
 }
 
 /* even and odd lanes of the pair (a, b): e = (a₀, a₂, …, b₀, b₂, …), o = (a₁, a₃, …, b₁, b₃, …) */
@@ -116,14 +122,11 @@ static TGT void FN(wino_in)(const float *restrict xp, idx_t C, idx_t plane, idx_
                     const idx_t r0 = (m & 1) * 2 * (2 * Wp) + (m >> 1) * 2; /* tile rows 0, 1 or 2, 3 */
 #pragma GCC unroll 4
                     for (int i = 0; i < 4; i++) {
-                        V_T lo, hi;
-                        memcpy(&lo, P + i * Wp + r0, sizeof(V_T));
-                        memcpy(&hi, P + i * Wp + r0 + 2 * Wp, sizeof(V_T));
-                        d[i] = CATLO(lo, hi);
+                        d[i] = CATLO(LD(P + i * Wp + r0), LD(P + i * Wp + r0 + 2 * Wp));
                     }
                 } else {
 #pragma GCC unroll 4
-                    for (int i = 0; i < 4; i++) memcpy(&d[i], P + i * Wp + off, sizeof(V_T));
+                    for (int i = 0; i < 4; i++) d[i] = LD(P + i * Wp + off);
                 }
                 t[0][m] = d[0] - d[2];
                 t[1][m] = d[1] + d[2];
@@ -142,7 +145,7 @@ static TGT void FN(wino_in)(const float *restrict xp, idx_t C, idx_t plane, idx_
             }
             if (q + k0 + VL <= TB) {
 #pragma GCC unroll 16
-                for (int xi = 0; xi < 16; xi++) memcpy(vc + xi * vs + k0, &v[xi], sizeof(V_T));
+                for (int xi = 0; xi < 16; xi++) ST(vc + xi * vs + k0, v[xi]);
             } else {
                 const size_t keep = (size_t)(TB - q - k0) * sizeof(float);
                 for (int xi = 0; xi < 16; xi++) memcpy(vc + xi * vs + k0, &v[xi], keep);
@@ -160,7 +163,7 @@ static TGT inline void FN(wino_out)(const float *restrict m, idx_t ms, float *re
     for (int q = 0; q < TB; q += VL) {
         V_T t[4][4], s0[4], s1[4];
 #pragma GCC unroll 16
-        for (int xi = 0; xi < 16; xi++) memcpy(&t[xi / 4][xi % 4], m + xi * ms + q, sizeof(V_T));
+        for (int xi = 0; xi < 16; xi++) t[xi / 4][xi % 4] = LD(m + xi * ms + q);
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             s0[j] = t[0][j] + t[1][j] + t[2][j];
@@ -169,10 +172,10 @@ static TGT inline void FN(wino_out)(const float *restrict m, idx_t ms, float *re
         V_T y00 = s0[0] + s0[1] + s0[2], y01 = s0[1] - s0[2] - s0[3];
         V_T y10 = s1[0] + s1[1] + s1[2], y11 = s1[1] - s1[2] - s1[3];
         V_T r0 = LO(y00, y01), r1 = HI(y00, y01), r2 = LO(y10, y11), r3 = HI(y10, y11);
-        memcpy(y + 2 * q, &r0, sizeof(V_T));
-        memcpy(y + 2 * q + VL, &r1, sizeof(V_T));
-        memcpy(y + 2 * TB + 2 * q, &r2, sizeof(V_T));
-        memcpy(y + 2 * TB + 2 * q + VL, &r3, sizeof(V_T));
+        ST(y + 2 * q, r0);
+        ST(y + 2 * q + VL, r1);
+        ST(y + 2 * TB + 2 * q, r2);
+        ST(y + 2 * TB + 2 * q + VL, r3);
     }
 }
 
@@ -302,4 +305,6 @@ static const struct wino_impl FN(wino_impl) = {FN(wino_range), MR, TB, STR(SFX)}
 #undef CATLO
 #undef CATLO_IDX
 #undef V_T
+#undef LD
+#undef ST
 #undef FN
