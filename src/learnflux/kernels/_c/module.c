@@ -173,7 +173,7 @@ static PyObject *py_wino_fwd(PyObject *self, PyObject *args) {
     ok = lf_wino_fwd(x, w, b, out, &g, relu, m);
     Py_END_ALLOW_THREADS
     release(&s);
-    if (ok < 0) return PyErr_Format(PyExc_ValueError, "_lfk.wino_fwd: not a 3x3, stride 1, padding 1 convolution");
+    if (ok < 0) return PyErr_Format(PyExc_ValueError, "_lfk.wino_fwd: not a 3x3, stride 1, padding 1 convolution with input channels");
     if (!ok) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }

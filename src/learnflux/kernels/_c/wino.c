@@ -127,7 +127,7 @@ const char *lf_wino_isa(const char *want) {
 int lf_wino_fwd(const float *x, const float *w, const float *bias, float *out, const struct dconv_geom *g, int relu,
                 unsigned char *mask) {
     if (g->kh != 3 || g->kw != 3 || g->dh != 1 || g->dw != 1 || g->pt != 1 || g->pl != 1 || g->Ho != g->H ||
-        g->Wo != g->W)
+        g->Wo != g->W || g->C <= 0)
         return -1;
     if (!impl) lf_wino_isa("auto");
     const idx_t C = g->C, O = g->O, MRr = impl->MR, TBr = impl->TB, Ob = (O + MRr - 1) / MRr;
