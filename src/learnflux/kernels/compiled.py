@@ -14,8 +14,8 @@ multiply those runs in place: the forward pass with its bias, ``δW`` and ``δb`
 over samples on the kernel threads; nothing goes through OpenBLAS, whose spinning workers would
 fight them.
 
-float32 3×3 convolutions at stride 1 with padding 1 on every side (VGG's, LeNet's second layer)
-and enough channels run Winograd F(2×2, 3×3) instead (``_c/wino.c``), forward and ``δx``: 16
+float32 3×3 convolutions at stride 1 with padding 1 on every side and at least 32 input and output
+channels (VGG's but the first) run Winograd F(2×2, 3×3) instead (``_c/wino.c``), forward and ``δx``: 16
 multiply-adds per 2×2 output tile and channel pair instead of 36, cache-blocked and fused (input
 transform, 16 small products, output transform with the bias and ReLU, per block of tiles on one
 thread). ``δW`` stays direct. See :func:`_winograd` for the rule.
@@ -85,10 +85,11 @@ def _winograd(geo: ConvGeometry, x: np.ndarray) -> bool:
     on every side (so the input δ is the same kind of convolution, from ``O`` to ``C`` channels,
     with the flipped kernel), and ``min(C, O) ≥ WINOGRAD_MIN_CHANNELS``. The transforms cost
     ``O(C + O)`` per tile against ``O(C·O)`` for the products: with few channels the direct
-    convolution wins (measured on one core, 64 samples: 3 → 32 at 32×32 0.88× and 1 → 16 at
-    28×28 0.62× the direct time; 16 → 32 at 14×14 1.07×, 32 → 32 at 32×32 1.34×, 64 → 64 at
-    16×16 1.70×, 64 → 128 at 8×8 2.0×). Its float32 results differ from the direct sum by about
-    1e-7 of the output's scale (float64 stays direct)."""
+    convolution wins (direct time ÷ Winograd time, one core, 64 samples: 1 → 16 at 28×28 0.6,
+    3 → 32 at 32×32 0.7–0.8, LeNet's 16 → 32 at 14×14 1.0–1.06 but its δx 0.87–0.93 and the LeNet
+    step 0.97; 32 → 32 at 32×32 1.44, 64 → 64 at 16×16 1.81, 64 → 128 at 8×8 2.2; see
+    docs/performance.md). Its float32 results are as close to the exact sums as the direct
+    convolution's (2–4e-7 of the output's scale on VGG's layers); float64 stays direct."""
     c = x.shape[1]
     return (
         WINOGRAD_MIN_CHANNELS is not False
@@ -159,7 +160,7 @@ def _direct_backward(
     if need_input_delta:
         flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         d_in = np.empty(x.shape, dt)
-        if _winograd(geo, x):  # the same "same" 3×3 convolution, from o to c channels
+        if _winograd(geo, x) and dt == np.float32:  # the same "same" 3×3 convolution, o → c channels
             _lfk.wino_fwd(delta, flipped, None, d_in, _same3_geom(n, o, ho, wo, c), False)
         else:
             geom = (n, o, ho, wo, c, h, w, kh, kw, dh, dw, dh * (kh - 1) - top, dw * (kw - 1) - left)
