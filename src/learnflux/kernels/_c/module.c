@@ -17,6 +17,9 @@ int lf_dconv_fwd(int f64, const void *x, const void *w, const void *bias, void *
 int lf_dconv_wgrad(int f64, const void *x, const void *d, void *gw, void *db, const struct dconv_geom *g);
 const char *lf_dconv_isa(const char *want);
 const char *lf_pool2_isa(const char *want);
+int lf_wino_fwd(const float *x, const float *w, const float *bias, float *out, const struct dconv_geom *g, int relu,
+                unsigned char *mask);
+const char *lf_wino_isa(const char *want);
 void lf_bias_nchw(int f64, const void *prod, const void *bias, void *out, idx_t O, idx_t N, idx_t L, int relu);
 void lf_nchw_mat(int f64, const void *d, void *mat, void *db, idx_t O, idx_t N, idx_t L);
 void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g);
@@ -151,10 +154,36 @@ static PyObject *py_dconv_wgrad(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Winograd F(2×2, 3×3) (wino.c): float32, 3×3, stride 1, padding 1 */
+static PyObject *py_wino_fwd(PyObject *self, PyObject *args) {
+    PyObject *ox, *ow, *ob, *oo, *og, *om = Py_None;
+    int relu;
+    struct dconv_geom g;
+    if (!PyArg_ParseTuple(args, "OOOOO!p|O", &ox, &ow, &ob, &oo, &PyTuple_Type, &og, &relu, &om) ||
+        !parse_dgeom(og, &g))
+        return NULL;
+    struct bufs s = {.n = 0};
+    void *x = get(&s, ox, 0, 0, g.N * g.C * g.H * g.W, 4, "x");
+    void *w = BAD(x) ? x : get(&s, ow, 0, 0, g.O * g.C * g.kh * g.kw, 4, "weight");
+    void *b = BAD(w) ? w : get(&s, ob, 0, 1, g.O, 4, "bias");
+    void *out = BAD(b) ? b : get(&s, oo, 1, 0, g.N * g.O * g.Ho * g.Wo, 4, "out");
+    void *m = BAD(out) ? out : get(&s, om, 1, 1, g.N * g.O * g.Ho * g.Wo, 1, "mask");
+    if (BAD(m)) { release(&s); return NULL; }
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = lf_wino_fwd(x, w, b, out, &g, relu, m);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    if (ok < 0) return PyErr_Format(PyExc_ValueError, "_lfk.wino_fwd: not a 3x3, stride 1, padding 1 convolution with input channels");
+    if (!ok) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_dconv_isa(PyObject *self, PyObject *args) {
     const char *want;
     if (!PyArg_ParseTuple(args, "s", &want)) return NULL;
     const char *got = lf_dconv_isa(want);
+    if (got) lf_wino_isa(got); /* the Winograd kernels follow the direct convolution's choice */
     if (!got) return PyErr_Format(PyExc_ValueError, "_lfk: direct-convolution kernels '%s' not available here", want);
     return PyUnicode_FromString(got);
 }
@@ -404,6 +433,9 @@ static PyMethodDef methods[] = {
      "dconv_isa(name) -> name: the direct convolution's micro-kernels, 'auto', 'avx512', 'avx2' or 'baseline'"},
     {"pool2_isa", py_pool2_isa, METH_VARARGS,
      "pool2_isa(name) -> name: the 2x2 / stride 2 max-pooling kernels, 'auto', 'avx512', 'avx2' or 'baseline'"},
+    {"wino_fwd", py_wino_fwd, METH_VARARGS,
+     "wino_fwd(x, w, bias, out, geom, relu, mask=None): float32 Winograd F(2x2, 3x3) convolution, 3x3, stride 1, "
+     "padding 1 (geom as dconv_fwd); relu and mask as dconv_fwd"},
     {"bias_nchw", py_bias_nchw, METH_VARARGS, "bias_nchw(prod, bias, out, f64, O, N, L, relu)"},
     {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
     {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},
@@ -429,6 +461,7 @@ PyMODINIT_FUNC PyInit__lfk(void) {
     lf_set_threads(cpu_count());
     PyModule_AddStringConstant(m, "DCONV_ISA", lf_dconv_isa("auto"));
     PyModule_AddStringConstant(m, "POOL2_ISA", lf_pool2_isa("auto"));
+    lf_wino_isa("auto");
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && !defined(LFK_NO_CLONES)
     PyModule_AddStringConstant(m, "VECTOR", "target clones: avx512f, avx2, baseline (chosen at load time)");
 #else
