@@ -92,3 +92,24 @@ def test_batchnorm_relu_inference_phase(kernel_set):
         out, mask = bn.forward_relu(x)
         np.testing.assert_array_equal(out, np.maximum(bn.forward(x), 0))
     assert mask is None
+
+
+def test_a_model_whose_layers_are_replaced_decides_again():
+    """``look.inference_twin`` deep-copies a model (its fusion decisions too) and swaps each batch
+    norm for a frozen affine layer of the same length: the copy must not reuse the decisions."""
+    rng = np.random.default_rng(3)
+    model = lf.Sequential(
+        lf.Conv2d(1, 2, 3, padding=1, rng=rng),
+        lf.BatchNorm2d(2),
+        lf.ReLU(),
+        lf.Flatten(),
+        lf.Linear(2 * 4 * 4, 3, rng=rng),
+    )
+    x = rng.standard_normal((2, 1, 4, 4)).astype(np.float32)
+    model.train()
+    out = model.forward(x)
+    model.backward(np.ones_like(out))  # the decisions are cached now
+    model.eval()
+    model.forward(x)
+    d1 = lf.look.saliency(model, x, target=0)
+    assert d1.shape == x.shape

@@ -394,7 +394,9 @@ class Sequential(Model):
         layers' ``forward`` is the one defined beside ``forward_relu`` / ``forward_fused`` (a
         subclass with another ``forward``, e.g. ``Conv1d``, runs alone)."""
         layers = self.layers
-        key = (len(layers), self.fuse_relu)
+        # the decision depends on the layers' types alone: keyed on them, so that a model whose
+        # layers were replaced (look.inference_twin swaps batch norms out) decides again
+        key = (tuple(map(type, layers)), self.fuse_relu)
         cached = self.__dict__.get("_fusions")
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -417,8 +419,9 @@ class Sequential(Model):
         if self.record_intermediates or not self.fuse_relu:
             return ()
         layers = self.layers
+        key = tuple(map(type, layers))
         cached = self.__dict__.get("_folds")
-        if cached is not None and cached[0] == len(layers):
+        if cached is not None and cached[0] == key:
             return cached[1]
         folds = [""] * len(layers)
         for i in range(len(layers) - 1):
@@ -429,7 +432,7 @@ class Sequential(Model):
             ):
                 folds[i], folds[i + 1] = "fold", "relu"
         result = tuple(folds) if any(folds) else ()
-        self._folds = (len(layers), result)
+        self._folds = (key, result)
         return result
 
     def __getitem__(self, index: int) -> Layer:
