@@ -342,6 +342,7 @@ def dconv_isa(request):
     [
         ((1, 16, 3), dict(padding=1), (4, 1, 28, 28)),  # LeNet's first layer
         ((16, 32, 3), dict(padding=1), (3, 16, 14, 14)),  # LeNet's second
+        ((3, 32, 3), dict(padding=1), (2, 3, 32, 32)),  # VGG's first (few taps: _c/thinconv.c)
         ((3, 5, 3), dict(padding="same", dilation=2), (2, 3, 9, 7)),
         ((2, 4, (2, 3)), dict(padding=(1, 0), bias=False), (1, 2, 6, 5)),
         ((3, 2, 1), dict(), (3, 3, 4, 4)),
@@ -369,6 +370,80 @@ def test_direct_convolution_equals_numpy(args, kwargs, shape, dtype, dconv_isa):
         probe.forward(x)
         assert probe._cache[0] == "compiled" and probe._cache[1] == "direct"  # no columns kept
     _compare(make, x, dtype)
+
+
+class _CountingLfk:
+    """``_lfk`` with a count of the calls per kernel name (which path a layer took)."""
+
+    def __init__(self, lfk):
+        self._lfk, self.calls = lfk, {}
+
+    def __getattr__(self, name):
+        fn = getattr(self._lfk, name)
+
+        def counted(*args):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return fn(*args)
+
+        return counted
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.usefixtures("kernel_threads")
+def test_thin_convolution_equals_numpy(seed, dtype, dconv_isa, monkeypatch):
+    """Few taps (``C·kh·kw ≤ THIN_K_MAX``: an image model's first layer): _c/thinconv.c runs the
+    forward pass (bias, fused ReLU and its mask) and δW, δb; δx, where asked for, stays with the
+    direct kernels. Random 1–3 channels, 1×1 to 5×5 kernels, padding 0–2, dilation, odd sizes,
+    batch 1–5, with and without bias, on every instruction set and thread count."""
+    from learnflux.kernels import compiled
+
+    rng = np.random.default_rng(100 + seed)
+    cin, cout = int(rng.integers(1, 4)), int(rng.choice([1, 3, 4, 7, 16, 17]))
+    kh, kw = (int(rng.choice([1, 3, 5])) for _ in range(2))
+    cin = min(cin, compiled.THIN_K_MAX // (kh * kw))
+    dilation = tuple(int(d) for d in rng.choice([1, 1, 2], size=2))
+    # the direct kernels take top/left padding up to the kernel's reach
+    padding = (
+        min(int(rng.integers(0, 3)), dilation[0] * (kh - 1)),
+        min(int(rng.integers(0, 3)), dilation[1] * (kw - 1)),
+    )
+    h = int(rng.integers(max(1, dilation[0] * (kh - 1) + 1 - 2 * padding[0]), 20))
+    w = int(rng.integers(max(1, dilation[1] * (kw - 1) + 1 - 2 * padding[1]), 20))
+    batch, bias = int(rng.choice([1, 2, 5])), bool(rng.random() < 0.7)
+    x = _maybe_strided(rng.standard_normal((batch, cin, h, w)).astype(dtype), rng)
+    need_input_delta = bool(rng.random() < 0.5)
+
+    def make():
+        layer = lf.Conv2d(cin, cout, (kh, kw), 1, padding, dilation, bias=bias, rng=seed)
+        if bias:
+            layer.bias.value = np.random.default_rng(seed).uniform(-1, 1, cout)
+        return layer.astype(dtype)
+
+    counting = _CountingLfk(compiled._lfk)
+    monkeypatch.setattr(compiled, "_lfk", counting)
+    _compare(make, x, dtype, need_input_delta=need_input_delta)
+    assert counting.calls.get("thin_fwd") == 1 and counting.calls.get("thin_wgrad") == 1, counting.calls
+    assert counting.calls.get("dconv_fwd", 0) == int(need_input_delta)  # δx: the direct kernels
+
+    # the fused ReLU: output and mask [z ≥ 0] from the same z as the unfused forward pass
+    tol = TOL[dtype]["rtol"]
+    layer = make()
+    for training in (True, False):
+        layer.training = training
+        with kernels.using("compiled"):
+            z = layer.forward(x)
+            out, mask = layer.forward_relu(x)
+        with kernels.using("numpy"):
+            ref, ref_mask = layer.forward_relu(x)
+        np.testing.assert_array_equal(out, np.where(z < 0, 0, z))
+        np.testing.assert_allclose(out, ref, rtol=tol, atol=tol * max(1.0, float(np.abs(ref).max())))
+        if training:
+            np.testing.assert_array_equal(mask, z >= 0)
+            assert (mask == ref_mask)[np.abs(z) > tol].all()
+        else:
+            assert mask is None
 
 
 @needs_compiled

@@ -40,6 +40,8 @@ KEEP_COLS_MAX = 1 << 21
 #: otherwise the columns are built in blocks of samples of about this many values
 CHUNK_ELEMS = 1 << 21
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+#: direct convolutions with ``C·kh·kw`` up to this run the thin kernels (image models' first layers)
+THIN_K_MAX = 32
 
 
 def _ok(*arrays: np.ndarray) -> bool:
@@ -68,6 +70,12 @@ def _direct(geo: ConvGeometry) -> bool:
     return geo.stride == (1, 1) and geo.groups == 1 and top <= dh * (kh - 1) and left <= dw * (kw - 1)
 
 
+def _thin(channels: int, geo: ConvGeometry) -> bool:
+    """Whether a direct convolution runs the thin kernels (``_c/thinconv.c``) for its forward pass
+    and weight gradient: a reduction depth ``K = C·k_h·k_w`` of at most :data:`THIN_K_MAX`."""
+    return channels * geo.kernel[0] * geo.kernel[1] <= THIN_K_MAX
+
+
 def _dconv_geom(shape: tuple, geo: ConvGeometry, ho: int, wo: int) -> tuple:
     n, c, h, w = shape
     top, _, left, _ = geo.pads
@@ -82,9 +90,10 @@ def _direct_backward(
     has_bias: bool,
     need_input_delta: bool,
 ) -> tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
-    """``δW = Σ_n δ_n ⋆ x_n`` and ``δb`` in one C pass; ``δx`` as the forward kernel run on δ with
-    the flipped kernel ``W'[c, o, i, j] = W[o, c, k_h − 1 − i, k_w − 1 − j]`` (a "full"
-    correlation: δ padded by ``d·(k − 1) − p``)."""
+    """``δW = Σ_n δ_n ⋆ x_n`` and ``δb`` in one C pass (the thin kernels for a small ``C·kh·kw``);
+    ``δx`` as the direct forward kernel run on δ with the flipped kernel
+    ``W'[c, o, i, j] = W[o, c, k_h − 1 − i, k_w − 1 − j]`` (a "full" correlation: δ padded by
+    ``d·(k − 1) − p``; its reduction runs over the ``O`` output channels, so never thin)."""
     n, c, h, w = x.shape
     ho, wo = delta.shape[2:]
     o = geo.out_channels
@@ -95,7 +104,8 @@ def _direct_backward(
     delta = _c(delta)
     gw = np.empty(weight.shape, dt)
     gb = np.empty(o, dt) if has_bias else None
-    _lfk.dconv_wgrad(x, delta, gw, gb, f64, _dconv_geom(x.shape, geo, ho, wo))
+    wgrad = _lfk.thin_wgrad if _thin(c, geo) else _lfk.dconv_wgrad
+    wgrad(x, delta, gw, gb, f64, _dconv_geom(x.shape, geo, ho, wo))
     d_in = None
     if need_input_delta:
         flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
@@ -135,9 +145,10 @@ def conv2d_forward(
     b = None if bias is None else _c(bias)
     out = np.empty((n, o, ho, wo), x.dtype)
     if _direct(geo) and (b is None or b.dtype == x.dtype):
-        # stride 1, one group: direct convolution, no columns and no BLAS call (_c/dconv.c); the
-        # backward pass reads x again
-        _lfk.dconv_fwd(x, _c(weight), b, out, f64, _dconv_geom(x.shape, geo, ho, wo), False)
+        # stride 1, one group: direct convolution, no columns and no BLAS call (_c/dconv.c, or
+        # _c/thinconv.c for few taps); the backward pass reads x again
+        fwd = _lfk.thin_fwd if _thin(c, geo) else _lfk.dconv_fwd
+        fwd(x, _c(weight), b, out, f64, _dconv_geom(x.shape, geo, ho, wo), False)
         return out, (("compiled", "direct", x.shape, x) if training else None)
     # Small layers keep their columns for δW in the layer's scratch (reused every step: a fresh
     # 7 MB array per step cost ~0.8 ms of page faults on LeNet's conv 2). Larger ones run in blocks
@@ -169,13 +180,14 @@ def conv2d_relu_forward(
     and rounded the same way). Other convolutions run the two kernels in turn."""
     if _ok(x, weight) and _direct(geo) and (bias is None or bias.dtype == x.dtype):
         x = _c(x)
-        n, _, h, w = x.shape
+        n, c, h, w = x.shape
         ho, wo = geo.output_hw(h, w)
         out = np.empty((n, geo.out_channels, ho, wo), x.dtype)
         mask = np.empty(out.shape, np.bool_) if training else None
         geom = _dconv_geom(x.shape, geo, ho, wo)
         b = None if bias is None else _c(bias)
-        _lfk.dconv_fwd(x, _c(weight), b, out, x.dtype == np.float64, geom, True, mask)
+        fwd = _lfk.thin_fwd if _thin(c, geo) else _lfk.dconv_fwd
+        fwd(x, _c(weight), b, out, x.dtype == np.float64, geom, True, mask)
         return out, (("compiled", "direct", x.shape, x) if training else None), mask
     z, saved = conv2d_forward(x, weight, bias, geo, scratch, training)
     out, mask = relu_forward(z, training)
