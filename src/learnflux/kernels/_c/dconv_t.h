@@ -15,7 +15,10 @@
 #define VL (VB / (int)sizeof(T))
 #define V_T CAT(v_, SFX)
 #define FN(name) CAT3(name, _, SFX)
-typedef T V_T __attribute__((vector_size(VB), aligned(sizeof(T))));
+/* unaligned, may alias T: `*(const V_T *)p` is one unaligned vector load (a memcpy of 32 bytes
+ * became two 16-byte moves through the stack in the AVX2 code: a store-forwarding stall, 5–30×
+ * slower than these plain loads) */
+typedef T V_T __attribute__((vector_size(VB), aligned(sizeof(T)), may_alias));
 
 /* acc[o, q] = Σ_t W[o, t]·x̃[q + s_t] for o < Ob·MR and q < Lv (a multiple of NV·VL). wpk holds the
  * weights packed per block of MR channels, wpk[ob][t][r] (zero rows past the last channel): the MR
@@ -38,7 +41,7 @@ static TGT void FN(dconv_fwd)(const T *restrict xp, const T *restrict wpk, T *re
                 const T *wt = w + t * MR;
                 V_T xv[NV];
 #pragma GCC unroll 8
-                for (int v = 0; v < NV; v++) memcpy(&xv[v], xt + v * VL, sizeof(V_T));
+                for (int v = 0; v < NV; v++) xv[v] = *(const V_T *)(xt + v * VL);
 #pragma GCC unroll 16
                 for (int r = 0; r < MR; r++)
 #pragma GCC unroll 8
@@ -47,7 +50,7 @@ static TGT void FN(dconv_fwd)(const T *restrict xp, const T *restrict wpk, T *re
 #pragma GCC unroll 16
             for (int r = 0; r < MR; r++)
 #pragma GCC unroll 8
-                for (int v = 0; v < NV; v++) memcpy(dst + r * Lv + q + v * VL, &s[r][v], sizeof(V_T));
+                for (int v = 0; v < NV; v++) *(V_T *)(dst + r * Lv + q + v * VL) = s[r][v];
         }
     }
 }
@@ -75,11 +78,10 @@ static TGT void FN(dconv_wgrad)(const T *restrict xp, idx_t xstride, const T *re
                 for (idx_t q = 0; q < Lv; q += VL) {
                     V_T dv[WO];
 #pragma GCC unroll 16
-                    for (int r = 0; r < WO; r++) memcpy(&dv[r], d + r * Lv + q, sizeof(V_T));
+                    for (int r = 0; r < WO; r++) dv[r] = *(const V_T *)(d + r * Lv + q);
 #pragma GCC unroll 8
                     for (int c = 0; c < WT; c++) {
-                        V_T xv;
-                        memcpy(&xv, xt[c] + q, sizeof(V_T));
+                        V_T xv = *(const V_T *)(xt[c] + q);
 #pragma GCC unroll 16
                         for (int r = 0; r < WO; r++) s[r][c] += dv[r] * xv;
                     }
