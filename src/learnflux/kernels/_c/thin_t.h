@@ -17,9 +17,12 @@
 #define V_I CAT(ti_, SFX)
 #define V_B CAT(tb_, SFX)
 #define FN(name) CAT3(name, _, SFX)
-typedef T V_T __attribute__((vector_size(VB), aligned(sizeof(T))));
+/* unaligned, may alias T: `*(const V_T *)p` is one unaligned vector load (a memcpy of 32 bytes
+ * became two 16-byte moves through the stack in the AVX2 code, a store-forwarding stall) */
+typedef T V_T __attribute__((vector_size(VB), aligned(sizeof(T)), may_alias));
 typedef __typeof__((V_T){0} < (V_T){0}) V_I; /* the lanes of a comparison: 0 or −1 */
-typedef signed char V_B __attribute__((vector_size(VL), aligned(1)));
+typedef signed char V_B __attribute__((vector_size(VL), aligned(1), may_alias));
+#define LD(p) (*(const V_T *)(p))
 
 /* one vector of sums z + bias written at out[at…]: plain, or ReLU'd (max(z, 0) as `z < 0 ? 0 : z`,
  * so −0 and NaN pass as relu_fwd passes them) with the mask [z ≥ 0] as bytes 0/1 at mask[at…] */
@@ -29,14 +32,22 @@ static inline TGT void FN(thin_store)(V_T z, T b, T *restrict out, unsigned char
     if (relu) {
         if (mask) { /* from z itself, before the ReLU */
             V_B m = __builtin_convertvector(z >= (V_T){0}, V_B) & 1; /* NaN: 0, as z ≥ 0 */
-            memcpy(mask + at, &m, sizeof(V_B));
+            *(V_B *)(mask + at) = m;
         }
-        V_I neg = z < (V_T){0}, bits;
-        memcpy(&bits, &z, sizeof(V_T));
-        bits &= ~neg;
-        memcpy(&z, &bits, sizeof(V_T));
+        z = (V_T)((V_I)z & ~(z < (V_T){0})); /* the sign bit's lanes cleared: bits, not values */
     }
-    memcpy(out + at, &z, sizeof(V_T));
+    *(V_T *)(out + at) = z;
+}
+
+/* ReLU and its mask over n values of z in place, as relu_fwd: the pass that follows the sums of a
+ * block of planes where a vector's compare cannot be stored as bytes cheaply (AVX2 and SSE2 pack
+ * the lanes of one vector at a time; a loop over a plane packs four vectors at once) */
+static TGT void FN(thin_relu_mask)(T *restrict out, unsigned char *restrict mask, idx_t n) {
+    for (idx_t i = 0; i < n; i++) {
+        T v = out[i];
+        mask[i] = v >= 0;
+        out[i] = v < 0 ? (T)0 : v;
+    }
 }
 
 /* out[o, p] (+ bias, ReLU, mask) for the O output planes of one sample, P = H_out·W_out positions.
@@ -48,6 +59,10 @@ static TGT void FN(thin_fwd)(const T *restrict X, const T *restrict wpk, const T
                              T *restrict out, unsigned char *restrict mask, const idx_t *restrict shift, idx_t K,
                              idx_t O, idx_t P, int relu) {
     const idx_t Pt = P / (NV * VL) * (NV * VL), Pv = P / VL * VL;
+    /* with AVX-512 the mask is written from the registers (a compare into a mask register, then
+     * bytes); elsewhere the ReLU and its mask follow in a pass over the block's planes (in L1) */
+    const int fused = relu && (VB == 64 || !mask);
+    unsigned char *fmask = fused ? mask : NULL;
     for (idx_t o0 = 0; o0 < O; o0 += MR) {
         const T *w = wpk + o0 * K;
         const int rows = O - o0 < MR ? (int)(O - o0) : MR;
@@ -63,7 +78,7 @@ static TGT void FN(thin_fwd)(const T *restrict X, const T *restrict wpk, const T
                 const T *wt = w + t * MR;
                 V_T xv[NV];
 #pragma GCC unroll 8
-                for (int v = 0; v < NV; v++) memcpy(&xv[v], xt + v * VL, sizeof(V_T));
+                for (int v = 0; v < NV; v++) xv[v] = LD(xt + v * VL);
 #pragma GCC unroll 16
                 for (int r = 0; r < MR; r++)
 #pragma GCC unroll 8
@@ -75,7 +90,7 @@ static TGT void FN(thin_fwd)(const T *restrict X, const T *restrict wpk, const T
                 idx_t plane = (o0 + r) * P;
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; v++)
-                    FN(thin_store)(s[r][v], bias[o0 + r], out, mask, plane + q + v * VL, relu);
+                    FN(thin_store)(s[r][v], bias[o0 + r], out, fmask, plane + q + v * VL, fused);
             }
         }
         for (; q < Pv; q += VL) { /* single vectors */
@@ -83,8 +98,7 @@ static TGT void FN(thin_fwd)(const T *restrict X, const T *restrict wpk, const T
 #pragma GCC unroll 16
             for (int r = 0; r < MR; r++) s[r] = (V_T){0};
             for (idx_t t = 0; t < K; t++) {
-                V_T xv;
-                memcpy(&xv, X + shift[t] + q, sizeof(V_T));
+                V_T xv = LD(X + shift[t] + q);
                 const T *wt = w + t * MR;
 #pragma GCC unroll 16
                 for (int r = 0; r < MR; r++) s[r] += wt[r] * xv;
@@ -92,7 +106,7 @@ static TGT void FN(thin_fwd)(const T *restrict X, const T *restrict wpk, const T
 #pragma GCC unroll 16
             for (int r = 0; r < MR; r++) {
                 if (r >= rows) break;
-                FN(thin_store)(s[r], bias[o0 + r], out, mask, (o0 + r) * P + q, relu);
+                FN(thin_store)(s[r], bias[o0 + r], out, fmask, (o0 + r) * P + q, fused);
             }
         }
         for (; q < P; q++) /* the last positions, one at a time (the same sum order per lane) */
@@ -101,12 +115,14 @@ static TGT void FN(thin_fwd)(const T *restrict X, const T *restrict wpk, const T
                 for (idx_t t = 0; t < K; t++) z += w[t * MR + r] * X[shift[t] + q];
                 z += bias[o0 + r];
                 idx_t at = (o0 + r) * P + q;
-                if (relu) {
-                    if (mask) mask[at] = z >= 0;
+                if (fused) {
+                    if (fmask) fmask[at] = z >= 0;
                     z = z < 0 ? (T)0 : z;
                 }
                 out[at] = z;
             }
+        if (relu && !fused)
+            FN(thin_relu_mask)(out + o0 * P, mask + o0 * P, rows * P);
     }
 }
 
@@ -135,11 +151,10 @@ static TGT void FN(thin_wgrad)(const T *restrict X, const T *restrict d, const T
             for (idx_t q = 0; q < Pv; q += VL) {
                 V_T dv[WO];
 #pragma GCC unroll 16
-                for (int r = 0; r < WO; r++) memcpy(&dv[r], dr[r] + q, sizeof(V_T));
+                for (int r = 0; r < WO; r++) dv[r] = LD(dr[r] + q);
 #pragma GCC unroll 8
                 for (int c = 0; c < WT; c++) {
-                    V_T xv;
-                    memcpy(&xv, xt[c] + q, sizeof(V_T));
+                    V_T xv = LD(xt[c] + q);
 #pragma GCC unroll 16
                     for (int r = 0; r < WO; r++) s[r][c] += dv[r] * xv;
                 }
@@ -151,24 +166,18 @@ static TGT void FN(thin_wgrad)(const T *restrict X, const T *restrict d, const T
                 for (int c = 0; c < WT; c++) {
                     for (idx_t q = Pv; q < P; q++) s[r][c][0] += dr[r][q] * xt[c][q];
                     T *a = acc + ((o0 + r) * Kp + t0 + c) * VL;
-                    V_T prev;
-                    memcpy(&prev, a, sizeof(V_T));
-                    prev += s[r][c];
-                    memcpy(a, &prev, sizeof(V_T));
+                    *(V_T *)a = LD(a) + s[r][c];
                 }
             }
         }
         if (bacc)
             for (int r = 0; r < WO && o0 + r < O; r++) {
-                V_T s;
-                memcpy(&s, bacc + (o0 + r) * VL, sizeof(V_T));
+                V_T s = LD(bacc + (o0 + r) * VL);
                 for (idx_t q = 0; q < Pv; q += VL) {
-                    V_T dv;
-                    memcpy(&dv, dr[r] + q, sizeof(V_T));
-                    s += dv;
+                    s += LD(dr[r] + q);
                 }
                 for (idx_t q = Pv; q < P; q++) s[0] += dr[r][q];
-                memcpy(bacc + (o0 + r) * VL, &s, sizeof(V_T));
+                *(V_T *)(bacc + (o0 + r) * VL) = s;
             }
     }
 }
@@ -180,4 +189,5 @@ static const struct thin_impl FN(thin_impl) = {(thin_fwd_fn)FN(thin_fwd), (thin_
 #undef V_T
 #undef V_I
 #undef V_B
+#undef LD
 #undef FN
