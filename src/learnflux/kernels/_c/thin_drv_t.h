@@ -60,7 +60,7 @@ static void FN(thin_fwd_range)(void *p, idx_t first, idx_t end) {
 static int FN(thin_fwd)(const struct thin_impl *im, const T *x, const T *w, const T *bias, T *out,
                         const struct dconv_geom *g, int relu, unsigned char *mask) {
     struct thin_layout l;
-    thin_layout(g, 1, &l);
+    thin_layout(g, 1, 0, &l);
     const idx_t MRr = im->MR, Opad = (g->O + MRr - 1) / MRr * MRr;
     T *wpk = calloc((size_t)(Opad * l.K + Opad), sizeof(T)); /* then the bias, zero-padded */
     idx_t *shift = malloc((size_t)l.Kp * sizeof(idx_t));
@@ -91,19 +91,22 @@ struct FN(thin_wgrad_args) {
     const struct dconv_geom *g;
     const struct thin_layout *l;
     const T *x, *d;
-    double *gwp; /* [slot][O·Kp] partial weight gradients */
-    double *dbp; /* [slot][O] partial bias gradients, or NULL */
+    double *gwp; /* [slot][O·Kp] partial weight (and bias: tap K) gradients */
     const idx_t *shift;
     idx_t slots;
     int failed;
 };
 
-/* the n lane sums of acc (VL lanes each) added up in double into out[0…n), then zeroed */
+/* the n lane sums of acc (VL lanes each, VL even) added up in double into out[0…n), then zeroed
+ * (two chains of additions: half the latency of one) */
 static void FN(thin_flush)(T *acc, double *out, idx_t n, idx_t VLr) {
     for (idx_t k = 0; k < n; k++) {
-        double total = 0;
-        for (idx_t l = 0; l < VLr; l++) total += (double)acc[k * VLr + l];
-        out[k] += total;
+        double even = 0, odd = 0;
+        for (idx_t l = 0; l < VLr; l += 2) {
+            even += (double)acc[k * VLr + l];
+            odd += (double)acc[k * VLr + l + 1];
+        }
+        out[k] += even + odd;
     }
     memset(acc, 0, (size_t)(n * VLr) * sizeof(T));
 }
@@ -114,25 +117,22 @@ static void FN(thin_wgrad_range)(void *p, idx_t first, idx_t end) {
     const struct thin_layout *l = a->l;
     const idx_t VLr = a->im->VL, nw = g->O * l->Kp;
     T *X = malloc((size_t)l->xsize * sizeof(T));
-    T *zero = calloc((size_t)(l->P + (nw + g->O) * VLr), sizeof(T)); /* then acc, bacc */
+    T *zero = calloc((size_t)(l->P + nw * VLr), sizeof(T)); /* then the lane sums */
     if (!X || !zero) {
         free(X);
         free(zero);
         a->failed = 1;
         return;
     }
-    T *acc = zero + l->P, *bacc = acc + nw * VLr;
+    T *acc = zero + l->P;
+    for (idx_t k = g->C * g->kw * l->plane; k < l->xsize; k++) X[k] = 1; /* δb's tap */
     for (idx_t slot = first; slot < end; slot++) {
         double *gw = a->gwp + slot * nw;
-        double *db = a->dbp ? a->dbp + slot * g->O : NULL;
         const idx_t n0 = g->N * slot / a->slots, n1 = g->N * (slot + 1) / a->slots;
         for (idx_t n = n0; n < n1; n++) {
             FN(thin_pack)(a->x + n * g->C * g->H * g->W, X, g, l);
-            a->im->wgrad(X, a->d + n * g->O * l->P, zero, acc, db ? bacc : NULL, a->shift, l->K, l->Kp, g->O, l->P);
-            if ((n - n0) % LF_THIN_FLUSH == LF_THIN_FLUSH - 1 || n == n1 - 1) {
-                FN(thin_flush)(acc, gw, nw, VLr);
-                if (db) FN(thin_flush)(bacc, db, g->O, VLr);
-            }
+            a->im->wgrad(X, a->d + n * g->O * l->P, zero, acc, a->shift, l->Kt, l->Kp, g->O, l->P);
+            if ((n - n0) % LF_THIN_FLUSH == LF_THIN_FLUSH - 1 || n == n1 - 1) FN(thin_flush)(acc, gw, nw, VLr);
         }
     }
     free(X);
@@ -143,34 +143,28 @@ static void FN(thin_wgrad_range)(void *p, idx_t first, idx_t end) {
 static int FN(thin_wgrad)(const struct thin_impl *im, const T *x, const T *d, T *gw, T *db,
                           const struct dconv_geom *g) {
     struct thin_layout l;
-    thin_layout(g, im->WT, &l);
+    thin_layout(g, im->WT, db != NULL, &l);
     const idx_t slots = g->N < LF_THIN_SLOTS ? g->N : LF_THIN_SLOTS;
     double *gwp = calloc((size_t)(slots * g->O * l.Kp), sizeof(double));
-    double *dbp = db ? calloc((size_t)(slots * g->O), sizeof(double)) : NULL;
     idx_t *shift = malloc((size_t)l.Kp * sizeof(idx_t));
-    if (!gwp || !shift || (db && !dbp)) {
+    if (!gwp || !shift) {
         free(gwp);
-        free(dbp);
         free(shift);
         return 0;
     }
     thin_shifts(g, &l, shift);
-    struct FN(thin_wgrad_args) a = {im, g, &l, x, d, gwp, dbp, shift, slots, 0};
+    struct FN(thin_wgrad_args) a = {im, g, &l, x, d, gwp, shift, slots, 0};
     lf_parallel(FN(thin_wgrad_range), &a, slots, g->O * l.Kp * l.P * g->N / slots / 8);
-    for (idx_t o = 0; o < g->O; o++) { /* the slots added in order: independent of the threads */
-        for (idx_t t = 0; t < l.K; t++) {
+    for (idx_t o = 0; o < g->O; o++) /* the slots added in order: independent of the threads */
+        for (idx_t t = 0; t < l.Kt; t++) {
             double total = 0;
             for (idx_t s = 0; s < slots; s++) total += gwp[(s * g->O + o) * l.Kp + t];
-            gw[o * l.K + t] = (T)total;
+            if (t < l.K)
+                gw[o * l.K + t] = (T)total;
+            else
+                db[o] = (T)total;
         }
-        if (db) {
-            double total = 0;
-            for (idx_t s = 0; s < slots; s++) total += dbp[s * g->O + o];
-            db[o] = (T)total;
-        }
-    }
     free(gwp);
-    free(dbp);
     free(shift);
     return !a.failed;
 }

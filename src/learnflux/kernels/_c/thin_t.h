@@ -127,13 +127,13 @@ static TGT void FN(thin_fwd)(const T *restrict X, const T *restrict wpk, const T
 }
 
 /* lane sums for one sample (δ: its O planes of P values): acc[(o·Kp + t)·VL + l] gets lane l of
- * Σ_p δ[o, p]·X[p + s_t], bacc[o·VL + l] lane l of Σ_p δ[o, p] (the caller adds the lanes up, in
- * double, every few samples: no horizontal sum per sample). Channels past O read `zero` (P zeros)
- * and taps past K have shift 0: their sums are computed and never read. Positions past the last
- * whole vector go into lane 0. */
+ * Σ_p δ[o, p]·X[p + s_t] for the K taps (δb's tap of ones included; the caller adds the lanes up,
+ * in double, every few samples: no horizontal sum per sample). Channels past O read `zero` (P
+ * zeros) and taps past K have shift 0: their sums are computed and never read. Positions past
+ * the last whole vector go into lane 0. */
 static TGT void FN(thin_wgrad)(const T *restrict X, const T *restrict d, const T *restrict zero,
-                               T *restrict acc, T *restrict bacc, const idx_t *restrict shift, idx_t K,
-                               idx_t Kp, idx_t O, idx_t P) {
+                               T *restrict acc, const idx_t *restrict shift, idx_t K, idx_t Kp, idx_t O,
+                               idx_t P) {
     const idx_t Pv = P / VL * VL;
     for (idx_t o0 = 0; o0 < O; o0 += WO) {
         const T *dr[WO];
@@ -170,15 +170,6 @@ static TGT void FN(thin_wgrad)(const T *restrict X, const T *restrict d, const T
                 }
             }
         }
-        if (bacc)
-            for (int r = 0; r < WO && o0 + r < O; r++) {
-                V_T s = LD(bacc + (o0 + r) * VL);
-                for (idx_t q = 0; q < Pv; q += VL) {
-                    s += LD(dr[r] + q);
-                }
-                for (idx_t q = Pv; q < P; q++) s[0] += dr[r][q];
-                *(V_T *)(bacc + (o0 + r) * VL) = s;
-            }
     }
 }
 

@@ -16,7 +16,7 @@
  * reads X[c·k_w + j][p + d_h·i·W_out], a contiguous run over the whole plane:
  *
  *   forward  out[o, p] = Σ_t W[o, t]·X[p + s_t] + b[o],  s_t = (c·k_w + j)·H̃·W_out + d_h·i·W_out
- *   δW       δW[o, t] = Σ_n Σ_p δ_n[o, p]·X_n[p + s_t],  δb[o] = Σ_n Σ_p δ_n[o, p]
+ *   δW       δW[o, t] = Σ_n Σ_p δ_n[o, p]·X_n[p + s_t],  δb[o] = Σ_n Σ_p δ_n[o, p]·1 (a tap of ones)
  *
  * (the input δ of such a layer, when one is needed, stays with dconv.c: there the reduction runs
  * over the O output channels, not thin). Register-blocked micro-kernels in thin_t.h, for AVX-512,
@@ -35,8 +35,8 @@
 
 typedef void (*thin_fwd_fn)(const void *X, const void *wpk, const void *bias, void *out, unsigned char *mask,
                             const idx_t *shift, idx_t K, idx_t O, idx_t P, int relu);
-typedef void (*thin_wgrad_fn)(const void *X, const void *d, const void *zero, void *acc, void *bacc,
-                              const idx_t *shift, idx_t K, idx_t Kp, idx_t O, idx_t P);
+typedef void (*thin_wgrad_fn)(const void *X, const void *d, const void *zero, void *acc, const idx_t *shift,
+                              idx_t K, idx_t Kp, idx_t O, idx_t P);
 struct thin_impl {
     thin_fwd_fn fwd;
     thin_wgrad_fn wgrad;
@@ -145,26 +145,31 @@ const char *lf_thin_isa(const char *want) {
     return NULL;
 }
 
-/* the expanded input of one sample (see the top of this file) */
+/* the expanded input of one sample (see the top of this file); for δb, a plane of P ones after it,
+ * read as one more tap (δb[o] = Σ_p δ[o, p]·1 comes out of the δW tiles: with 3×3 kernels it fills
+ * a tap slot that rounding K up to whole tiles leaves empty anyway) */
 struct thin_layout {
-    idx_t Hx, plane, P, K, Kp, xsize;
+    idx_t Hx, plane, P, K, Kt, Kp, xsize;
 };
 
-static void thin_layout(const struct dconv_geom *g, idx_t WTr, struct thin_layout *l) {
+static void thin_layout(const struct dconv_geom *g, idx_t WTr, int ones, struct thin_layout *l) {
     l->Hx = g->Ho + g->dh * (g->kh - 1);
     l->plane = l->Hx * g->Wo;
     l->P = g->Ho * g->Wo;
     l->K = g->C * g->kh * g->kw;
-    l->Kp = (l->K + WTr - 1) / WTr * WTr;
-    l->xsize = g->C * g->kw * l->plane;
+    l->Kt = l->K + (ones ? 1 : 0); /* taps summed */
+    l->Kp = (l->Kt + WTr - 1) / WTr * WTr;
+    l->xsize = g->C * g->kw * l->plane + (ones ? l->P : 0);
 }
 
-/* s_t for t = (c, i, j) in W's order (c·k_h + i)·k_w + j; 0 past K (taps computed and dropped) */
+/* s_t for t = (c, i, j) in W's order (c·k_h + i)·k_w + j, then the ones plane's (when Kt > K);
+ * 0 past Kt (taps computed and dropped) */
 static void thin_shifts(const struct dconv_geom *g, const struct thin_layout *l, idx_t *shift) {
     idx_t t = 0;
     for (idx_t c = 0; c < g->C; c++)
         for (idx_t i = 0; i < g->kh; i++)
             for (idx_t j = 0; j < g->kw; j++) shift[t++] = (c * g->kw + j) * l->plane + i * g->dh * g->Wo;
+    if (l->Kt > l->K) shift[t++] = g->C * g->kw * l->plane;
     for (; t < l->Kp; t++) shift[t] = 0;
 }
 
