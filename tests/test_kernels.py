@@ -343,6 +343,7 @@ def dconv_isa(request):
         ((1, 16, 3), dict(padding=1), (4, 1, 28, 28)),  # LeNet's first layer
         ((16, 32, 3), dict(padding=1), (3, 16, 14, 14)),  # LeNet's second
         ((3, 32, 3), dict(padding=1), (2, 3, 32, 32)),  # VGG's first (few taps: _c/thinconv.c)
+        ((5, 7, 3), dict(padding=1), (2, 5, 9, 11)),  # K = 45: thin forward, direct δW
         ((3, 5, 3), dict(padding="same", dilation=2), (2, 3, 9, 7)),
         ((2, 4, (2, 3)), dict(padding=(1, 0), bias=False), (1, 2, 6, 5)),
         ((3, 2, 1), dict(), (3, 3, 4, 4)),
