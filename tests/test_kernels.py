@@ -373,6 +373,19 @@ def test_direct_convolution_equals_numpy(args, kwargs, shape, dtype, dconv_isa):
     _compare(make, x, dtype)
 
 
+@needs_compiled
+@pytest.mark.parametrize("cin", [1, 16])  # the thin kernels, the direct ones
+def test_direct_convolution_of_an_empty_batch(cin):
+    """A batch of 0 samples: an empty output and zero gradients (the weight gradient's slots of
+    samples once divided by a count of 0 slots: SIGFPE)."""
+    conv = lf.Conv2d(cin, 4, 3, padding=1, rng=0).astype(np.float32)
+    with kernels.using("compiled"):
+        out = conv.forward(np.zeros((0, cin, 5, 5), np.float32))
+        d_in = conv.backward(np.zeros_like(out))
+    assert out.shape == (0, 4, 5, 5) and d_in.shape == (0, cin, 5, 5)
+    assert not conv.weight.grad.any() and not conv.bias.grad.any()
+
+
 class _CountingLfk:
     """``_lfk`` with a count of the calls per kernel name (which path a layer took)."""
 

@@ -144,7 +144,7 @@ static int FN(thin_wgrad)(const struct thin_impl *im, const T *x, const T *d, T 
                           const struct dconv_geom *g) {
     struct thin_layout l;
     thin_layout(g, im->WT, db != NULL, &l);
-    const idx_t slots = g->N < LF_THIN_SLOTS ? g->N : LF_THIN_SLOTS;
+    const idx_t slots = g->N < LF_THIN_SLOTS ? (g->N > 0 ? g->N : 1) : LF_THIN_SLOTS; /* N = 0: sums of 0 */
     double *gwp = calloc((size_t)(slots * g->O * l.Kp), sizeof(double));
     idx_t *shift = malloc((size_t)l.Kp * sizeof(idx_t));
     if (!gwp || !shift) {
