@@ -386,6 +386,32 @@ def test_direct_convolution_of_an_empty_batch(cin):
     assert not conv.weight.grad.any() and not conv.bias.grad.any()
 
 
+@needs_compiled
+@pytest.mark.parametrize("cin", [1, 3, 16])  # the thin kernels (K = 9, 27), the direct ones
+def test_direct_weight_gradient_does_not_depend_on_the_thread_count(cin):
+    """δW and δb are summed in fixed slots of samples, added in slot order: bit-identical results
+    on 1, 2 or 3 kernel threads."""
+    rng = np.random.default_rng(7)
+    # large enough to be split over the threads (LF_PAR_MIN), an odd batch for uneven slots
+    x = rng.standard_normal((41, cin, 24, 23)).astype(np.float32)
+    delta = rng.standard_normal((41, 16, 24, 23)).astype(np.float32)
+    before = kernels.info()["threads"]
+    grads = []
+    try:
+        for threads in (1, 2, 3):
+            kernels.set_threads(threads)
+            conv = lf.Conv2d(cin, 16, 3, padding=1, rng=0).astype(np.float32)
+            with kernels.using("compiled"):
+                conv.forward(x)
+                conv.backward(delta, need_input_delta=False)
+            grads.append((conv.weight.grad.copy(), conv.bias.grad.copy()))
+    finally:
+        kernels.set_threads(before)
+    for gw, gb in grads[1:]:
+        np.testing.assert_array_equal(gw, grads[0][0])
+        np.testing.assert_array_equal(gb, grads[0][1])
+
+
 class _CountingLfk:
     """``_lfk`` with a count of the calls per kernel name (which path a layer took)."""
 
