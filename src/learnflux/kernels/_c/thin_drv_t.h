@@ -18,9 +18,9 @@ static void FN(thin_pack)(const T *restrict x, T *restrict X, const struct dconv
                     for (idx_t b = 0; b < Wo; b++) row[b] = 0;
                     continue;
                 }
-                const T *src = x + (c * g->H + yi) * g->W + off;
+                const T *src = x + (c * g->H + yi) * g->W;
                 for (idx_t b = 0; b < b0; b++) row[b] = 0;
-                for (idx_t b = b0; b < b1; b++) row[b] = src[b];
+                for (idx_t b = b0; b < b1; b++) row[b] = src[b + off];
                 for (idx_t b = b1; b < Wo; b++) row[b] = 0;
             }
         }
