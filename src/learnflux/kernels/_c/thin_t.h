@@ -34,7 +34,7 @@ static inline TGT void FN(thin_store)(V_T z, T b, T *restrict out, unsigned char
             V_B m = __builtin_convertvector(z >= (V_T){0}, V_B) & 1; /* NaN: 0, as z ≥ 0 */
             *(V_B *)(mask + at) = m;
         }
-        z = (V_T)((V_I)z & ~(z < (V_T){0})); /* the sign bit's lanes cleared: bits, not values */
+        z = (V_T)((V_I)z & ~(z < (V_T){0})); /* lanes with z < 0 → +0; −0 and NaN kept */
     }
     *(V_T *)(out + at) = z;
 }
