@@ -12,12 +12,25 @@ import sys
 from setuptools import Extension, setup
 
 C_DIR = "src/learnflux/kernels/_c"
-SOURCES = ["module.c", "parallel.c", "conv.c", "dconv.c", "wino.c", "pool.c", "pool2.c", "eltwise.c", "bn.c"]
+SOURCES = [
+    "module.c",
+    "parallel.c",
+    "conv.c",
+    "dconv.c",
+    "thinconv.c",
+    "wino.c",
+    "pool.c",
+    "pool2.c",
+    "eltwise.c",
+    "bn.c",
+]
 HEADERS = [
     "lfk.h",
     "conv_t.h",
     "dconv_t.h",
     "dconv_drv_t.h",
+    "thin_t.h",
+    "thin_drv_t.h",
     "wino_t.h",
     "pool_t.h",
     "pool2_t.h",

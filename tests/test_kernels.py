@@ -465,6 +465,8 @@ def dconv_isa(request):
     [
         ((1, 16, 3), dict(padding=1), (4, 1, 28, 28)),  # LeNet's first layer
         ((16, 32, 3), dict(padding=1), (3, 16, 14, 14)),  # LeNet's second
+        ((3, 32, 3), dict(padding=1), (2, 3, 32, 32)),  # VGG's first (few taps: _c/thinconv.c)
+        ((5, 7, 3), dict(padding=1), (2, 5, 9, 11)),  # K = 45: thin forward, direct δW
         ((3, 5, 3), dict(padding="same", dilation=2), (2, 3, 9, 7)),
         ((2, 4, (2, 3)), dict(padding=(1, 0), bias=False), (1, 2, 6, 5)),
         ((3, 2, 1), dict(), (3, 3, 4, 4)),
@@ -636,6 +638,116 @@ def test_winograd_conv_relu_fused_equals_the_layers_one_by_one(monkeypatch):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(results[0][3], results[1][3], strict=True):
         np.testing.assert_array_equal(a, b)
+@pytest.mark.parametrize("cin", [1, 16])  # the thin kernels, the direct ones
+def test_direct_convolution_of_an_empty_batch(cin):
+    """A batch of 0 samples: an empty output and zero gradients (the weight gradient's slots of
+    samples once divided by a count of 0 slots: SIGFPE)."""
+    conv = lf.Conv2d(cin, 4, 3, padding=1, rng=0).astype(np.float32)
+    with kernels.using("compiled"):
+        out = conv.forward(np.zeros((0, cin, 5, 5), np.float32))
+        d_in = conv.backward(np.zeros_like(out))
+    assert out.shape == (0, 4, 5, 5) and d_in.shape == (0, cin, 5, 5)
+    assert not conv.weight.grad.any() and not conv.bias.grad.any()
+
+
+@needs_compiled
+@pytest.mark.parametrize("cin", [1, 3, 16])  # the thin kernels (K = 9, 27), the direct ones
+def test_direct_weight_gradient_does_not_depend_on_the_thread_count(cin):
+    """δW and δb are summed in fixed slots of samples, added in slot order: bit-identical results
+    on 1, 2 or 3 kernel threads."""
+    rng = np.random.default_rng(7)
+    # large enough to be split over the threads (LF_PAR_MIN), an odd batch for uneven slots
+    x = rng.standard_normal((41, cin, 24, 23)).astype(np.float32)
+    delta = rng.standard_normal((41, 16, 24, 23)).astype(np.float32)
+    before = kernels.info()["threads"]
+    grads = []
+    try:
+        for threads in (1, 2, 3):
+            kernels.set_threads(threads)
+            conv = lf.Conv2d(cin, 16, 3, padding=1, rng=0).astype(np.float32)
+            with kernels.using("compiled"):
+                conv.forward(x)
+                conv.backward(delta, need_input_delta=False)
+            grads.append((conv.weight.grad.copy(), conv.bias.grad.copy()))
+    finally:
+        kernels.set_threads(before)
+    for gw, gb in grads[1:]:
+        np.testing.assert_array_equal(gw, grads[0][0])
+        np.testing.assert_array_equal(gb, grads[0][1])
+
+
+class _CountingLfk:
+    """``_lfk`` with a count of the calls per kernel name (which path a layer took)."""
+
+    def __init__(self, lfk):
+        self._lfk, self.calls = lfk, {}
+
+    def __getattr__(self, name):
+        fn = getattr(self._lfk, name)
+
+        def counted(*args):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return fn(*args)
+
+        return counted
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.usefixtures("kernel_threads")
+def test_thin_convolution_equals_numpy(seed, dtype, dconv_isa, monkeypatch):
+    """Few taps (``C·kh·kw ≤ THIN_K_MAX``: an image model's first layer): _c/thinconv.c runs the
+    forward pass (bias, fused ReLU and its mask) and δW, δb; δx, where asked for, stays with the
+    direct kernels. Random 1–3 channels, 1×1 to 5×5 kernels, padding 0–2, dilation, odd sizes,
+    batch 1–5, with and without bias, on every instruction set and thread count."""
+    from learnflux.kernels import compiled
+
+    rng = np.random.default_rng(100 + seed)
+    cin, cout = int(rng.integers(1, 4)), int(rng.choice([1, 3, 4, 7, 16, 17]))
+    kh, kw = (int(rng.choice([1, 3, 5])) for _ in range(2))
+    cin = min(cin, compiled.THIN_K_MAX // (kh * kw))
+    dilation = tuple(int(d) for d in rng.choice([1, 1, 2], size=2))
+    # the direct kernels take top/left padding up to the kernel's reach
+    padding = (
+        min(int(rng.integers(0, 3)), dilation[0] * (kh - 1)),
+        min(int(rng.integers(0, 3)), dilation[1] * (kw - 1)),
+    )
+    h = int(rng.integers(max(1, dilation[0] * (kh - 1) + 1 - 2 * padding[0]), 20))
+    w = int(rng.integers(max(1, dilation[1] * (kw - 1) + 1 - 2 * padding[1]), 20))
+    batch, bias = int(rng.choice([1, 2, 5])), bool(rng.random() < 0.7)
+    x = _maybe_strided(rng.standard_normal((batch, cin, h, w)).astype(dtype), rng)
+    need_input_delta = bool(rng.random() < 0.5)
+
+    def make():
+        layer = lf.Conv2d(cin, cout, (kh, kw), 1, padding, dilation, bias=bias, rng=seed)
+        if bias:
+            layer.bias.value = np.random.default_rng(seed).uniform(-1, 1, cout)
+        return layer.astype(dtype)
+
+    counting = _CountingLfk(compiled._lfk)
+    monkeypatch.setattr(compiled, "_lfk", counting)
+    _compare(make, x, dtype, need_input_delta=need_input_delta)
+    assert counting.calls.get("thin_fwd") == 1 and counting.calls.get("thin_wgrad") == 1, counting.calls
+    assert counting.calls.get("dconv_fwd", 0) == int(need_input_delta)  # δx: the direct kernels
+
+    # the fused ReLU: output and mask [z ≥ 0] from the same z as the unfused forward pass
+    tol = TOL[dtype]["rtol"]
+    layer = make()
+    for training in (True, False):
+        layer.training = training
+        with kernels.using("compiled"):
+            z = layer.forward(x)
+            out, mask = layer.forward_relu(x)
+        with kernels.using("numpy"):
+            ref, ref_mask = layer.forward_relu(x)
+        np.testing.assert_array_equal(out, np.where(z < 0, 0, z))
+        np.testing.assert_allclose(out, ref, rtol=tol, atol=tol * max(1.0, float(np.abs(ref).max())))
+        if training:
+            np.testing.assert_array_equal(mask, z >= 0)
+            assert (mask == ref_mask)[np.abs(z) > tol].all()
+        else:
+            assert mask is None
 
 
 @needs_compiled

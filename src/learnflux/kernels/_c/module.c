@@ -20,6 +20,10 @@ const char *lf_pool2_isa(const char *want);
 int lf_wino_fwd(const float *x, const float *w, const float *bias, float *out, const struct dconv_geom *g, int relu,
                 unsigned char *mask);
 const char *lf_wino_isa(const char *want);
+int lf_thin_fwd(int f64, const void *x, const void *w, const void *bias, void *out, const struct dconv_geom *g,
+                int relu, void *mask);
+int lf_thin_wgrad(int f64, const void *x, const void *d, void *gw, void *db, const struct dconv_geom *g);
+const char *lf_thin_isa(const char *want);
 void lf_bias_nchw(int f64, const void *prod, const void *bias, void *out, idx_t O, idx_t N, idx_t L, int relu);
 void lf_nchw_mat(int f64, const void *d, void *mat, void *db, idx_t O, idx_t N, idx_t L);
 void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g);
@@ -108,7 +112,12 @@ static int parse_dgeom(PyObject *t, struct dconv_geom *g) {
                             &g->dh, &g->dw, &g->pt, &g->pl);
 }
 
-static PyObject *py_dconv_fwd(PyObject *self, PyObject *args) {
+typedef int (*conv_fwd_fn)(int, const void *, const void *, const void *, void *, const struct dconv_geom *, int,
+                           void *);
+typedef int (*conv_wgrad_fn)(int, const void *, const void *, void *, void *, const struct dconv_geom *);
+
+/* the arguments of dconv_fwd and thin_fwd (the same), then the kernel `fn` without the GIL */
+static PyObject *conv_fwd_call(PyObject *args, conv_fwd_fn fn) {
     PyObject *ox, *ow, *ob, *oo, *og, *om = Py_None;
     int f64, relu;
     struct dconv_geom g;
@@ -125,14 +134,18 @@ static PyObject *py_dconv_fwd(PyObject *self, PyObject *args) {
     if (BAD(m)) { release(&s); return NULL; }
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = lf_dconv_fwd(f64, x, w, b, out, &g, relu, m);
+    ok = fn(f64, x, w, b, out, &g, relu, m);
     Py_END_ALLOW_THREADS
     release(&s);
     if (!ok) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
-static PyObject *py_dconv_wgrad(PyObject *self, PyObject *args) {
+static PyObject *py_dconv_fwd(PyObject *self, PyObject *args) { return conv_fwd_call(args, lf_dconv_fwd); }
+static PyObject *py_thin_fwd(PyObject *self, PyObject *args) { return conv_fwd_call(args, lf_thin_fwd); }
+
+/* the arguments of dconv_wgrad and thin_wgrad (the same), then the kernel `fn` without the GIL */
+static PyObject *conv_wgrad_call(PyObject *args, conv_wgrad_fn fn) {
     PyObject *ox, *od, *ogw, *odb, *og;
     int f64;
     struct dconv_geom g;
@@ -147,7 +160,7 @@ static PyObject *py_dconv_wgrad(PyObject *self, PyObject *args) {
     if (BAD(db)) { release(&s); return NULL; }
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = lf_dconv_wgrad(f64, x, d, gw, db, &g);
+    ok = fn(f64, x, d, gw, db, &g);
     Py_END_ALLOW_THREADS
     release(&s);
     if (!ok) return PyErr_NoMemory();
@@ -179,11 +192,23 @@ static PyObject *py_wino_fwd(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_dconv_wgrad(PyObject *self, PyObject *args) { return conv_wgrad_call(args, lf_dconv_wgrad); }
+static PyObject *py_thin_wgrad(PyObject *self, PyObject *args) { return conv_wgrad_call(args, lf_thin_wgrad); }
+
+/* the direct, thin and Winograd convolutions' micro-kernels, chosen together */
+static const char *conv_isa(const char *want) {
+    const char *got = lf_dconv_isa(want);
+    if (got) {
+        lf_thin_isa(got);
+        lf_wino_isa(got);
+    }
+    return got;
+}
+
 static PyObject *py_dconv_isa(PyObject *self, PyObject *args) {
     const char *want;
     if (!PyArg_ParseTuple(args, "s", &want)) return NULL;
-    const char *got = lf_dconv_isa(want);
-    if (got) lf_wino_isa(got); /* the Winograd kernels follow the direct convolution's choice */
+    const char *got = conv_isa(want); /* Winograd follows too (conv_isa) */
     if (!got) return PyErr_Format(PyExc_ValueError, "_lfk: direct-convolution kernels '%s' not available here", want);
     return PyUnicode_FromString(got);
 }
@@ -430,12 +455,16 @@ static PyMethodDef methods[] = {
      "N,C,H,W,O,Ho,Wo,kh,kw,dh,dw,pt,pl); relu: ReLU fused into the output pass, mask: its [pre-activation >= 0]"},
     {"dconv_wgrad", py_dconv_wgrad, METH_VARARGS, "dconv_wgrad(x, delta, gw, db, f64, geom): δW and δb of dconv_fwd"},
     {"dconv_isa", py_dconv_isa, METH_VARARGS,
-     "dconv_isa(name) -> name: the direct convolution's micro-kernels, 'auto', 'avx512', 'avx2' or 'baseline'"},
+     "dconv_isa(name) -> name: the direct (and thin and Winograd) convolutions' micro-kernels, 'auto', 'avx512', "
+     "'avx2' or 'baseline'"},
     {"pool2_isa", py_pool2_isa, METH_VARARGS,
      "pool2_isa(name) -> name: the 2x2 / stride 2 max-pooling kernels, 'auto', 'avx512', 'avx2' or 'baseline'"},
     {"wino_fwd", py_wino_fwd, METH_VARARGS,
      "wino_fwd(x, w, bias, out, geom, relu, mask=None): float32 Winograd F(2x2, 3x3) convolution, 3x3, stride 1, "
      "padding 1 (geom as dconv_fwd); relu and mask as dconv_fwd"},
+    {"thin_fwd", py_thin_fwd, METH_VARARGS,
+     "thin_fwd(x, w, bias, out, f64, geom, relu, mask=None): dconv_fwd for a small C·kh·kw (_c/thinconv.c)"},
+    {"thin_wgrad", py_thin_wgrad, METH_VARARGS, "thin_wgrad(x, delta, gw, db, f64, geom): δW and δb of thin_fwd"},
     {"bias_nchw", py_bias_nchw, METH_VARARGS, "bias_nchw(prod, bias, out, f64, O, N, L, relu)"},
     {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
     {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},
@@ -459,9 +488,8 @@ PyMODINIT_FUNC PyInit__lfk(void) {
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
     lf_set_threads(cpu_count());
-    PyModule_AddStringConstant(m, "DCONV_ISA", lf_dconv_isa("auto"));
+    PyModule_AddStringConstant(m, "DCONV_ISA", conv_isa("auto"));
     PyModule_AddStringConstant(m, "POOL2_ISA", lf_pool2_isa("auto"));
-    lf_wino_isa("auto");
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && !defined(LFK_NO_CLONES)
     PyModule_AddStringConstant(m, "VECTOR", "target clones: avx512f, avx2, baseline (chosen at load time)");
 #else
