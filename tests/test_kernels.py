@@ -638,6 +638,8 @@ def test_winograd_conv_relu_fused_equals_the_layers_one_by_one(monkeypatch):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(results[0][3], results[1][3], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("cin", [1, 16])  # the thin kernels, the direct ones
 def test_direct_convolution_of_an_empty_batch(cin):
     """A batch of 0 samples: an empty output and zero gradients (the weight gradient's slots of
