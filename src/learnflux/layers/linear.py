@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .. import kernels
 from ..core.layer import Layer, register_layer
 from ..init import initialize
 from ..kernels.gemm import matmul
@@ -66,31 +67,37 @@ class Linear(Layer):
         self._lead: Optional[tuple] = None  # the leading axes of an input with more than 2
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        return self._forward(x, relu=False)[0]
+
+    def forward_relu(self, x: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """``ReLU(forward(x))`` and, in training, ReLU's mask ``[o ≥ 0]`` of the pre-activation
+        (for :meth:`ReLU.forward_fused`): the compiled kernels add the bias and apply the ReLU in
+        the one pass that writes the output, with the same values as the two layers one after the
+        other. A ``Sequential`` calls it for a ``Linear`` followed by a ``ReLU`` when nothing
+        records the pre-activation (see ``Sequential.forward``)."""
+        return self._forward(x, relu=True)
+
+    def _forward(self, x: np.ndarray, relu: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
         if x.ndim > 2 and x.shape[-1] == self.in_features:
             # (batch, …, in): the same product on the rows of a (batch·…, in) view
             lead = x.shape[:-1]
-            out = self.forward(x.reshape(-1, self.in_features))
+            out, mask = self._forward(x.reshape(-1, self.in_features), relu)
             if self.training:
                 self._lead = lead
-            return out.reshape(*lead, self.out_features)
+            shape = (*lead, self.out_features)
+            return out.reshape(shape), (None if mask is None else mask.reshape(shape))
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise self.shape_error(
                 f"expected input of shape (batch, {self.in_features}) or (batch, …, {self.in_features}), "
                 f"got {tuple(x.shape)}"
             )
-        # oᵀ = W · xᵀ: OpenBLAS runs this product (untransposed W) about 10% faster than x · Wᵀ on
-        # the benchmark's shapes. The result is a transposed view, (batch, out) in Fortran order;
-        # the next Linear reads it as a plain C-ordered xᵀ, so in the inference phase a chain of
-        # Linear layers never transposes anything. The training phase copies it to C order: the
-        # backward products δᵀ · x are fastest with C-ordered operands. Both phases compute the
-        # same product, so their outputs are bit-identical.
-        out = matmul(self.weight.value, x.T).T
+        # o = x·Wᵀ + b, computed as oᵀ = W·xᵀ (the operand order BLAS runs fastest; the kernel's
+        # docstring, kernels/reference/dense.py, says which layout each phase returns)
+        bias = self.bias.value if self.use_bias else None
+        out, mask = kernels.ops().linear_forward(x, self.weight.value, bias, self.training, relu)
         if self.training:
             self._x = x
-            out = np.ascontiguousarray(out)
-        if self.use_bias:
-            out += self.bias.value
-        return out
+        return out, mask
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> Optional[np.ndarray]:
         x = self._x
