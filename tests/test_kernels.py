@@ -142,6 +142,53 @@ def test_relu_compiled_equals_numpy(shape, dtype):
 
 
 @needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(128, 784, 512), (128, 512, 10), (1, 3, 1), (37, 13, 33), (300, 7, 9)])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.usefixtures("kernel_threads")
+def test_linear_forward_compiled_equals_numpy_bit_for_bit(shape, dtype, training):
+    """The compiled output pass of Linear (bias, ReLU and mask after the GEMM; the training
+    phase transposes in 8 × 8 register blocks with ragged edges) gives the NumPy kernels' bits,
+    NaN and −0 included, with and without bias and ReLU."""
+    n, i, o = shape
+    rng = np.random.default_rng(n + i + o)
+    x = rng.standard_normal((n, i)).astype(dtype)
+    w = rng.standard_normal((o, i)).astype(dtype)
+    x[0, 0] = np.nan
+    x[-1] = 0  # a row of zeros: outputs of exactly ±0 (the bias) and the ReLU's kink
+    for bias in (rng.standard_normal(o).astype(dtype), None):
+        for relu in (True, False):
+            got = kernels.compiled.linear_forward(x, w, bias, training, relu)
+            want = kernels.reference.linear_forward(x, w, bias, training, relu)
+            for g, e in zip(got, want, strict=True):
+                if e is None:
+                    assert g is None
+                    continue
+                assert g.shape == e.shape and g.dtype == e.dtype
+                np.testing.assert_array_equal(g, e)
+                if g.dtype != np.bool_:
+                    np.testing.assert_array_equal(np.signbit(g), np.signbit(e))
+                    assert g.flags.c_contiguous == e.flags.c_contiguous
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [0.01, 1e-3 / 0.9, np.float64(0.01), np.float32(0.3), 3])
+@pytest.mark.usefixtures("kernel_threads")
+def test_sub_scaled_compiled_equals_numpy_bit_for_bit(dtype, c):
+    """The optimizers' last step ``w ← w − c·u`` in one C pass rounds as NumPy's two passes (no
+    fused multiply-add; a float64 NumPy scalar makes a float32 product in double)."""
+    rng = np.random.default_rng(7)
+    for size in (1, 1000, 512 * 784):
+        w = rng.standard_normal(size).astype(dtype)
+        u = rng.standard_normal(size).astype(dtype)
+        want = w.copy()
+        kernels.reference.sub_scaled(want, u, c, np.empty_like(w))
+        kernels.compiled.sub_scaled(w, u, c, None)
+        np.testing.assert_array_equal(w, want)
+
+
+@needs_compiled
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(12))
