@@ -189,6 +189,29 @@ def test_sub_scaled_compiled_equals_numpy_bit_for_bit(dtype, c):
 
 
 @needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.usefixtures("kernel_threads")
+def test_surely_finite_compiled_finds_every_nan_and_infinity(dtype):
+    """The compiled input check (one pass over the bits) finds a NaN or ±inf wherever it is, in C-
+    and Fortran-ordered arrays, and answers True for large finite values (the NumPy kernels'
+    dot product may answer False there: it only sends the caller to its element-wise check)."""
+    rng = np.random.default_rng(3)
+    check = kernels.compiled.surely_finite
+    for n in (1, 7, 1000, 300_001):
+        x = rng.standard_normal(n).astype(dtype)
+        assert check(x) and kernels.reference.surely_finite(x)
+        for bad in (np.nan, np.inf, -np.inf):
+            for pos in (0, n // 2, n - 1):
+                y = x.copy()
+                y[pos] = bad
+                assert not check(y) and not kernels.reference.surely_finite(y)
+    big = np.full((300, 700), np.finfo(dtype).max / 2, dtype)
+    assert check(big) and check(np.asfortranarray(big))  # a strided view runs the reference
+    big[123, 456] = np.nan
+    assert not check(big) and not check(np.asfortranarray(big)) and not check(big[:, ::2])
+
+
+@needs_compiled
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(12))

@@ -375,6 +375,15 @@ def sub_scaled(w: np.ndarray, u: np.ndarray, c: Any, spare: Optional[np.ndarray]
     _lfk.sub_scaled(w, u, float(c), wide, w.dtype == np.float64, w.size)
 
 
+def surely_finite(arr: np.ndarray) -> bool:
+    """True when the float array ``arr`` holds no NaN and no infinity: one C pass over its
+    bits (``_c/finite.c``: exponent bits all ones), exact, where the reference's dot product
+    also answers False for finite values large enough to overflow ``Σ x²``."""
+    if not _ok(arr) or not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        return ref.surely_finite(arr)
+    return bool(_lfk.all_finite(arr if arr.flags.c_contiguous else arr.T, arr.dtype == np.float64, arr.size))
+
+
 # ---------------------------------------------------------------------- batch norm
 def batchnorm_forward(
     x3: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.ndarray], eps: float

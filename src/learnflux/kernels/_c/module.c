@@ -26,6 +26,7 @@ void lf_gelu_fwd(int f64, const void *x, void *out, void *keep, idx_t n, int tan
 void lf_gelu_bwd(int f64, const void *d, const void *x, const void *aux, void *out, idx_t n, int tanh_approx);
 void lf_dense_out(int f64, const void *prod, const void *bias, void *out, void *mask, idx_t O, idx_t N, int relu);
 void lf_dense_rows(int f64, const void *bias, void *prod, idx_t O, idx_t N, int relu);
+int lf_all_finite(int f64, const void *x, idx_t n);
 void lf_sub_scaled(int f64, void *w, const void *u, double c, int wide, idx_t n);
 void lf_bn_fwd(int f64, const void *x, void *out, void *xh, const void *gamma, const void *beta, void *mean,
                void *var, void *inv_std, double eps, idx_t N, idx_t C, idx_t L);
@@ -216,6 +217,21 @@ static PyObject *py_dense_rows(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     release(&s);
     Py_RETURN_NONE;
+}
+
+static PyObject *py_all_finite(PyObject *self, PyObject *args) {
+    PyObject *ox;
+    int f64, ok;
+    idx_t n;
+    if (!PyArg_ParseTuple(args, "Opn", &ox, &f64, &n)) return NULL;
+    struct bufs s = {.n = 0};
+    void *x = get(&s, ox, 0, 0, n, ITEM(f64), "x");
+    if (BAD(x)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    ok = lf_all_finite(f64, x, n);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    return PyBool_FromLong(ok);
 }
 
 static PyObject *py_sub_scaled(PyObject *self, PyObject *args) {
@@ -448,6 +464,7 @@ static PyMethodDef methods[] = {
     {"dense_out", py_dense_out, METH_VARARGS,
      "dense_out(prod, bias, out, mask, f64, O, N, relu): out[n, o] = act(prod[o, n] + bias[o]), mask = [... >= 0]"},
     {"dense_rows", py_dense_rows, METH_VARARGS, "dense_rows(bias, prod, f64, O, N, relu): prod[o, n] = act(prod[o, n] + bias[o]) in place"},
+    {"all_finite", py_all_finite, METH_VARARGS, "all_finite(x, f64, n): no NaN and no infinity among the n values"},
     {"sub_scaled", py_sub_scaled, METH_VARARGS, "sub_scaled(w, u, c, wide, f64, n): w -= c * u (NumPy's roundings)"},
     {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
     {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},

