@@ -4,8 +4,8 @@
 
 /* A float is NaN or ±inf exactly when its exponent bits are all ones. Each range ORs, over its
  * elements, whether they are (an integer OR-reduction: any order gives the same answer, so it
- * vectorises), and a range that found one sets `bad` (every writer writes 1; lf_parallel joins the
- * threads before the caller reads it). Unit = one element. */
+ * vectorises), and a range that found one sets `bad` (every writer writes 1: a split over threads
+ * joins them before the caller reads it). Unit = one element. */
 struct finite_args {
     const void *x;
     int f64;
@@ -37,6 +37,8 @@ static LF_CLONES void finite_range(void *p, idx_t first, idx_t end) {
 
 int lf_all_finite(int f64, const void *x, idx_t n) {
     struct finite_args a = {x, f64, 0};
-    lf_parallel(finite_range, &a, n, 1);
+    /* on the calling thread: two kernel threads were no faster on a batch of 256 MNIST images
+     * (11.7 against 12.0 µs: the pass is bound by the cache) */
+    finite_range(&a, 0, n);
     return !a.bad;
 }
