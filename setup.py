@@ -13,13 +13,22 @@ from setuptools import Extension, setup
 
 C_DIR = "src/learnflux/kernels/_c"
 SOURCES = [
-    "module.c", "parallel.c", "conv.c", "dconv.c", "pool.c", "eltwise.c", "bn.c", "dense.c", "update.c",
-    "finite.c",
+    "module.c", "parallel.c", "conv.c", "dconv.c", "wino.c", "pool.c", "pool2.c", "eltwise.c", "bn.c",
+    "dense.c", "update.c", "finite.c",
 ]  # fmt: skip
 HEADERS = [
-    "lfk.h", "conv_t.h", "dconv_t.h", "dconv_drv_t.h", "pool_t.h", "eltwise_t.h", "bn_t.h", "dense_t.h",
+    "lfk.h",
+    "conv_t.h",
+    "dconv_t.h",
+    "dconv_drv_t.h",
+    "wino_t.h",
+    "pool_t.h",
+    "pool2_t.h",
+    "eltwise_t.h",
+    "bn_t.h",
+    "dense_t.h",
     "update_t.h",
-]  # fmt: skip
+]
 # -fno-trapping-math: no FP exception is ever trapped, so compares may become vector selects (the
 # max pooling loops vectorise only with it); it changes no result
 UNIX_FLAGS = ["-O3", "-std=gnu11", "-fno-strict-aliasing", "-fno-trapping-math"]

@@ -37,7 +37,8 @@ class Case:
     """One benchmark: a model, a batch shape, a mode, the frameworks compared and the targets.
 
     ``targets`` maps a framework to the minimum ratio ``learnflux / framework`` of throughput
-    that issue 5 asks for."""
+    that issue 10 (the compiled kernels) asks for; the transformer and LSTM cases carry issue
+    15's."""
 
     name: str
     title: str
@@ -73,7 +74,7 @@ def all_cases() -> list[Case]:
             (784,),
             128,
             model_kwargs=mlp_kw,
-            targets={"torch": 1.2, "numpy": 0.95},
+            targets={"torch": 1.1, "numpy": 0.95},
         ),
         Case(
             "cnn",
@@ -92,7 +93,7 @@ def all_cases() -> list[Case]:
             64,
             model_kwargs={"plan": VGG_PLAN},
             frameworks=("learnflux", "torch"),
-            targets={"torch": 1.0},
+            targets={"torch": 1.2},
         ),
         Case(
             "transformer",
@@ -139,7 +140,7 @@ def all_cases() -> list[Case]:
             256,
             mode="predict",
             model_kwargs=mlp_kw,
-            targets={"torch": 1.5},
+            targets={"torch": 1.1},
             group="predict",
         ),
         Case(

@@ -246,7 +246,7 @@ def write_markdown(results: dict[str, Any], path: Path, images: list[Path]) -> N
 def _headline(results: dict[str, Any]) -> list[str]:
     cases = results.get("cases", {})
     lines = [
-        "## Headline: issue 5's targets",
+        "## Headline: the speed targets (issue 10; issue 15 for the sequence cases)",
         "",
         "| case | learnflux ÷ | ratio (paired median, min–max) | target | met? |",
         "|---|---|---|---|---|",

@@ -85,7 +85,7 @@ def time_case(
     case: cases_mod.Case, cfg: TimingConfig, has_torch: bool, frameworks: Optional[list[str]] = None
 ) -> dict[str, Any]:
     """Build every framework's step for ``case``, time them interleaved, compute paired ratios
-    of learnflux against each other framework and check issue 5's targets."""
+    of learnflux against each other framework and check the targets (issue 10's)."""
     from .learnflux_ref import Unavailable
 
     data = cases_mod.make_data(case)

@@ -180,7 +180,7 @@ def test_suite_writes_json_markdown_and_plots(tmp_path: Path) -> None:
         assert mem["torch"]["import_rss_kib"] > mem["numpy"]["import_rss_kib"]
         assert "target" in mem
     md = out_md.read_text()
-    assert "## Headline: issue 5's targets" in md and "| tiny |" in md
+    assert "## Headline: the speed targets (issue 10" in md and "| tiny |" in md
     assert "Quick mode" in md and "bench_scaling_batch.png" in md
     assert (img / "bench_scaling_batch.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -127,6 +127,129 @@ def test_maxpool2d_large_window_routes_with_int32():
     _compare(lambda: lf.MaxPool2d(16, 1), x, np.float32)
 
 
+def _pool2_isas():
+    """The 2×2 / stride 2 max-pooling kernels (``_c/pool2.c``) this CPU runs."""
+    if not kernels.available():
+        return ["auto"]
+    from learnflux.kernels import _lfk
+
+    found = []
+    for name in ("avx512", "avx2", "baseline"):
+        try:
+            found.append(_lfk.pool2_isa(name))
+        except ValueError:
+            pass
+    _lfk.pool2_isa("auto")
+    return found
+
+
+@pytest.fixture(params=_pool2_isas())
+def pool2_isa(request):
+    """Each instruction set's 2×2 pooling kernels in turn (the best one is restored afterwards)."""
+    from learnflux.kernels import _lfk
+
+    _lfk.pool2_isa(request.param)
+    try:
+        yield request.param
+    finally:
+        _lfk.pool2_isa("auto")
+
+
+def _pool2_input(rng, shape, dtype, values):
+    x = rng.standard_normal(shape).astype(dtype)
+    if values == "ties":  # few distinct values: many windows hold their maximum twice or more
+        x = np.round(x).astype(dtype)
+    elif values == "nan":  # the output is NaN, the winner the best offset before the first NaN
+        x[rng.random(shape) < 0.15] = np.nan
+    elif values == "inf":
+        x[rng.random(shape) < 0.2] = -np.inf
+        x[rng.random(shape) < 0.05] = np.inf
+    return x
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("values", ["random", "ties", "nan", "inf"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 1, 2, 2),
+        (1, 3, 5, 7),  # odd: the last row and column are in no window (δ 0 there)
+        (2, 2, 28, 28),  # LeNet's maps: rows of 14 and 7 outputs (masked vector steps)
+        (3, 2, 14, 14),
+        (2, 3, 16, 16),  # 8 outputs a row: two rows per float32 vector
+        (1, 2, 33, 35),  # 16 + 1 outputs a row, odd sizes
+        (1, 1, 3, 70),  # 35 outputs: two full float32 steps and a partial one, one output row
+        (2, 1, 9, 4),
+    ],
+)
+@pytest.mark.usefixtures("kernel_threads")
+def test_maxpool2x2_compiled_equals_numpy_exactly(pool2_isa, shape, values, dtype):
+    """MaxPool2d(2)'s SIMD kernels against the NumPy set, bit for bit: output, winners, δx
+    (also from the NumPy set's winners), the inference output, strided inputs."""
+    from learnflux.kernels import compiled
+    from learnflux.kernels.reference import pool as ref
+
+    rng = np.random.default_rng(sum(shape))
+    x = _maybe_strided(_pool2_input(rng, shape, dtype, values), rng)
+    geo = lf.MaxPool2d(2)._geometry(shape[2], shape[3], shape[2] // 2, shape[3] // 2)
+    want, want_k = ref.maxpool2d_forward(x, geo, True)
+    got, got_k = compiled.maxpool2d_forward(x, geo, True)
+    np.testing.assert_array_equal(got, want)  # NaN where NaN
+    assert got_k.dtype == want_k.dtype == np.uint8
+    np.testing.assert_array_equal(got_k, want_k)
+    np.testing.assert_array_equal(compiled.maxpool2d_forward(x, geo, False)[0], want)
+    delta = rng.standard_normal(want.shape).astype(dtype)
+    want_dx = ref.maxpool2d_backward(delta, want_k, shape, geo)
+    for d in (delta, _maybe_strided(delta, np.random.default_rng(1))):
+        got_dx = compiled.maxpool2d_backward(d, want_k, shape, geo)
+        assert got_dx.dtype == dtype and got_dx.flags.c_contiguous
+        np.testing.assert_array_equal(got_dx, want_dx)
+    h, w = 2 * geo.out_hw[0], 2 * geo.out_hw[1]
+    assert not got_dx[:, :, h:].any() and not got_dx[:, :, :, w:].any()
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1, 7, 9), (1, 16, 28, 28), (5, 4, 15, 14)])
+def test_maxpool2x2_layer_batch_and_odd_sizes(shape, dtype):
+    """The layer end to end on both sets: batch 1, odd sizes, a forward on one set and the
+    backward pass on the other."""
+    x = np.random.default_rng(3).standard_normal(shape).astype(dtype)
+    _compare(lambda: lf.MaxPool2d(2).astype(dtype), x, dtype)
+    delta = np.random.default_rng(4).standard_normal((shape[0], shape[1], shape[2] // 2, shape[3] // 2))
+    for first, second in (("compiled", "numpy"), ("numpy", "compiled")):
+        got = []
+        for kset in (first, second):
+            layer = lf.MaxPool2d(2)
+            with kernels.using(first):
+                layer.forward(x)
+            with kernels.using(kset):
+                got.append(layer.backward(delta.astype(dtype)))
+        np.testing.assert_array_equal(got[0], got[1])
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "args, shape", [((3, 2, 1), (2, 3, 11, 10)), ((2, 1), (1, 2, 9, 8)), ((4, 3, 2), (2, 2, 13, 12))]
+)
+def test_maxpool2d_generic_nan_winner_as_numpy(args, shape):
+    """Overlapping or padded windows (the generic C loop): with NaNs in the input, the same
+    output and the same winners as the NumPy set (the best offset before the first NaN)."""
+    from learnflux.kernels import compiled
+    from learnflux.kernels.reference import pool as ref
+
+    x = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    x[np.random.default_rng(6).random(shape) < 0.2] = np.nan
+    layer = lf.MaxPool2d(*args)
+    out = layer.forward(x)
+    geo = layer._geometry(shape[2], shape[3], *out.shape[2:])
+    want, want_k = ref.maxpool2d_forward(x, geo, True)
+    got, got_k = compiled.maxpool2d_forward(x, geo, True)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_k, want_k)
+
+
 @needs_compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 5), (3, 4, 5, 7), (64, 16, 28, 28), (2, 3, 1, 1)])
@@ -439,6 +562,150 @@ def test_direct_convolution_equals_numpy(args, kwargs, shape, dtype, dconv_isa):
         probe.forward(x)
         assert probe._cache[0] == "compiled" and probe._cache[1] == "direct"  # no columns kept
     _compare(make, x, dtype)
+
+
+@needs_compiled
+@pytest.mark.parametrize("seed", range(14))
+@pytest.mark.usefixtures("kernel_threads")
+def test_winograd_convolution_equals_numpy(seed, dconv_isa, monkeypatch):
+    """float32 3×3 convolutions at stride 1, padding 1, with enough channels run Winograd F(2×2,
+    3×3) (_c/wino.c) forward and for δx (δW stays direct): the NumPy results within the float32
+    tolerance, on random sizes (odd and even maps: tiles cut at the border; batch 1; channel
+    counts that are not multiples of a vector, down to 1: the channel rule is lowered to 1 here),
+    with and without bias, on every instruction set; the last seeds on VGG-like sizes at the
+    default rule (blocks of tiles split between the threads)."""
+    from learnflux.kernels import compiled
+
+    rng = np.random.default_rng(100 + seed)
+    if seed < 12:
+        monkeypatch.setattr(compiled, "WINOGRAD_MIN_CHANNELS", 1)
+        n = 1 if seed % 4 == 0 else int(rng.integers(2, 5))
+        c, o = (int(v) for v in rng.integers(1, 41, size=2))
+        h, w = (int(v) for v in rng.integers(1, 20, size=2))
+    else:
+        n, c, o = 3, 32 + seed, 64 - seed
+        h, w = (16, 16) if seed % 2 else (15, 13)
+    bias = seed % 3 != 1
+    x = _maybe_strided(rng.standard_normal((n, c, h, w)).astype(np.float32), rng)
+
+    def make():
+        layer = lf.Conv2d(c, o, 3, padding=1, bias=bias, rng=seed)
+        if bias:
+            layer.bias.value = np.random.default_rng(4).uniform(-1, 1, o)
+        return layer.astype(np.float32)
+
+    assert compiled._winograd(make().geometry, x)
+    _compare(make, x, np.float32)
+
+
+@needs_compiled
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.usefixtures("kernel_threads")
+def test_winograd_relu_mask_is_that_of_its_output(seed, dconv_isa):
+    """The fused ReLU of the Winograd path: output max(z, 0) and mask [z ≥ 0] of the very z the
+    unfused call returns (bit for bit, z = 0 included), and z within the float32 tolerance of the
+    direct convolution's."""
+    from learnflux.kernels import _lfk
+
+    rng = np.random.default_rng(200 + seed)
+    n, c, o = int(rng.integers(1, 4)), int(rng.integers(16, 37)), int(rng.integers(1, 37))
+    h, w = (int(v) for v in rng.integers(1, 18, size=2))
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal((o, c, 3, 3)).astype(np.float32)
+    weight[: o // 3] = 0  # z = b exactly: with b = 0, ReLU'(0) = 1 must be in the mask
+    b = rng.uniform(-1, 1, o).astype(np.float32)
+    b[: o // 6] = 0
+    geom = (n, c, h, w, o, h, w, 3, 3, 1, 1, 1, 1)
+    z = np.empty((n, o, h, w), np.float32)
+    _lfk.wino_fwd(x, weight, b, z, geom, False)
+    out, mask = np.empty_like(z), np.empty(z.shape, np.bool_)
+    _lfk.wino_fwd(x, weight, b, out, geom, True, mask)
+    np.testing.assert_array_equal(mask, z >= 0)
+    np.testing.assert_array_equal(out, np.maximum(z, 0))
+    direct = np.empty_like(z)
+    _lfk.dconv_fwd(x, weight, b, direct, False, geom, False)
+    _assert_same(direct, z, np.float32, "Winograd against direct")
+    with pytest.raises(ValueError, match="not a 3x3"):
+        _lfk.wino_fwd(x, weight, b, z, (n, c, h, w, o, h, w, 3, 3, 1, 1, 0, 0), False)
+
+
+@needs_compiled
+@pytest.mark.usefixtures("kernel_threads")
+def test_winograd_every_map_width(dconv_isa):
+    """Every map width from 1 to 34 and odd and even heights, batch 3: tile rows split between
+    blocks and samples, and the maps whose tile rows are half or a quarter of a vector (two or
+    four tile rows transformed in one vector: widths 15-16 and 7-8 with AVX-512, 7-8 and 3-4 with
+    AVX2, 3-4 and 1-2 with the baseline) against the direct convolution."""
+    from learnflux.kernels import _lfk
+
+    rng = np.random.default_rng(9)
+    for w in range(1, 35):
+        for h in (w, 9, 2):
+            n, c, o = 3, 5, 11
+            x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+            weight = rng.standard_normal((o, c, 3, 3)).astype(np.float32)
+            b = rng.standard_normal(o).astype(np.float32)
+            geom = (n, c, h, w, o, h, w, 3, 3, 1, 1, 1, 1)
+            got, want = np.empty((2, n, o, h, w), np.float32)
+            _lfk.wino_fwd(x, weight, b, got, geom, False)
+            _lfk.dconv_fwd(x, weight, b, want, False, geom, False)
+            _assert_same(want, got, np.float32, f"{h}x{w}")
+
+
+@needs_compiled
+def test_winograd_layer_matches_pytorch():
+    """A VGG-like float32 layer on the Winograd path (32 → 40 channels, 11×12, batch 2) against
+    PyTorch's float64 convolution: output, δx and δW within the float32 tolerance."""
+    torch = pytest.importorskip("torch")
+    from learnflux.kernels import compiled
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 32, 11, 12)).astype(np.float32)
+    delta = rng.standard_normal((2, 40, 11, 12)).astype(np.float32)
+    with kernels.using("compiled"):
+        layer = lf.Conv2d(32, 40, 3, padding=1, rng=3).astype(np.float32)
+        layer.bias.value = rng.uniform(-1, 1, 40).astype(np.float32)
+        assert compiled._winograd(layer.geometry, x)
+        out = layer.forward(x)
+        d_in = layer.backward(delta)
+    twin = torch.nn.Conv2d(32, 40, 3, padding=1).double()
+    with torch.no_grad():
+        twin.weight.copy_(torch.from_numpy(layer.weight.value.astype(np.float64)))
+        twin.bias.copy_(torch.from_numpy(layer.bias.value.astype(np.float64)))
+    xt = torch.from_numpy(x.astype(np.float64)).requires_grad_(True)
+    yt = twin(xt)
+    yt.backward(torch.from_numpy(delta.astype(np.float64)))
+    _assert_same(yt.detach().numpy(), out, np.float32, "output")
+    _assert_same(xt.grad.numpy(), d_in, np.float32, "input δ")
+    _assert_same(twin.weight.grad.numpy(), layer.weight.grad, np.float32, "weight gradient")
+
+
+@needs_compiled
+def test_winograd_conv_relu_fused_equals_the_layers_one_by_one(monkeypatch):
+    """Conv2d → ReLU on the Winograd path: the fused call (ReLU in the output transform) gives
+    bit for bit the outputs, masks, input δ and gradients of the two layers run one by one."""
+    from learnflux.kernels import compiled
+
+    monkeypatch.setattr(compiled, "WINOGRAD_MIN_CHANNELS", 16)
+    x = np.random.default_rng(7).standard_normal((2, 16, 9, 10)).astype(np.float32)
+    results = []
+    with kernels.using("compiled"):
+        for fuse in (True, False):
+            rng = np.random.default_rng(0)
+            model = lf.Sequential(lf.Conv2d(16, 17, 3, padding=1, rng=rng), lf.ReLU()).astype(np.float32)
+            model.layers[0].weight.value[:3] = 0  # z = b: the mask's ReLU'(0) = 1 where b = 0
+            model.layers[0].bias.value[:2] = 0
+            model.fuse_relu = fuse
+            model.train()
+            assert compiled._winograd(model.layers[0].geometry, x)
+            out = model.forward(x)
+            d_in = model.backward(np.ones_like(out))
+            assert model._relu_fusions()[0] == fuse
+            results.append((out, d_in, model.layers[1]._cache, [p.grad.copy() for p in model.parameters()]))
+    for a, b in zip(results[0][:3], results[1][:3], strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(results[0][3], results[1][3], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @needs_compiled

@@ -170,6 +170,7 @@ class Model(Layer):
         deltas: list[Any] = [None] * len(self.layers)
         deltas[-1] = delta_out
         input_deltas: list[Any] = [None] * self.n_model_inputs
+        folds, relu_mask = self._relu_folds(), None
         for i in range(len(self.layers) - 1, -1, -1):
             d = deltas[i]
             if d is None:
@@ -179,8 +180,15 @@ class Model(Layer):
             ins = self._plan[i]
             need = self._input_delta_useful[i] or (need_input_delta and self._reaches_input[i])
             layer = self.layers[i]
+            if folds and folds[i] == "relu":  # its mask goes into the backward of the layer before
+                relu_mask = layer._saved_for(d)
+                deltas[i - 1] = d
+                continue
             if isinstance(layer, Model):
                 d_in = layer._propagate(d, need)
+            elif folds and folds[i] == "fold":
+                d_in = layer.backward_relu(d, relu_mask, need)
+                relu_mask = None
             else:
                 d_in = layer.backward(d, need)
             if not need:
@@ -206,6 +214,11 @@ class Model(Layer):
         if not need_input_delta:
             return None
         return input_deltas[0] if self._single_input else input_deltas
+
+    def _relu_folds(self) -> tuple[str, ...]:
+        """Per layer, ``"fold"`` where its backward pass also runs the ``ReLU`` after it and
+        ``"relu"`` for that ReLU (see ``Sequential``); empty: every layer runs its own backward."""
+        return ()
 
     def _set_accumulate(self, accumulate: bool) -> None:
         if getattr(self, "_accumulating", False) != accumulate:
@@ -346,8 +359,9 @@ class Sequential(Model):
     def input_kind(self) -> str:  # the entry layer's: "index" for a model that starts with ids
         return self._entry().input_kind
 
-    #: run a layer with ``forward_relu`` (Conv2d) and the ReLU after it as one kernel call when
-    #: nothing records the pre-activation (see :meth:`forward`)
+    #: run a layer with ``forward_relu`` (Conv2d, the batch norms) and the ReLU after it as one
+    #: kernel call when nothing records the pre-activation (see :meth:`forward`; backward:
+    #: :meth:`_relu_folds`)
     fuse_relu = True
 
     def forward(self, x: Any) -> Any:
@@ -380,7 +394,9 @@ class Sequential(Model):
         layers' ``forward`` is the one defined beside ``forward_relu`` / ``forward_fused`` (a
         subclass with another ``forward``, e.g. ``Conv1d``, runs alone)."""
         layers = self.layers
-        key = (len(layers), self.fuse_relu)
+        # the decision depends on the layers' types alone: keyed on them, so that a model whose
+        # layers were replaced (look.inference_twin swaps batch norms out) decides again
+        key = (tuple(map(type, layers)), self.fuse_relu)
         cached = self.__dict__.get("_fusions")
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -393,6 +409,31 @@ class Sequential(Model):
         )
         self._fusions = (key, fused)
         return fused
+
+    def _relu_folds(self) -> tuple[str, ...]:
+        """The backward counterpart of :meth:`_relu_fusions`: a layer with ``backward_relu``
+        (``BatchNorm2d``) followed by a ``ReLU`` runs both backward passes as one call
+        (``backward_relu(δ, mask)``: the ReLU's mask read in the layer's own pass, the same
+        values as ``ReLU.backward`` then ``backward``). Off while a trace records the δ of every
+        layer, and with ``fuse_relu = False``."""
+        if self.record_intermediates or not self.fuse_relu:
+            return ()
+        layers = self.layers
+        key = tuple(map(type, layers))
+        cached = self.__dict__.get("_folds")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        folds = [""] * len(layers)
+        for i in range(len(layers) - 1):
+            if (
+                not folds[i]
+                and _defines(type(layers[i]), "backward_relu", "backward")
+                and _defines(type(layers[i + 1]), "forward_fused", "backward")
+            ):
+                folds[i], folds[i + 1] = "fold", "relu"
+        result = tuple(folds) if any(folds) else ()
+        self._folds = (key, result)
+        return result
 
     def __getitem__(self, index: int) -> Layer:
         """``model[i]``: the i-th layer (negative indices count from the end)."""
@@ -452,5 +493,11 @@ ModelLike = Union[Model, Layer]
 
 def _defines_forward(cls: type, method: str) -> bool:
     """Whether ``cls`` has ``method`` and its ``forward`` is the one of the class defining it."""
+    return _defines(cls, method, "forward")
+
+
+def _defines(cls: type, method: str, partner: str) -> bool:
+    """Whether ``cls`` has ``method`` and its ``partner`` method is the one of the class defining
+    ``method`` (a subclass that overrides ``partner`` alone does not get the fused path)."""
     owner = next((c for c in cls.__mro__ if method in c.__dict__), None)
-    return owner is not None and cls.forward is owner.__dict__.get("forward")
+    return owner is not None and getattr(cls, partner) is owner.__dict__.get(partner)

@@ -14,6 +14,12 @@ multiply those runs in place: the forward pass with its bias, ``δW`` and ``δb`
 over samples on the kernel threads; nothing goes through OpenBLAS, whose spinning workers would
 fight them.
 
+float32 3×3 convolutions at stride 1 with padding 1 on every side and at least 32 input and output
+channels (VGG's but the first) run Winograd F(2×2, 3×3) instead (``_c/wino.c``), forward and ``δx``: 16
+multiply-adds per 2×2 output tile and channel pair instead of 36, cache-blocked and fused (input
+transform, 16 small products, output transform with the bias and ReLU, per block of tiles on one
+thread). ``δW`` stays direct. See :func:`_winograd` for the rule.
+
 Other convolutions (strided, grouped): ``X_col = im2col(x)`` in C (exact columns: any stride,
 padding, dilation), one GEMM per group ``W_mat · X_col`` in BLAS (every product through
 :func:`.gemm.matmul`, so Intel MKL runs them where :mod:`.blas` chose it), then one C pass adds the bias and
@@ -68,6 +74,60 @@ def _direct(geo: ConvGeometry) -> bool:
     return geo.stride == (1, 1) and geo.groups == 1 and top <= dh * (kh - 1) and left <= dw * (kw - 1)
 
 
+#: Winograd F(2×2, 3×3) runs a float32 3×3 "same" convolution when its input and output channel
+#: counts both reach this; False: never (for A/B measurements)
+WINOGRAD_MIN_CHANNELS: int | bool = 32
+
+
+def _winograd(geo: ConvGeometry, x: np.ndarray) -> bool:
+    """Whether ``_c/wino.c`` (Winograd F(2×2, 3×3)) runs the forward pass and the input δ of a
+    layer that ``_direct`` takes: float32, a 3×3 kernel, stride 1, dilation 1, one group, padding 1
+    on every side (so the input δ is the same kind of convolution, from ``O`` to ``C`` channels,
+    with the flipped kernel), and ``min(C, O) ≥ WINOGRAD_MIN_CHANNELS``. The transforms cost
+    ``O(C + O)`` per tile against ``O(C·O)`` for the products: with few channels the direct
+    convolution wins (direct time ÷ Winograd time, one core, 64 samples: 1 → 16 at 28×28 0.6,
+    3 → 32 at 32×32 0.7–0.8, LeNet's 16 → 32 at 14×14 1.0–1.06 but its δx 0.87–0.93 and the LeNet
+    step 0.97; 32 → 32 at 32×32 1.44, 64 → 64 at 16×16 1.81, 64 → 128 at 8×8 2.2; see
+    docs/performance.md). Its float32 results are as close to the exact sums as the direct
+    convolution's (2–4e-7 of the output's scale on VGG's layers); float64 stays direct."""
+    c = x.shape[1]
+    return (
+        WINOGRAD_MIN_CHANNELS is not False
+        and x.dtype == np.float32
+        and geo.kernel == (3, 3)
+        and geo.stride == (1, 1)
+        and geo.dilation == (1, 1)
+        and geo.groups == 1
+        and geo.pads == (1, 1, 1, 1)
+        and min(c, geo.out_channels) >= WINOGRAD_MIN_CHANNELS
+    )
+
+
+def _same3_geom(n: int, c: int, h: int, w: int, o: int) -> tuple:
+    """The ``dconv_geom`` tuple of a 3×3, stride-1, padding-1 convolution from c to o channels."""
+    return (n, c, h, w, o, h, w, 3, 3, 1, 1, 1, 1)
+
+
+def _conv_stride1(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: Optional[np.ndarray],
+    out: np.ndarray,
+    geo: ConvGeometry,
+    relu: bool = False,
+    mask: Optional[np.ndarray] = None,
+) -> None:
+    """``out = W ⋆ x (+ b)`` (ReLU and its mask fused when asked) for a layer ``_direct`` takes:
+    Winograd where :func:`_winograd` says so, else the direct convolution."""
+    n, c, h, w = x.shape
+    ho, wo = out.shape[2:]
+    if _winograd(geo, x):
+        _lfk.wino_fwd(x, weight, bias, out, _same3_geom(n, c, h, w, out.shape[1]), relu, mask)
+    else:
+        geom = _dconv_geom(x.shape, geo, ho, wo)
+        _lfk.dconv_fwd(x, weight, bias, out, x.dtype == np.float64, geom, relu, mask)
+
+
 def _dconv_geom(shape: tuple, geo: ConvGeometry, ho: int, wo: int) -> tuple:
     n, c, h, w = shape
     top, _, left, _ = geo.pads
@@ -100,8 +160,11 @@ def _direct_backward(
     if need_input_delta:
         flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         d_in = np.empty(x.shape, dt)
-        geom = (n, o, ho, wo, c, h, w, kh, kw, dh, dw, dh * (kh - 1) - top, dw * (kw - 1) - left)
-        _lfk.dconv_fwd(delta, flipped, None, d_in, f64, geom, False)
+        if _winograd(geo, x) and dt == np.float32:  # the same "same" 3×3 convolution, o → c channels
+            _lfk.wino_fwd(delta, flipped, None, d_in, _same3_geom(n, o, ho, wo, c), False)
+        else:
+            geom = (n, o, ho, wo, c, h, w, kh, kw, dh, dw, dh * (kh - 1) - top, dw * (kw - 1) - left)
+            _lfk.dconv_fwd(delta, flipped, None, d_in, f64, geom, False)
     return d_in, gw, gb
 
 
@@ -135,9 +198,9 @@ def conv2d_forward(
     b = None if bias is None else _c(bias)
     out = np.empty((n, o, ho, wo), x.dtype)
     if _direct(geo) and (b is None or b.dtype == x.dtype):
-        # stride 1, one group: direct convolution, no columns and no BLAS call (_c/dconv.c); the
-        # backward pass reads x again
-        _lfk.dconv_fwd(x, _c(weight), b, out, f64, _dconv_geom(x.shape, geo, ho, wo), False)
+        # stride 1, one group: direct convolution (or Winograd), no columns and no BLAS call
+        # (_c/dconv.c, _c/wino.c); the backward pass reads x again
+        _conv_stride1(x, _c(weight), b, out, geo)
         return out, (("compiled", "direct", x.shape, x) if training else None)
     # Small layers keep their columns for δW in the layer's scratch (reused every step: a fresh
     # 7 MB array per step cost ~0.8 ms of page faults on LeNet's conv 2). Larger ones run in blocks
@@ -173,9 +236,8 @@ def conv2d_relu_forward(
         ho, wo = geo.output_hw(h, w)
         out = np.empty((n, geo.out_channels, ho, wo), x.dtype)
         mask = np.empty(out.shape, np.bool_) if training else None
-        geom = _dconv_geom(x.shape, geo, ho, wo)
         b = None if bias is None else _c(bias)
-        _lfk.dconv_fwd(x, _c(weight), b, out, x.dtype == np.float64, geom, True, mask)
+        _conv_stride1(x, _c(weight), b, out, geo, True, mask)
         return out, (("compiled", "direct", x.shape, x) if training else None), mask
     z, saved = conv2d_forward(x, weight, bias, geo, scratch, training)
     out, mask = relu_forward(z, training)
@@ -273,11 +335,21 @@ def maxpool2d_forward(x: np.ndarray, geo: PoolGeometry, training: bool) -> tuple
     return out, winner
 
 
+def _pool2(geo: PoolGeometry) -> bool:
+    """MaxPool2d(2)'s windows: 2×2, stride 2, no padding, floor mode (``_c/pool2.c``'s SIMD
+    kernels; an odd last row or column is left out of every window)."""
+    (h, w), (ho, wo) = geo.in_hw, geo.out_hw
+    return geo.kernel == geo.stride == (2, 2) and geo.padding == (0, 0) and (ho, wo) == (h // 2, w // 2)
+
+
 def maxpool2d_backward(delta: np.ndarray, winner: np.ndarray, shape: tuple, geo: PoolGeometry) -> np.ndarray:
-    if not _ok(delta) or geo.tiles():
-        # tiling windows: NumPy's kh·kw strided products measured faster than the C loop on
-        # LeNet's 28×28 and 14×14 maps (0.54 vs 1.3 ms for 64×16×28×28: rows of 14 outputs are
-        # too short for its vector loop), so the reference runs them
+    """``δx[n, c, s_h·a + i*, s_w·b + j*] += δ[n, c, a, b]`` with ``i*·k_w + j* = winner[n, c, a,
+    b]``, 0 where no window won (padding cropped). 2×2 / stride 2 windows run
+    ``_c/pool2.c`` (one dense SIMD write of ``δx``: 0.1 ms for LeNet's 64×16×28×28 where NumPy's
+    four strided products took 0.55); other tiling windows keep the NumPy kernel's strided
+    products (the generic C loop zeroes ``δx`` first and scatters: not faster there); overlapping
+    or padded windows run the generic C loop."""
+    if not _ok(delta) or (geo.tiles() and not _pool2(geo)):
         return ref.maxpool2d_backward(delta, winner, shape, geo)
     d_in = np.empty(shape, delta.dtype)
     idx32 = winner.dtype == np.int32
@@ -390,24 +462,48 @@ def batchnorm_forward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if not _ok(x3):
         return ref.batchnorm_forward(x3, gamma, beta, eps)
+    out, _, xhat, mean, var, inv_std = _bn_forward(x3, gamma, beta, eps, False)
+    return out, xhat, mean, var, inv_std
+
+
+def batchnorm_relu_forward(
+    x3: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.ndarray], eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Batch norm and the ReLU after it in one C pass: ``ReLU(γ·x̂ + β)`` and its mask written in
+    the normalisation's output pass (the same values as the two kernels in turn)."""
+    if not _ok(x3):
+        return ref.batchnorm_relu_forward(x3, gamma, beta, eps)
+    return _bn_forward(x3, gamma, beta, eps, True)
+
+
+def _bn_forward(
+    x3: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.ndarray], eps: float, relu: bool
+) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     x3 = _c(x3)
     n, c, length = x3.shape
     dt = x3.dtype
     out, xhat = np.empty(x3.shape, dt), np.empty(x3.shape, dt)
+    mask = np.empty(x3.shape, np.bool_) if relu else None
     mean, var, inv_std = np.empty(c, dt), np.empty(c, dt), np.empty(c, dt)
     g = None if gamma is None else _c(gamma.astype(dt, copy=False))
     b = None if beta is None else _c(beta.astype(dt, copy=False))
-    _lfk.bn_fwd(x3, out, xhat, g, b, mean, var, inv_std, float(eps), dt == np.float64, n, c, length)
-    return out, xhat, mean, var, inv_std
+    f64 = dt == np.float64
+    _lfk.bn_fwd(x3, out, xhat, g, b, mean, var, inv_std, float(eps), f64, n, c, length, mask)
+    return out, mask, xhat, mean, var, inv_std
 
 
 def batchnorm_backward(
-    d3: np.ndarray, xhat3: np.ndarray, gain: np.ndarray, need_input_delta: bool
+    d3: np.ndarray,
+    xhat3: np.ndarray,
+    gain: np.ndarray,
+    need_input_delta: bool,
+    relu_mask: Optional[np.ndarray] = None,
 ) -> tuple[Optional[np.ndarray], np.ndarray, np.ndarray]:
-    if not _ok(d3, xhat3) or not need_input_delta:
+    masked = relu_mask is not None and relu_mask.dtype == np.bool_
+    if not _ok(d3, xhat3) or (not need_input_delta and not masked) or (relu_mask is not None and not masked):
         # the two sums alone: NumPy's einsum measured faster (0.50 vs 0.94 ms for 64×32×32×32);
-        # with δx the one fused C pass wins (1.93 vs 2.42 ms)
-        return ref.batchnorm_backward(d3, xhat3, gain, need_input_delta)
+        # with δx (or a ReLU's mask to apply) the one fused C pass wins (1.93 vs 2.42 ms)
+        return ref.batchnorm_backward(d3, xhat3, gain, need_input_delta, relu_mask)
     n, c, length = d3.shape
     dt = d3.dtype
     d_in = np.empty(d3.shape, dt) if need_input_delta else None
@@ -423,5 +519,6 @@ def batchnorm_backward(
         n,
         c,
         length,
+        None if relu_mask is None else _c(relu_mask),
     )
     return d_in, sum_d, sum_dx

@@ -104,6 +104,18 @@ class _BatchNorm(Layer):
 
     # ------------------------------------------------------------------ the contract
     def forward(self, x: np.ndarray) -> np.ndarray:
+        return self._forward(x, False)[0]
+
+    def forward_relu(self, x: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """``ReLU(forward(x))`` and, in training, ReLU's mask ``[o ≥ 0]`` (for
+        :meth:`ReLU.forward_fused`): the compiled kernels write both in the normalisation's
+        output pass, with the same values as the two layers one after the other. A
+        ``Sequential`` calls it for a batch norm followed by a ``ReLU`` when nothing records the
+        pre-activation, and its backward pass then hands the ReLU's δ and mask to
+        :meth:`backward_relu`."""
+        return self._forward(x, True)
+
+    def _forward(self, x: np.ndarray, relu: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
         axes, bshape = self._check(x)
         dt = self.dtype
         eps = scalar_like(self.eps, dt)
@@ -117,7 +129,7 @@ class _BatchNorm(Layer):
             out *= scale.reshape(bshape)
             if self.affine:
                 out += self.bias.value.reshape(bshape)
-            return out
+            return kernels.ops().relu_forward(out, self.training) if relu else (out, None)
         m = x.size // self.num_features
         if self.training and m <= 1:
             raise self.shape_error(
@@ -128,24 +140,38 @@ class _BatchNorm(Layer):
         x3 = x.reshape(x.shape[0], self.num_features, -1)
         gamma = self.weight.value if self.affine else None
         beta = self.bias.value if self.affine else None
-        out, xhat, mean, var, inv_std = kernels.ops().batchnorm_forward(x3, gamma, beta, self.eps)
+        mask, ops = None, kernels.ops()
+        if relu:
+            out, mask, xhat, mean, var, inv_std = ops.batchnorm_relu_forward(x3, gamma, beta, self.eps)
+            mask = mask.reshape(x.shape) if self.training else None
+        else:
+            out, xhat, mean, var, inv_std = ops.batchnorm_forward(x3, gamma, beta, self.eps)
         if self.training:
             if self.track_running_stats:
                 self._update_running_stats(mean, var, m)
             self._xhat = xhat.reshape(x.shape)
             self._inv_std = inv_std
-        return out.reshape(x.shape)
+        return out.reshape(x.shape), mask
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> Optional[np.ndarray]:
+        return self.backward_relu(delta_out, None, need_input_delta)
+
+    def backward_relu(
+        self, delta_out: np.ndarray, relu_mask: Optional[np.ndarray], need_input_delta: bool = True
+    ) -> Optional[np.ndarray]:
+        """:meth:`backward` of ``δ_out ⊙ relu_mask``: the backward pass of this batch norm and the
+        ``ReLU`` after it (``relu_mask`` its ``[o ≥ 0]``, ``delta_out`` the ReLU's output δ), the
+        mask read in the same C pass (``None``: no ReLU, plain :meth:`backward`)."""
         xhat = self._xhat
         self.check_trainable(xhat)
         if delta_out.shape != xhat.shape:
             raise self.shape_error(f"δ has shape {tuple(delta_out.shape)}, expected {xhat.shape}")
         n, c = xhat.shape[0], self.num_features
         gain = self._inv_std if not self.affine else self._inv_std * self.weight.value
+        mask3 = None if relu_mask is None else relu_mask.reshape(n, c, -1)
         # δx = gain·(δ − mean(δ) − x̂·mean(δ·x̂)) and the sums Σδ, Σδ·x̂ per channel
         d_in, sum_d, sum_dx = kernels.ops().batchnorm_backward(
-            delta_out.reshape(n, c, -1), xhat.reshape(n, c, -1), gain, need_input_delta
+            delta_out.reshape(n, c, -1), xhat.reshape(n, c, -1), gain, need_input_delta, mask3
         )
         if self.affine:
             self.weight.set_grad(sum_dx)

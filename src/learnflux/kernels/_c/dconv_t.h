@@ -15,7 +15,13 @@
 #define VL (VB / (int)sizeof(T))
 #define V_T CAT(v_, SFX)
 #define FN(name) CAT3(name, _, SFX)
-typedef T V_T __attribute__((vector_size(VB), aligned(sizeof(T))));
+typedef T V_T __attribute__((vector_size(VB), aligned(sizeof(T)), may_alias));
+/* Unaligned vector loads and stores through the may_alias type, not memcpy: GCC expands a
+ * memcpy with the command line's widest move (16 bytes, SSE2), not the function's target, so the
+ * AVX2 kernels' 32-byte loads went through the stack in two halves and stalled on store
+ * forwarding (slower than the SSE2 baseline). */
+#define LD(p) (*(const V_T *)(p))
+#define ST(p, v) (*(V_T *)(p) = (v))
 
 /* acc[o, q] = Σ_t W[o, t]·x̃[q + s_t] for o < Ob·MR and q < Lv (a multiple of NV·VL). wpk holds the
  * weights packed per block of MR channels, wpk[ob][t][r] (zero rows past the last channel): the MR
@@ -38,7 +44,7 @@ static TGT void FN(dconv_fwd)(const T *restrict xp, const T *restrict wpk, T *re
                 const T *wt = w + t * MR;
                 V_T xv[NV];
 #pragma GCC unroll 8
-                for (int v = 0; v < NV; v++) memcpy(&xv[v], xt + v * VL, sizeof(V_T));
+                for (int v = 0; v < NV; v++) xv[v] = LD(xt + v * VL);
 #pragma GCC unroll 16
                 for (int r = 0; r < MR; r++)
 #pragma GCC unroll 8
@@ -47,7 +53,7 @@ static TGT void FN(dconv_fwd)(const T *restrict xp, const T *restrict wpk, T *re
 #pragma GCC unroll 16
             for (int r = 0; r < MR; r++)
 #pragma GCC unroll 8
-                for (int v = 0; v < NV; v++) memcpy(dst + r * Lv + q + v * VL, &s[r][v], sizeof(V_T));
+                for (int v = 0; v < NV; v++) ST(dst + r * Lv + q + v * VL, s[r][v]);
         }
     }
 }
@@ -75,11 +81,10 @@ static TGT void FN(dconv_wgrad)(const T *restrict xp, idx_t xstride, const T *re
                 for (idx_t q = 0; q < Lv; q += VL) {
                     V_T dv[WO];
 #pragma GCC unroll 16
-                    for (int r = 0; r < WO; r++) memcpy(&dv[r], d + r * Lv + q, sizeof(V_T));
+                    for (int r = 0; r < WO; r++) dv[r] = LD(d + r * Lv + q);
 #pragma GCC unroll 8
                     for (int c = 0; c < WT; c++) {
-                        V_T xv;
-                        memcpy(&xv, xt[c] + q, sizeof(V_T));
+                        V_T xv = LD(xt[c] + q);
 #pragma GCC unroll 16
                         for (int r = 0; r < WO; r++) s[r][c] += dv[r] * xv;
                     }
@@ -102,4 +107,6 @@ static const struct dconv_impl FN(dconv_impl) = {
 
 #undef VL
 #undef V_T
+#undef LD
+#undef ST
 #undef FN

@@ -16,6 +16,10 @@ int lf_dconv_fwd(int f64, const void *x, const void *w, const void *bias, void *
                  int relu, void *mask);
 int lf_dconv_wgrad(int f64, const void *x, const void *d, void *gw, void *db, const struct dconv_geom *g);
 const char *lf_dconv_isa(const char *want);
+const char *lf_pool2_isa(const char *want);
+int lf_wino_fwd(const float *x, const float *w, const float *bias, float *out, const struct dconv_geom *g, int relu,
+                unsigned char *mask);
+const char *lf_wino_isa(const char *want);
 void lf_bias_nchw(int f64, const void *prod, const void *bias, void *out, idx_t O, idx_t N, idx_t L, int relu);
 void lf_nchw_mat(int f64, const void *d, void *mat, void *db, idx_t O, idx_t N, idx_t L);
 void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g);
@@ -29,9 +33,9 @@ void lf_dense_rows(int f64, const void *bias, void *prod, idx_t O, idx_t N, int 
 int lf_all_finite(int f64, const void *x, idx_t n);
 void lf_sub_scaled(int f64, void *w, const void *u, double c, int wide, idx_t n);
 void lf_bn_fwd(int f64, const void *x, void *out, void *xh, const void *gamma, const void *beta, void *mean,
-               void *var, void *inv_std, double eps, idx_t N, idx_t C, idx_t L);
+               void *var, void *inv_std, double eps, idx_t N, idx_t C, idx_t L, void *mask);
 void lf_bn_bwd(int f64, const void *d, const void *xhat, const void *gain, void *dx, void *sum_d, void *sum_dx,
-               int need_dx, idx_t N, idx_t C, idx_t L);
+               int need_dx, idx_t N, idx_t C, idx_t L, const void *mask);
 
 /* ------------------------------------------------------------------ buffers */
 #define MAXBUF 10
@@ -154,11 +158,45 @@ static PyObject *py_dconv_wgrad(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Winograd F(2×2, 3×3) (wino.c): float32, 3×3, stride 1, padding 1 */
+static PyObject *py_wino_fwd(PyObject *self, PyObject *args) {
+    PyObject *ox, *ow, *ob, *oo, *og, *om = Py_None;
+    int relu;
+    struct dconv_geom g;
+    if (!PyArg_ParseTuple(args, "OOOOO!p|O", &ox, &ow, &ob, &oo, &PyTuple_Type, &og, &relu, &om) ||
+        !parse_dgeom(og, &g))
+        return NULL;
+    struct bufs s = {.n = 0};
+    void *x = get(&s, ox, 0, 0, g.N * g.C * g.H * g.W, 4, "x");
+    void *w = BAD(x) ? x : get(&s, ow, 0, 0, g.O * g.C * g.kh * g.kw, 4, "weight");
+    void *b = BAD(w) ? w : get(&s, ob, 0, 1, g.O, 4, "bias");
+    void *out = BAD(b) ? b : get(&s, oo, 1, 0, g.N * g.O * g.Ho * g.Wo, 4, "out");
+    void *m = BAD(out) ? out : get(&s, om, 1, 1, g.N * g.O * g.Ho * g.Wo, 1, "mask");
+    if (BAD(m)) { release(&s); return NULL; }
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = lf_wino_fwd(x, w, b, out, &g, relu, m);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    if (ok < 0) return PyErr_Format(PyExc_ValueError, "_lfk.wino_fwd: not a 3x3, stride 1, padding 1 convolution with input channels");
+    if (!ok) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_dconv_isa(PyObject *self, PyObject *args) {
     const char *want;
     if (!PyArg_ParseTuple(args, "s", &want)) return NULL;
     const char *got = lf_dconv_isa(want);
+    if (got) lf_wino_isa(got); /* the Winograd kernels follow the direct convolution's choice */
     if (!got) return PyErr_Format(PyExc_ValueError, "_lfk: direct-convolution kernels '%s' not available here", want);
+    return PyUnicode_FromString(got);
+}
+
+static PyObject *py_pool2_isa(PyObject *self, PyObject *args) {
+    const char *want;
+    if (!PyArg_ParseTuple(args, "s", &want)) return NULL;
+    const char *got = lf_pool2_isa(want);
+    if (!got) return PyErr_Format(PyExc_ValueError, "_lfk: 2x2 max-pooling kernels '%s' not available here", want);
     return PyUnicode_FromString(got);
 }
 
@@ -384,15 +422,16 @@ static PyObject *py_gelu_bwd(PyObject *self, PyObject *args) {
 
 /* ------------------------------------------------------------------ batch norm */
 static PyObject *py_bn_fwd(PyObject *self, PyObject *args) {
-    PyObject *ox, *oo, *oh, *og, *ob, *om, *ov, *oi;
+    PyObject *ox, *oo, *oh, *og, *ob, *om, *ov, *oi, *omask = Py_None;
     double eps;
     int f64;
     idx_t N, C, L;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOdpnnn", &ox, &oo, &oh, &og, &ob, &om, &ov, &oi, &eps, &f64, &N, &C, &L))
+    if (!PyArg_ParseTuple(args, "OOOOOOOOdpnnn|O", &ox, &oo, &oh, &og, &ob, &om, &ov, &oi, &eps, &f64, &N, &C, &L,
+                          &omask))
         return NULL;
     struct bufs s = {.n = 0};
     idx_t total = N * C * L, it = ITEM(f64);
-    void *p[8];
+    void *p[9];
     p[0] = get(&s, ox, 0, 0, total, it, "x");
     p[1] = BAD(p[0]) ? p[0] : get(&s, oo, 1, 1, total, it, "out");
     p[2] = BAD(p[1]) ? p[1] : get(&s, oh, 1, 0, total, it, "xhat");
@@ -401,32 +440,40 @@ static PyObject *py_bn_fwd(PyObject *self, PyObject *args) {
     p[5] = BAD(p[4]) ? p[4] : get(&s, om, 1, 0, C, it, "mean");
     p[6] = BAD(p[5]) ? p[5] : get(&s, ov, 1, 0, C, it, "var");
     p[7] = BAD(p[6]) ? p[6] : get(&s, oi, 1, 0, C, it, "inv_std");
-    if (BAD(p[7])) { release(&s); return NULL; }
+    p[8] = BAD(p[7]) ? p[7] : get(&s, omask, 1, 1, total, 1, "mask");
+    if (BAD(p[8])) { release(&s); return NULL; }
+    if (p[8] && !p[1]) {
+        release(&s);
+        PyErr_SetString(PyExc_ValueError, "bn_fwd: a ReLU mask needs an output array");
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS
-    lf_bn_fwd(f64, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], eps, N, C, L);
+    lf_bn_fwd(f64, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], eps, N, C, L, p[8]);
     Py_END_ALLOW_THREADS
     release(&s);
     Py_RETURN_NONE;
 }
 
 static PyObject *py_bn_bwd(PyObject *self, PyObject *args) {
-    PyObject *od, *oh, *og, *ox, *os, *osx;
+    PyObject *od, *oh, *og, *ox, *os, *osx, *omask = Py_None;
     int f64;
     idx_t N, C, L;
-    if (!PyArg_ParseTuple(args, "OOOOOOpnnn", &od, &oh, &og, &ox, &os, &osx, &f64, &N, &C, &L)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOOOOpnnn|O", &od, &oh, &og, &ox, &os, &osx, &f64, &N, &C, &L, &omask))
+        return NULL;
     struct bufs s = {.n = 0};
     idx_t total = N * C * L, it = ITEM(f64);
-    void *p[6];
+    void *p[7];
     p[0] = get(&s, od, 0, 0, total, it, "delta");
     p[1] = BAD(p[0]) ? p[0] : get(&s, oh, 0, 0, total, it, "xhat");
     p[2] = BAD(p[1]) ? p[1] : get(&s, og, 0, 0, C, it, "gain");
     p[3] = BAD(p[2]) ? p[2] : get(&s, ox, 1, 1, total, it, "dx");
     p[4] = BAD(p[3]) ? p[3] : get(&s, os, 1, 0, C, it, "sum_d");
     p[5] = BAD(p[4]) ? p[4] : get(&s, osx, 1, 0, C, it, "sum_dx");
-    if (BAD(p[5])) { release(&s); return NULL; }
+    p[6] = BAD(p[5]) ? p[5] : get(&s, omask, 0, 1, total, 1, "mask");
+    if (BAD(p[6])) { release(&s); return NULL; }
     int need_dx = p[3] != NULL;
     Py_BEGIN_ALLOW_THREADS
-    lf_bn_bwd(f64, p[0], p[1], p[2], p[3], p[4], p[5], need_dx, N, C, L);
+    lf_bn_bwd(f64, p[0], p[1], p[2], p[3], p[4], p[5], need_dx, N, C, L, p[6]);
     Py_END_ALLOW_THREADS
     release(&s);
     Py_RETURN_NONE;
@@ -460,6 +507,11 @@ static PyMethodDef methods[] = {
     {"dconv_wgrad", py_dconv_wgrad, METH_VARARGS, "dconv_wgrad(x, delta, gw, db, f64, geom): δW and δb of dconv_fwd"},
     {"dconv_isa", py_dconv_isa, METH_VARARGS,
      "dconv_isa(name) -> name: the direct convolution's micro-kernels, 'auto', 'avx512', 'avx2' or 'baseline'"},
+    {"pool2_isa", py_pool2_isa, METH_VARARGS,
+     "pool2_isa(name) -> name: the 2x2 / stride 2 max-pooling kernels, 'auto', 'avx512', 'avx2' or 'baseline'"},
+    {"wino_fwd", py_wino_fwd, METH_VARARGS,
+     "wino_fwd(x, w, bias, out, geom, relu, mask=None): float32 Winograd F(2x2, 3x3) convolution, 3x3, stride 1, "
+     "padding 1 (geom as dconv_fwd); relu and mask as dconv_fwd"},
     {"bias_nchw", py_bias_nchw, METH_VARARGS, "bias_nchw(prod, bias, out, f64, O, N, L, relu)"},
     {"dense_out", py_dense_out, METH_VARARGS,
      "dense_out(prod, bias, out, mask, f64, O, N, relu): out[n, o] = act(prod[o, n] + bias[o]), mask = [... >= 0]"},
@@ -474,8 +526,9 @@ static PyMethodDef methods[] = {
     {"gelu_fwd", py_gelu_fwd, METH_VARARGS,
      "gelu_fwd(x, out, aux, f64, n, tanh): GELU; aux (or None): Phi(x), or tanh u with tanh set"},
     {"gelu_bwd", py_gelu_bwd, METH_VARARGS, "gelu_bwd(delta, x, aux, out, f64, n, tanh)"},
-    {"bn_fwd", py_bn_fwd, METH_VARARGS, "bn_fwd(x, out, xhat, gamma, beta, mean, var, inv_std, eps, f64, N, C, L)"},
-    {"bn_bwd", py_bn_bwd, METH_VARARGS, "bn_bwd(delta, xhat, gain, dx, sum_d, sum_dx, f64, N, C, L)"},
+    {"bn_fwd", py_bn_fwd, METH_VARARGS, "bn_fwd(x, out, xhat, gamma, beta, mean, var, inv_std, eps, f64, N, C, L, mask=None): mask: ReLU fused "
+     "into the output pass, its [gamma*xhat + beta >= 0] written there"},
+    {"bn_bwd", py_bn_bwd, METH_VARARGS, "bn_bwd(delta, xhat, gain, dx, sum_d, sum_dx, f64, N, C, L, mask=None): mask: read delta*mask (a fused ReLU's)"},
     {"set_threads", py_set_threads, METH_VARARGS, "set_threads(n) -> threads used from now on"},
     {"get_threads", py_get_threads, METH_NOARGS, "threads a large kernel call uses"},
     {NULL, NULL, 0, NULL},
@@ -488,6 +541,8 @@ PyMODINIT_FUNC PyInit__lfk(void) {
     if (!m) return NULL;
     lf_set_threads(cpu_count());
     PyModule_AddStringConstant(m, "DCONV_ISA", lf_dconv_isa("auto"));
+    PyModule_AddStringConstant(m, "POOL2_ISA", lf_pool2_isa("auto"));
+    lf_wino_isa("auto");
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && !defined(LFK_NO_CLONES)
     PyModule_AddStringConstant(m, "VECTOR", "target clones: avx512f, avx2, baseline (chosen at load time)");
 #else

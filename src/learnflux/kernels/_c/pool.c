@@ -1,4 +1,5 @@
-/* Max pooling forward (with the winning window offset) and backward (pool_t.h). */
+/* Max pooling forward (with the winning window offset) and backward (pool_t.h); MaxPool2d(2)'s
+ * 2×2 / stride 2 windows run the SIMD kernels of pool2.c. */
 #include <stdlib.h>
 #include "lfk.h"
 
@@ -14,6 +15,10 @@
 #undef FN
 
 void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g) {
+    if (!idx32 && lf_pool2_fits(g)) {
+        lf_maxpool2_fwd(f64, x, out, idx, g);
+        return;
+    }
     idx_t cost = g->H * g->W;
     if (f64) {
         struct maxpool_args_f64 a = {x, out, idx, idx32, g};
@@ -25,6 +30,10 @@ void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, con
 }
 
 void lf_maxpool_bwd(int f64, const void *d, void *dx, const void *idx, int idx32, const struct pool_geom *g) {
+    if (!idx32 && lf_pool2_fits(g)) {
+        lf_maxpool2_bwd(f64, d, idx, dx, g);
+        return;
+    }
     idx_t cost = g->H * g->W;
     if (f64) {
         struct maxpool_args_f64 a = {d, dx, (void *)idx, idx32, g};

@@ -2,7 +2,9 @@
  * k = i·kw + j, is kept per output (uint8 when kh·kw ≤ 255, else int32): the same routing format
  * as the NumPy reference, so either kernel set can run the backward pass of the other's forward.
  * The border is −∞ (skipped); on ties the first maximum in row-major order wins (strict >), and a
- * NaN in a window makes its output NaN, as np.maximum does. Unit = one (n, c) image plane.
+ * NaN in a window makes its output NaN and keeps the winner of the offsets before it (nothing is >
+ * NaN), as the NumPy set's np.maximum and `view > out` passes do. Unit = one (n, c) image plane.
+ * MaxPool2d(2)'s 2×2 / stride 2 windows do not come here: pool2.c runs them.
  *
  * The loops are branch-free (selects) and run along an output row, so that the compiler can
  * vectorise them: a data-dependent branch per pixel (random maxima) costs a misprediction every
@@ -17,29 +19,22 @@ struct FN(maxpool_args) {
     const struct pool_geom *g;
 };
 
-/* 2×2 windows, stride 2, every pixel inside: one output row from two input rows */
-static inline void FN(pool2_row)(const T *restrict r0, const T *restrict r1, T *restrict o,
-                                 unsigned char *restrict k8, idx_t Wo) {
-    for (idx_t b = 0; b < Wo; b++) {
-        T v0 = r0[2 * b], v1 = r0[2 * b + 1], v2 = r1[2 * b], v3 = r1[2 * b + 1];
-        /* winner by masks (k ^= (k ^ t) & −[v_t > m]): selects the compiler cannot turn back
-         * into branches */
-        T m = v0;
-        int k = 0, c;
-        c = v1 > m; m = c ? v1 : m; k ^= (k ^ 1) & -c;
-        c = v2 > m; m = c ? v2 : m; k ^= (k ^ 2) & -c;
-        c = v3 > m; m = c ? v3 : m; k ^= (k ^ 3) & -c;
-        /* a NaN anywhere makes the output NaN (np.maximum propagates it) */
-        int ok = (v0 == v0) & (v1 == v1) & (v2 == v2) & (v3 == v3);
-        o[b] = ok ? m : v0 + v1 + v2 + v3;
-        k8[b] = (unsigned char)k;
+/* outputs [b0, b1) of a row take tap k from row[s_w·b + off] (c = [v > m] moves the winner, a NaN
+ * v sticks in m); SW is a compile-time stride where it can be (1, 2), so that the loop vectorises
+ * with plain or de-interleaving loads instead of gathers */
+#define FN_TAP(SW)                                                                                 \
+    for (idx_t b = b0; b < b1; b++) {                                                              \
+        T v = row[b * (SW) + off];                                                                 \
+        int c = v > m[b];                                                                          \
+        m[b] = (c | (v != v)) ? v : m[b];                                                          \
+        best[b] = c ? k : best[b];                                                                 \
     }
-}
 
 /* any window: one output row, tap by tap (the running maximum of each output of the row in m) */
 static inline void FN(pool_row)(const T *restrict src, T *restrict o, int *restrict best, T *restrict m,
-                                unsigned char *restrict nan, const struct pool_geom *g, idx_t oa) {
-    for (idx_t b = 0; b < g->Wo; b++) { m[b] = -(T)__builtin_inf(); best[b] = 0; nan[b] = 0; }
+                                const struct pool_geom *g, idx_t oa) {
+    for (idx_t b = 0; b < g->Wo; b++) { m[b] = -(T)__builtin_inf(); best[b] = 0; }
+    const idx_t sw = g->sw;
     for (idx_t i = 0; i < g->kh; i++) {
         idx_t y = oa * g->sh + i - g->ph;
         if (y < 0 || y >= g->H) continue;
@@ -47,102 +42,64 @@ static inline void FN(pool_row)(const T *restrict src, T *restrict o, int *restr
         for (idx_t j = 0; j < g->kw; j++) {
             /* outputs b whose pixel x = s_w·b + j − p_w is inside the row */
             idx_t off = j - g->pw, b0 = 0, b1 = g->Wo;
-            while (b0 < b1 && b0 * g->sw + off < 0) b0++;
-            while (b1 > b0 && (b1 - 1) * g->sw + off >= g->W) b1--;
+            while (b0 < b1 && b0 * sw + off < 0) b0++;
+            while (b1 > b0 && (b1 - 1) * sw + off >= g->W) b1--;
             int k = (int)(i * g->kw + j);
-            for (idx_t b = b0; b < b1; b++) {
-                T v = row[b * g->sw + off];
-                int c = v > m[b];
-                m[b] = c ? v : m[b];
-                best[b] = c ? k : best[b];
-                nan[b] |= v != v;
-            }
+            if (sw == 1) { FN_TAP(1) }
+            else if (sw == 2) { FN_TAP(2) }
+            else { FN_TAP(sw) }
         }
     }
-    for (idx_t b = 0; b < g->Wo; b++) o[b] = nan[b] ? (T)__builtin_nan("") : m[b];
+    for (idx_t b = 0; b < g->Wo; b++) o[b] = m[b];
 }
+#undef FN_TAP
 
 static LF_CLONES void FN(maxpool_fwd_range)(void *p, idx_t first, idx_t end) {
     struct FN(maxpool_args) *a = p;
     const struct pool_geom *g = a->g;
     const idx_t HW = g->H * g->W, P = g->Ho * g->Wo;
-    const int tiled2 = g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 &&
-                       2 * g->Ho <= g->H && 2 * g->Wo <= g->W;
-    /* row scratch of the general path: running maxima, winners, NaN flags */
-    T *m = NULL;
-    int *best = NULL;
-    unsigned char *nan = NULL, *rowk = malloc((size_t)g->Wo);
-    if (!rowk) return;
-    if (!tiled2) {
-        m = malloc((size_t)g->Wo * sizeof(T));
-        best = malloc((size_t)g->Wo * sizeof(int));
-        nan = malloc((size_t)g->Wo);
-        if (!m || !best || !nan) { free(m); free(best); free(nan); return; } /* checked by caller */
-    }
+    /* row scratch: running maxima, winners */
+    T *m = malloc((size_t)g->Wo * sizeof(T));
+    int *best = malloc((size_t)g->Wo * sizeof(int));
+    if (!m || !best) { free(m); free(best); return; } /* checked by caller */
     for (idx_t u = first; u < end; u++) {
         const T *src = a->x + u * HW;
         T *o = a->out + u * P;
         unsigned char *i8 = a->idx && !a->idx32 ? (unsigned char *)a->idx + u * P : NULL;
         int *i32 = a->idx && a->idx32 ? (int *)a->idx + u * P : NULL;
         for (idx_t oa = 0; oa < g->Ho; oa++) {
-            unsigned char *k8 = i8 ? i8 + oa * g->Wo : NULL;
-            int *k32 = i32 ? i32 + oa * g->Wo : NULL;
-            if (tiled2) { /* the index goes to k8 (or a row of scratch when not kept) */
-                const T *r0 = src + 2 * oa * g->W;
-                FN(pool2_row)(r0, r0 + g->W, o + oa * g->Wo, k8 ? k8 : rowk, g->Wo);
-                if (k32) for (idx_t b = 0; b < g->Wo; b++) k32[b] = rowk[b];
-                continue;
-            }
-            FN(pool_row)(src, o + oa * g->Wo, best, m, nan, g, oa);
-            if (k8) for (idx_t b = 0; b < g->Wo; b++) k8[b] = (unsigned char)best[b];
-            if (k32) for (idx_t b = 0; b < g->Wo; b++) k32[b] = best[b];
+            FN(pool_row)(src, o + oa * g->Wo, best, m, g, oa);
+            if (i8) for (idx_t b = 0; b < g->Wo; b++) i8[oa * g->Wo + b] = (unsigned char)best[b];
+            if (i32) for (idx_t b = 0; b < g->Wo; b++) i32[oa * g->Wo + b] = best[b];
         }
     }
     free(m);
     free(best);
-    free(nan);
-    free(rowk);
 }
 
-/* 2×2 tiles: each input of the two rows written once (δ where it won, 0 elsewhere), no zeroing */
-static inline void FN(unpool2_row)(const T *restrict d, const unsigned char *restrict k8, T *restrict r0,
-                                   T *restrict r1, idx_t Wo) {
-    for (idx_t b = 0; b < Wo; b++) { /* δ where the offset won, 0 elsewhere (selects: vectorised) */
-        unsigned k = k8[b];
-        T v = d[b];
-        r0[2 * b] = k == 0 ? v : (T)0;
-        r0[2 * b + 1] = k == 1 ? v : (T)0;
-        r1[2 * b] = k == 2 ? v : (T)0;
-        r1[2 * b + 1] = k == 3 ? v : (T)0;
-    }
-}
-
-/* δx[n, c, s_h·a + i*, s_w·b + j*] += δ[n, c, a, b] with (i*, j*) the window's winner. */
+/* δx[n, c, s_h·a + i*, s_w·b + j*] += δ[n, c, a, b] with (i*, j*) the window's winner: δx zeroed,
+ * then each output's δ added at its winner (the offset k → (i*, j*) from a table: no division per
+ * output). */
 static LF_CLONES void FN(maxpool_bwd_range)(void *p, idx_t first, idx_t end) {
     struct FN(maxpool_args) *a = p; /* x = δ (Ho·Wo per plane), out = δx (H·W per plane) */
     const struct pool_geom *g = a->g;
-    const idx_t HW = g->H * g->W, P = g->Ho * g->Wo;
-    const int tiled2 = g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 &&
-                       g->H == 2 * g->Ho && g->W == 2 * g->Wo;
+    const idx_t HW = g->H * g->W, P = g->Ho * g->Wo, K = g->kh * g->kw;
+    idx_t *ki = malloc((size_t)K * 2 * sizeof(idx_t)), *kj = ki + K;
+    if (!ki) return; /* checked by caller */
+    for (idx_t k = 0; k < K; k++) { ki[k] = k / g->kw - g->ph; kj[k] = k % g->kw - g->pw; }
     for (idx_t u = first; u < end; u++) {
         const T *d = a->x + u * P;
         T *dx = a->out + u * HW;
         const unsigned char *i8 = !a->idx32 ? (const unsigned char *)a->idx + u * P : NULL;
         const int *i32 = a->idx32 ? (const int *)a->idx + u * P : NULL;
-        if (tiled2 && i8) {
-            for (idx_t oa = 0; oa < g->Ho; oa++) {
-                T *r0 = dx + 2 * oa * g->W;
-                FN(unpool2_row)(d + oa * g->Wo, i8 + oa * g->Wo, r0, r0 + g->W, g->Wo);
-            }
-            continue;
-        }
-        for (idx_t q = 0; q < HW; q++) dx[q] = 0;
+        memset(dx, 0, (size_t)HW * sizeof(T));
         for (idx_t oa = 0; oa < g->Ho; oa++) {
             for (idx_t b = 0; b < g->Wo; b++) {
                 idx_t k = i8 ? i8[oa * g->Wo + b] : i32[oa * g->Wo + b];
-                idx_t y = oa * g->sh + k / g->kw - g->ph, xx = b * g->sw + k % g->kw - g->pw;
+                idx_t y = oa * g->sh + ki[k], xx = b * g->sw + kj[k];
                 if (y >= 0 && y < g->H && xx >= 0 && xx < g->W) dx[y * g->W + xx] += d[oa * g->Wo + b];
             }
         }
     }
+    free(ki);
 }

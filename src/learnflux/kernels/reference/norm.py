@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 
 from ...numbers import scalar_like
+from .eltwise import relu_backward, relu_forward
 
 
 def batchnorm_forward(
@@ -32,11 +33,29 @@ def batchnorm_forward(
     return out, xhat, mean, var, inv_std
 
 
+def batchnorm_relu_forward(
+    x3: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.ndarray], eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Batch norm then ReLU: ``(ReLU(o), [o ≥ 0], x̂, μ, σ²_biased, 1/σ)`` — the batch norm of
+    :func:`batchnorm_forward` followed by :func:`.eltwise.relu_forward` (the compiled kernels do
+    both in one pass, with the same values)."""
+    out, xhat, mean, var, inv_std = batchnorm_forward(x3, gamma, beta, eps)
+    out, mask = relu_forward(out, True)
+    return out, mask, xhat, mean, var, inv_std
+
+
 def batchnorm_backward(
-    d3: np.ndarray, xhat3: np.ndarray, gain: np.ndarray, need_input_delta: bool
+    d3: np.ndarray,
+    xhat3: np.ndarray,
+    gain: np.ndarray,
+    need_input_delta: bool,
+    relu_mask: Optional[np.ndarray] = None,
 ) -> tuple[Optional[np.ndarray], np.ndarray, np.ndarray]:
     """``(δx or None, Σδ, Σδ·x̂)`` per channel, ``δx = gain·(δ − mean(δ) − x̂·mean(δ·x̂))`` with
-    ``gain = γ/σ``."""
+    ``gain = γ/σ``. With ``relu_mask`` (a ReLU after the batch norm, :func:`batchnorm_relu_forward`)
+    ``δ`` is the ReLU's output δ and ``δ ⊙ mask`` (the ReLU's backward) stands for it."""
+    if relu_mask is not None:
+        d3 = relu_backward(d3, relu_mask)
     sum_d = np.einsum("ncl->c", d3)
     sum_dx = np.einsum("ncl,ncl->c", d3, xhat3)
     if not need_input_delta:
