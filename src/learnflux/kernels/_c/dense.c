@@ -27,7 +27,15 @@ typedef float vec_f32 __attribute__((vector_size(8 * sizeof(float))));
 typedef int32_t ivec_f32 __attribute__((vector_size(8 * sizeof(int32_t))));
 typedef double vec_f64 __attribute__((vector_size(8 * sizeof(double))));
 typedef int64_t ivec_f64 __attribute__((vector_size(8 * sizeof(int64_t))));
-/* the same vectors as bytes, and the byte shuffle that gathers each lane's low byte in front */
+/* Unaligned loads and stores go through these may_alias copies of the types, not memcpy: GCC
+ * expands a memcpy with the command line's widest move (16 bytes, SSE2), not the target clone's,
+ * and a 32-byte vector then goes through the stack in halves (see dconv_t.h). */
+typedef float uvec_f32 __attribute__((vector_size(8 * sizeof(float)), aligned(sizeof(float)), may_alias));
+typedef double uvec_f64 __attribute__((vector_size(8 * sizeof(double)), aligned(sizeof(double)), may_alias));
+/* the same vectors as bytes and as 64-bit words, and the byte shuffle that gathers each lane's
+ * low byte in front */
+typedef uint64_t words_f32 __attribute__((vector_size(8 * sizeof(float))));
+typedef uint64_t words_f64 __attribute__((vector_size(8 * sizeof(double))));
 typedef unsigned char bytes_f32 __attribute__((vector_size(8 * sizeof(float))));
 typedef unsigned char bytes_f64 __attribute__((vector_size(8 * sizeof(double))));
 #define byte_idx_f32 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0

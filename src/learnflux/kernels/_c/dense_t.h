@@ -30,7 +30,7 @@ static inline LF_INLINE void FN(dense_block8)(const T *prod, const T *bias, T *o
                                     idx_t o0, idx_t n0, int relu) {
     FN(vec) r[8], t[8], u[8], v[8];
     for (int i = 0; i < 8; i++) {
-        memcpy(&r[i], prod + (o0 + i) * N + n0, sizeof r[i]);
+        r[i] = *(const FN(uvec) *)(prod + (o0 + i) * N + n0);
         if (bias) r[i] += bias[o0 + i]; /* the same scalar addition per element */
     }
     for (int i = 0; i < 8; i += 2) {
@@ -59,10 +59,11 @@ static inline LF_INLINE void FN(dense_block8)(const T *prod, const T *bias, T *o
                  * scalar code and cost more than the rest of the pass) */
                 FN(bytes) ge = (FN(bytes))((v[j] >= zero) & 1);
                 ge = LF_SHUF_BYTES(ge, FN(byte_idx));
-                memcpy(mask + (n0 + j) * O + o0, &ge, 8);
+                uint64_t first8 = ((FN(words))ge)[0];
+                memcpy(mask + (n0 + j) * O + o0, &first8, 8); /* one 8-byte move */
             }
         }
-        memcpy(out + (n0 + j) * O + o0, &w, sizeof w);
+        *(FN(uvec) *)(out + (n0 + j) * O + o0) = w;
     }
 }
 #endif
