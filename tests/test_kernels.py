@@ -296,6 +296,29 @@ def test_linear_forward_compiled_equals_numpy_bit_for_bit(shape, dtype, training
 
 @needs_compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(128, 512), (1, 3), (37, 13), (300, 10)])
+def test_relu_backward_colsum_compiled_equals_numpy_bit_for_bit(shape, dtype):
+    """ReLU's backward with the bias gradient of the Linear before it, in one C pass: the
+    reference's ``δ ⊙ mask`` and ``np.sum(axis=0)`` bit for bit (a masked negative δ is −0, and a
+    column of −0 sums to +0 as in NumPy)."""
+    rng = np.random.default_rng(sum(shape))
+    delta = rng.standard_normal(shape).astype(dtype)
+    mask = rng.standard_normal(shape) > 0
+    mask[:, 0] = False
+    delta[:, 0] = -1  # a column of −0 after the mask
+    for colsum in (np.empty(shape[1], dtype), None):
+        got_sum = None if colsum is None else colsum.copy()
+        got = kernels.compiled.relu_backward_colsum(delta, mask, got_sum)
+        want = kernels.reference.relu_backward_colsum(delta, mask, colsum)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+        if colsum is not None:
+            np.testing.assert_array_equal(got_sum, colsum)
+            np.testing.assert_array_equal(np.signbit(got_sum), np.signbit(colsum))
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("c", [0.01, 1e-3 / 0.9, np.float64(0.01), np.float32(0.3), 3])
 @pytest.mark.usefixtures("kernel_threads")
 def test_sub_scaled_compiled_equals_numpy_bit_for_bit(dtype, c):

@@ -430,6 +430,24 @@ def linear_forward(
     return out, mask
 
 
+def relu_backward_colsum(delta: np.ndarray, mask: np.ndarray, colsum: Optional[np.ndarray]) -> np.ndarray:
+    """``δz = δ ⊙ mask`` and the column sums ``Σ_batch δz`` in one C pass (``_c/dense.c``),
+    summed row after row from 0 as NumPy's ``np.sum(δz, axis=0)``: bit-identical to the
+    reference's two passes."""
+    if (
+        not _ok(delta)
+        or delta.ndim != 2
+        or mask.dtype != np.bool_
+        or mask.shape != delta.shape
+        or (colsum is not None and (colsum.dtype != delta.dtype or not colsum.flags.c_contiguous))
+    ):
+        return ref.relu_backward_colsum(delta, mask, colsum)
+    n, o = delta.shape
+    dz = np.empty((n, o), delta.dtype)
+    _lfk.dense_relu_bwd(_c(delta), _c(mask), dz, colsum, delta.dtype == np.float64, n, o)
+    return dz
+
+
 def sub_scaled(w: np.ndarray, u: np.ndarray, c: Any, spare: Optional[np.ndarray]) -> None:
     """``w ← w − c·u`` in one C pass (``_c/update.c``) with the reference's roundings: ``c·u``
     rounded to the arrays' dtype, then the subtraction (no fused multiply-add). A Python number

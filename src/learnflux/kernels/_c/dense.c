@@ -71,3 +71,10 @@ void lf_dense_rows(int f64, const void *bias, void *prod, idx_t O, idx_t N, int 
     else
         dense_rows_f32(bias, prod, O, N, relu);
 }
+
+void lf_dense_relu_bwd(int f64, const void *d, const void *mask, void *dz, void *db, idx_t N, idx_t O) {
+    if (f64)
+        dense_relu_bwd_f64(d, mask, dz, db, N, O);
+    else
+        dense_relu_bwd_f32(d, mask, dz, db, N, O);
+}

@@ -147,3 +147,45 @@ static void FN(dense_rows)(const T *bias, T *prod, idx_t O, idx_t N, int relu) {
     struct FN(dense_args) a = {prod, bias, prod, NULL, O, N, relu};
     lf_parallel(FN(dense_rows_range), &a, O, N);
 }
+
+/* The backward pass of a ReLU and the Linear before it, as far as it is element-wise: δz = δ·m
+ * (the ReLU's mask; a product, as the ReLU kernel: inf·0 gives NaN there too) and, when db is
+ * given, the bias gradient db[o] = Σ_n δz[n, o], summed from 0 row after row in T: the order of
+ * NumPy's np.sum(δz, axis=0) on a C-ordered array, so bit-identical (the sum starts from +0, so a
+ * column of −0 sums to +0 as in NumPy). δ, m and δz are (N, O) C-ordered; unit = one column o. */
+struct FN(dense_bwd_args) {
+    const T *d;
+    const unsigned char *mask;
+    T *dz, *db;
+    idx_t N, O;
+};
+
+static LF_CLONES void FN(dense_relu_bwd_range)(void *p, idx_t first, idx_t end) {
+    const struct FN(dense_bwd_args) *a = p;
+    const T *restrict d = a->d;
+    const unsigned char *restrict m = a->mask;
+    T *restrict dz = a->dz, *restrict db = a->db;
+    const idx_t N = a->N, O = a->O;
+    if (db)
+        for (idx_t o = first; o < end; o++) db[o] = 0;
+    for (idx_t n = 0; n < N; n++) {
+        const T *restrict dr = d + n * O;
+        const unsigned char *restrict mr = m + n * O;
+        T *restrict zr = dz + n * O;
+        if (db) {
+            for (idx_t o = first; o < end; o++) {
+                T v = dr[o] * (T)mr[o];
+                zr[o] = v;
+                db[o] = db[o] + v;
+            }
+        } else {
+            for (idx_t o = first; o < end; o++) zr[o] = dr[o] * (T)mr[o];
+        }
+    }
+}
+
+/* on the calling thread: one pass over an L2-resident δ (the MLP's 128×512: a few µs) */
+static void FN(dense_relu_bwd)(const T *d, const unsigned char *mask, T *dz, T *db, idx_t N, idx_t O) {
+    struct FN(dense_bwd_args) a = {d, mask, dz, db, N, O};
+    FN(dense_relu_bwd_range)(&a, 0, O);
+}

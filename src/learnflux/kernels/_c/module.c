@@ -31,6 +31,7 @@ void lf_gelu_bwd(int f64, const void *d, const void *x, const void *aux, void *o
 void lf_dense_out(int f64, const void *prod, const void *bias, void *out, void *mask, idx_t O, idx_t N, int relu);
 void lf_dense_rows(int f64, const void *bias, void *prod, idx_t O, idx_t N, int relu);
 int lf_all_finite(int f64, const void *x, idx_t n);
+void lf_dense_relu_bwd(int f64, const void *d, const void *mask, void *dz, void *db, idx_t N, idx_t O);
 void lf_sub_scaled(int f64, void *w, const void *u, double c, int wide, idx_t n);
 void lf_bn_fwd(int f64, const void *x, void *out, void *xh, const void *gamma, const void *beta, void *mean,
                void *var, void *inv_std, double eps, idx_t N, idx_t C, idx_t L, void *mask);
@@ -270,6 +271,24 @@ static PyObject *py_all_finite(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     release(&s);
     return PyBool_FromLong(ok);
+}
+
+static PyObject *py_dense_relu_bwd(PyObject *self, PyObject *args) {
+    PyObject *od, *om, *oz, *ob;
+    int f64;
+    idx_t N, O;
+    if (!PyArg_ParseTuple(args, "OOOOpnn", &od, &om, &oz, &ob, &f64, &N, &O)) return NULL;
+    struct bufs s = {.n = 0};
+    void *d = get(&s, od, 0, 0, N * O, ITEM(f64), "delta");
+    void *m = BAD(d) ? d : get(&s, om, 0, 0, N * O, 1, "mask");
+    void *dz = BAD(m) ? m : get(&s, oz, 1, 0, N * O, ITEM(f64), "dz");
+    void *db = BAD(dz) ? dz : get(&s, ob, 1, 1, O, ITEM(f64), "db");
+    if (BAD(db)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_dense_relu_bwd(f64, d, m, dz, db, N, O);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
 }
 
 static PyObject *py_sub_scaled(PyObject *self, PyObject *args) {
@@ -517,6 +536,8 @@ static PyMethodDef methods[] = {
      "dense_out(prod, bias, out, mask, f64, O, N, relu): out[n, o] = act(prod[o, n] + bias[o]), mask = [... >= 0]"},
     {"dense_rows", py_dense_rows, METH_VARARGS, "dense_rows(bias, prod, f64, O, N, relu): prod[o, n] = act(prod[o, n] + bias[o]) in place"},
     {"all_finite", py_all_finite, METH_VARARGS, "all_finite(x, f64, n): no NaN and no infinity among the n values"},
+    {"dense_relu_bwd", py_dense_relu_bwd, METH_VARARGS,
+     "dense_relu_bwd(delta, mask, dz, db, f64, N, O): dz = delta * mask, db = column sums of dz (or None)"},
     {"sub_scaled", py_sub_scaled, METH_VARARGS, "sub_scaled(w, u, c, wide, f64, n): w -= c * u (NumPy's roundings)"},
     {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
     {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},

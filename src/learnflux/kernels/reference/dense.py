@@ -8,7 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..gemm import matmul
-from .eltwise import relu_forward
+from .eltwise import relu_backward, relu_forward
 
 
 def linear_forward(
@@ -32,6 +32,16 @@ def linear_forward(
     if not relu:
         return out, None
     return relu_forward(out, training)
+
+
+def relu_backward_colsum(delta: np.ndarray, mask: np.ndarray, colsum: Optional[np.ndarray]) -> np.ndarray:
+    """``δz = δ ⊙ mask`` (ReLU's backward, :func:`relu_backward`) for a ``(batch, out)`` δ and,
+    when ``colsum`` is given, ``Σ_batch δz`` written into it (the bias gradient of the Linear
+    layer before the ReLU)."""
+    dz = relu_backward(delta, mask)
+    if colsum is not None:
+        np.sum(dz, axis=0, out=colsum)
+    return dz
 
 
 def sub_scaled(w: np.ndarray, u: np.ndarray, c: Any, spare: Optional[np.ndarray]) -> None:
