@@ -23,6 +23,9 @@ SOURCES = [
     "pool2.c",
     "eltwise.c",
     "bn.c",
+    "dense.c",
+    "update.c",
+    "finite.c",
 ]
 HEADERS = [
     "lfk.h",
@@ -36,6 +39,8 @@ HEADERS = [
     "pool2_t.h",
     "eltwise_t.h",
     "bn_t.h",
+    "dense_t.h",
+    "update_t.h",
 ]
 # -fno-trapping-math: no FP exception is ever trapped, so compares may become vector selects (the
 # max pooling loops vectorise only with it); it changes no result

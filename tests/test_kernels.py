@@ -265,6 +265,99 @@ def test_relu_compiled_equals_numpy(shape, dtype):
 
 
 @needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(128, 784, 512), (128, 512, 10), (1, 3, 1), (37, 13, 33), (300, 7, 9)])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.usefixtures("kernel_threads")
+def test_linear_forward_compiled_equals_numpy_bit_for_bit(shape, dtype, training):
+    """The compiled output pass of Linear (bias, ReLU and mask after the GEMM; the training
+    phase transposes in 8 × 8 register blocks with ragged edges) gives the NumPy kernels' bits,
+    NaN and −0 included, with and without bias and ReLU."""
+    n, i, o = shape
+    rng = np.random.default_rng(n + i + o)
+    x = rng.standard_normal((n, i)).astype(dtype)
+    w = rng.standard_normal((o, i)).astype(dtype)
+    x[0, 0] = np.nan
+    x[-1] = 0  # a row of zeros: outputs of exactly ±0 (the bias) and the ReLU's kink
+    for bias in (rng.standard_normal(o).astype(dtype), None):
+        for relu in (True, False):
+            got = kernels.compiled.linear_forward(x, w, bias, training, relu)
+            want = kernels.reference.linear_forward(x, w, bias, training, relu)
+            for g, e in zip(got, want, strict=True):
+                if e is None:
+                    assert g is None
+                    continue
+                assert g.shape == e.shape and g.dtype == e.dtype
+                np.testing.assert_array_equal(g, e)
+                if g.dtype != np.bool_:
+                    np.testing.assert_array_equal(np.signbit(g), np.signbit(e))
+                    assert g.flags.c_contiguous == e.flags.c_contiguous
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(128, 512), (1, 3), (37, 13), (300, 10)])
+def test_relu_backward_colsum_compiled_equals_numpy_bit_for_bit(shape, dtype):
+    """ReLU's backward with the bias gradient of the Linear before it, in one C pass: the
+    reference's ``δ ⊙ mask`` and ``np.sum(axis=0)`` bit for bit (a masked negative δ is −0, and a
+    column of −0 sums to +0 as in NumPy)."""
+    rng = np.random.default_rng(sum(shape))
+    delta = rng.standard_normal(shape).astype(dtype)
+    mask = rng.standard_normal(shape) > 0
+    mask[:, 0] = False
+    delta[:, 0] = -1  # a column of −0 after the mask
+    for colsum in (np.empty(shape[1], dtype), None):
+        got_sum = None if colsum is None else colsum.copy()
+        got = kernels.compiled.relu_backward_colsum(delta, mask, got_sum)
+        want = kernels.reference.relu_backward_colsum(delta, mask, colsum)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+        if colsum is not None:
+            np.testing.assert_array_equal(got_sum, colsum)
+            np.testing.assert_array_equal(np.signbit(got_sum), np.signbit(colsum))
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [0.01, 1e-3 / 0.9, np.float64(0.01), np.float32(0.3), 3])
+@pytest.mark.usefixtures("kernel_threads")
+def test_sub_scaled_compiled_equals_numpy_bit_for_bit(dtype, c):
+    """The optimizers' last step ``w ← w − c·u`` in one C pass rounds as NumPy's two passes (no
+    fused multiply-add; a float64 NumPy scalar makes a float32 product in double)."""
+    rng = np.random.default_rng(7)
+    for size in (1, 1000, 512 * 784):
+        w = rng.standard_normal(size).astype(dtype)
+        u = rng.standard_normal(size).astype(dtype)
+        want = w.copy()
+        kernels.reference.sub_scaled(want, u, c, np.empty_like(w))
+        kernels.compiled.sub_scaled(w, u, c, None)
+        np.testing.assert_array_equal(w, want)
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.usefixtures("kernel_threads")
+def test_surely_finite_compiled_finds_every_nan_and_infinity(dtype):
+    """The compiled input check (one pass over the bits) finds a NaN or ±inf wherever it is, in C-
+    and Fortran-ordered arrays, and answers True for large finite values (the NumPy kernels'
+    dot product may answer False there: it only sends the caller to its element-wise check)."""
+    rng = np.random.default_rng(3)
+    check = kernels.compiled.surely_finite
+    for n in (1, 7, 1000, 300_001):
+        x = rng.standard_normal(n).astype(dtype)
+        assert check(x) and kernels.reference.surely_finite(x)
+        for bad in (np.nan, np.inf, -np.inf):
+            for pos in (0, n // 2, n - 1):
+                y = x.copy()
+                y[pos] = bad
+                assert not check(y) and not kernels.reference.surely_finite(y)
+    big = np.full((300, 700), np.finfo(dtype).max / 2, dtype)
+    assert check(big) and check(np.asfortranarray(big))  # a strided view runs the reference
+    big[123, 456] = np.nan
+    assert not check(big) and not check(np.asfortranarray(big)) and not check(big[:, ::2])
+
+
+@needs_compiled
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(12))

@@ -422,6 +422,78 @@ def gelu_backward(delta: np.ndarray, saved: tuple[np.ndarray, np.ndarray], appro
     return out
 
 
+# ---------------------------------------------------------------------- dense layer, optimizer
+def linear_forward(
+    x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray], training: bool, relu: bool
+) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """The reference's product ``P = W · xᵀ`` (``(out, batch)``, C-ordered), then one C pass for
+    the rest. Training: ``_c/dense.c`` writes ``o = Pᵀ + b`` C-ordered (a tiled transpose), with
+    the ReLU and its mask when ``relu``, where the reference ran a transposing copy, the bias and
+    the ReLU as three passes (the same values, bit for bit). Inference: the bias (and the ReLU)
+    in place on ``P``'s rows (one vectorised pass), returning the transposed view as
+    the reference does."""
+    if not _ok(x, weight) or (bias is not None and bias.dtype != x.dtype):
+        return ref.linear_forward(x, weight, bias, training, relu)
+    prod = matmul(weight, x.T)
+    if not prod.flags.c_contiguous:  # MKL or np.matmul hand back C order; kept safe
+        prod = np.ascontiguousarray(prod)
+    o, n = prod.shape
+    f64 = x.dtype == np.float64
+    b = None if bias is None else _c(bias)
+    if not training:
+        if b is not None or relu:
+            _lfk.dense_rows(b, prod, f64, o, n, relu)
+        return prod.T, None
+    out = np.empty((n, o), x.dtype)
+    mask = np.empty((n, o), np.bool_) if relu else None
+    _lfk.dense_out(prod, b, out, mask, f64, o, n, relu)
+    return out, mask
+
+
+def relu_backward_colsum(delta: np.ndarray, mask: np.ndarray, colsum: Optional[np.ndarray]) -> np.ndarray:
+    """``δz = δ ⊙ mask`` and the column sums ``Σ_batch δz`` in one C pass (``_c/dense.c``),
+    summed row after row from 0 as NumPy's ``np.sum(δz, axis=0)``: bit-identical to the
+    reference's two passes."""
+    if (
+        not _ok(delta)
+        or delta.ndim != 2
+        or mask.dtype != np.bool_
+        or mask.shape != delta.shape
+        or (colsum is not None and (colsum.dtype != delta.dtype or not colsum.flags.c_contiguous))
+    ):
+        return ref.relu_backward_colsum(delta, mask, colsum)
+    n, o = delta.shape
+    dz = np.empty((n, o), delta.dtype)
+    _lfk.dense_relu_bwd(_c(delta), _c(mask), dz, colsum, delta.dtype == np.float64, n, o)
+    return dz
+
+
+def sub_scaled(w: np.ndarray, u: np.ndarray, c: Any, spare: Optional[np.ndarray]) -> None:
+    """``w ← w − c·u`` in one C pass (``_c/update.c``) with the reference's roundings: ``c·u``
+    rounded to the arrays' dtype, then the subtraction (no fused multiply-add). A Python number
+    ``c`` is rounded to that dtype first, as NumPy does; a NumPy scalar follows NumPy's type
+    promotion (a float64 ``c`` makes the float32 product in double, then rounds it)."""
+    if (
+        not _ok(w, u)
+        or w.shape != u.shape
+        or not (w.flags.c_contiguous and u.flags.c_contiguous)
+        or not isinstance(c, (float, int, np.floating))
+        or isinstance(c, bool)
+    ):
+        return ref.sub_scaled(w, u, c, spare)
+    wide = type(c) not in (float, int) and np.result_type(w.dtype, c) != w.dtype
+    _lfk.sub_scaled(w, u, float(c), wide, w.dtype == np.float64, w.size)
+
+
+def surely_finite(arr: np.ndarray) -> bool:
+    """True when the float array ``arr`` holds no NaN and no infinity: one C pass over its
+    bits (``_c/finite.c``: exponent bits all ones), exact, where the reference's dot product
+    also answers False for finite values large enough to overflow ``Σ x²``."""
+    if not _ok(arr) or not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        return ref.surely_finite(arr)
+    return bool(_lfk.all_finite(arr if arr.flags.c_contiguous else arr.T, arr.dtype == np.float64, arr.size))
+
+
 # ---------------------------------------------------------------------- batch norm
 def batchnorm_forward(
     x3: np.ndarray, gamma: Optional[np.ndarray], beta: Optional[np.ndarray], eps: float

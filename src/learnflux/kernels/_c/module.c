@@ -32,6 +32,11 @@ void lf_relu_fwd(int f64, const void *x, void *out, void *mask, idx_t n);
 void lf_relu_bwd(int f64, const void *d, const void *mask, void *out, idx_t n);
 void lf_gelu_fwd(int f64, const void *x, void *out, void *keep, idx_t n, int tanh_approx);
 void lf_gelu_bwd(int f64, const void *d, const void *x, const void *aux, void *out, idx_t n, int tanh_approx);
+void lf_dense_out(int f64, const void *prod, const void *bias, void *out, void *mask, idx_t O, idx_t N, int relu);
+void lf_dense_rows(int f64, const void *bias, void *prod, idx_t O, idx_t N, int relu);
+int lf_all_finite(int f64, const void *x, idx_t n);
+void lf_dense_relu_bwd(int f64, const void *d, const void *mask, void *dz, void *db, idx_t N, idx_t O);
+void lf_sub_scaled(int f64, void *w, const void *u, double c, int wide, idx_t n);
 void lf_bn_fwd(int f64, const void *x, void *out, void *xh, const void *gamma, const void *beta, void *mean,
                void *var, void *inv_std, double eps, idx_t N, idx_t C, idx_t L, void *mask);
 void lf_bn_bwd(int f64, const void *d, const void *xhat, const void *gain, void *dx, void *sum_d, void *sum_dx,
@@ -233,6 +238,96 @@ static PyObject *py_bias_nchw(PyObject *self, PyObject *args) {
     if (BAD(out)) { release(&s); return NULL; }
     Py_BEGIN_ALLOW_THREADS
     lf_bias_nchw(f64, prod, bias, out, O, N, L, relu);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ dense layer, optimizer */
+static PyObject *py_dense_out(PyObject *self, PyObject *args) {
+    PyObject *op, *ob, *oo, *om;
+    int f64, relu;
+    idx_t O, N;
+    if (!PyArg_ParseTuple(args, "OOOOpnnp", &op, &ob, &oo, &om, &f64, &O, &N, &relu)) return NULL;
+    struct bufs s = {.n = 0};
+    void *prod = get(&s, op, 0, 0, O * N, ITEM(f64), "prod");
+    void *bias = BAD(prod) ? prod : get(&s, ob, 0, 1, O, ITEM(f64), "bias");
+    void *out = BAD(bias) ? (void *)bias : get(&s, oo, 1, 0, O * N, ITEM(f64), "out");
+    void *mask = BAD(out) ? out : get(&s, om, 1, 1, O * N, 1, "mask");
+    if (BAD(mask)) { release(&s); return NULL; }
+    if (out == prod) {
+        release(&s);
+        PyErr_SetString(PyExc_ValueError, "_lfk.dense_out: out must not be prod (the pass transposes)");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    lf_dense_out(f64, prod, bias, out, mask, O, N, relu);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_dense_rows(PyObject *self, PyObject *args) {
+    PyObject *ob, *op;
+    int f64, relu;
+    idx_t O, N;
+    if (!PyArg_ParseTuple(args, "OOpnnp", &ob, &op, &f64, &O, &N, &relu)) return NULL;
+    struct bufs s = {.n = 0};
+    void *bias = get(&s, ob, 0, 1, O, ITEM(f64), "bias");
+    void *prod = BAD(bias) ? bias : get(&s, op, 1, 0, O * N, ITEM(f64), "prod");
+    if (BAD(prod)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_dense_rows(f64, bias, prod, O, N, relu);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_all_finite(PyObject *self, PyObject *args) {
+    PyObject *ox;
+    int f64, ok;
+    idx_t n;
+    if (!PyArg_ParseTuple(args, "Opn", &ox, &f64, &n)) return NULL;
+    struct bufs s = {.n = 0};
+    void *x = get(&s, ox, 0, 0, n, ITEM(f64), "x");
+    if (BAD(x)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    ok = lf_all_finite(f64, x, n);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *py_dense_relu_bwd(PyObject *self, PyObject *args) {
+    PyObject *od, *om, *oz, *ob;
+    int f64;
+    idx_t N, O;
+    if (!PyArg_ParseTuple(args, "OOOOpnn", &od, &om, &oz, &ob, &f64, &N, &O)) return NULL;
+    struct bufs s = {.n = 0};
+    void *d = get(&s, od, 0, 0, N * O, ITEM(f64), "delta");
+    void *m = BAD(d) ? d : get(&s, om, 0, 0, N * O, 1, "mask");
+    void *dz = BAD(m) ? m : get(&s, oz, 1, 0, N * O, ITEM(f64), "dz");
+    void *db = BAD(dz) ? dz : get(&s, ob, 1, 1, O, ITEM(f64), "db");
+    if (BAD(db)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_dense_relu_bwd(f64, d, m, dz, db, N, O);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_sub_scaled(PyObject *self, PyObject *args) {
+    PyObject *ow, *ou;
+    int f64, wide;
+    double c;
+    idx_t n;
+    if (!PyArg_ParseTuple(args, "OOdppn", &ow, &ou, &c, &wide, &f64, &n)) return NULL;
+    struct bufs s = {.n = 0};
+    void *w = get(&s, ow, 1, 0, n, ITEM(f64), "w");
+    void *u = BAD(w) ? w : get(&s, ou, 0, 0, n, ITEM(f64), "u");
+    if (BAD(u)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_sub_scaled(f64, w, u, c, wide, n);
     Py_END_ALLOW_THREADS
     release(&s);
     Py_RETURN_NONE;
@@ -466,6 +561,13 @@ static PyMethodDef methods[] = {
      "thin_fwd(x, w, bias, out, f64, geom, relu, mask=None): dconv_fwd for a small C·kh·kw (_c/thinconv.c)"},
     {"thin_wgrad", py_thin_wgrad, METH_VARARGS, "thin_wgrad(x, delta, gw, db, f64, geom): δW and δb of thin_fwd"},
     {"bias_nchw", py_bias_nchw, METH_VARARGS, "bias_nchw(prod, bias, out, f64, O, N, L, relu)"},
+    {"dense_out", py_dense_out, METH_VARARGS,
+     "dense_out(prod, bias, out, mask, f64, O, N, relu): out[n, o] = act(prod[o, n] + bias[o]), mask = [... >= 0]"},
+    {"dense_rows", py_dense_rows, METH_VARARGS, "dense_rows(bias, prod, f64, O, N, relu): prod[o, n] = act(prod[o, n] + bias[o]) in place"},
+    {"all_finite", py_all_finite, METH_VARARGS, "all_finite(x, f64, n): no NaN and no infinity among the n values"},
+    {"dense_relu_bwd", py_dense_relu_bwd, METH_VARARGS,
+     "dense_relu_bwd(delta, mask, dz, db, f64, N, O): dz = delta * mask, db = column sums of dz (or None)"},
+    {"sub_scaled", py_sub_scaled, METH_VARARGS, "sub_scaled(w, u, c, wide, f64, n): w -= c * u (NumPy's roundings)"},
     {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
     {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},
     {"maxpool_bwd", py_maxpool_bwd, METH_VARARGS, "maxpool_bwd(delta, idx, dx, idx32, f64, geom)"},
