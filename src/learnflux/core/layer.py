@@ -15,11 +15,10 @@ import inspect
 import math
 import sys
 import warnings
-from typing import Any, ClassVar, Iterator, Optional, TypeVar
+from typing import Any, Callable, ClassVar, Iterator, Optional, TypeVar
 
 import numpy as np
 
-from .. import kernels
 from ..errors import ConfigError, DtypeError, ExactnessError, NonFiniteError, PhaseError, ShapeError
 from ..numbers import DTypeLike, cast, dtype_name, is_exact, resolve_dtype
 from .node import Node, symbolic_inputs
@@ -463,6 +462,18 @@ def prepare_input(x: Any, layer: Layer) -> np.ndarray:
 
 def _surely_finite(arr: np.ndarray) -> bool:
     """True when the float array ``arr`` holds no NaN and no infinity (False: it may hold one,
-    and the caller looks element by element): the active kernel set's ``surely_finite`` (the
-    NumPy kernels: one dot product ``Σ x²``; the compiled ones: one pass over the bits)."""
-    return kernels.ops().surely_finite(arr)
+    and the caller looks element by element): the check :func:`install_finite_check` installed,
+    which ``learnflux.kernels`` sets to its active kernel set's ``surely_finite`` when it loads
+    (the NumPy kernels: one dot product ``Σ x²``; the compiled ones: one pass over the bits)."""
+    return _FINITE_CHECK[0](arr)
+
+
+#: the check behind :func:`_surely_finite`; the core floor does not import the kernel layer above
+#: it, so the kernel layer installs its own here (until then: NumPy's isfinite)
+_FINITE_CHECK: list[Callable[[np.ndarray], bool]] = [lambda arr: bool(np.isfinite(arr).all())]
+
+
+def install_finite_check(check: Callable[[np.ndarray], bool]) -> None:
+    """Make ``check(arr) -> bool`` (True: surely no NaN or infinity) the input check of every
+    layer and loss (``learnflux.kernels`` installs the active kernel set's)."""
+    _FINITE_CHECK[0] = check

@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any, Iterator, Optional
 
 from . import blas, reference
+from ..core.layer import install_finite_check
 from .workspace import tune_malloc
 
 #: what :func:`.workspace.tune_malloc` did at import (freed arrays' memory kept for the next step)
@@ -105,6 +106,15 @@ def ops() -> ModuleType:
         mod, _state["reason"] = _resolve(os.environ.get(ENV_VAR, "auto"), ENV_VAR)
         _state["ops"] = mod
     return mod
+
+
+def surely_finite(arr: Any) -> bool:
+    """The active kernel set's ``surely_finite`` (installed as the input check of every layer and
+    loss: see ``core.layer.install_finite_check``)."""
+    return ops().surely_finite(arr)
+
+
+install_finite_check(surely_finite)
 
 
 def active() -> str:
