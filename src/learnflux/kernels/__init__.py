@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, Iterator, Optional
 
-from . import blas, reference
 from ..core.layer import install_finite_check
+from . import blas, reference
 from .workspace import tune_malloc
 
 #: what :func:`.workspace.tune_malloc` did at import (freed arrays' memory kept for the next step)
