@@ -467,8 +467,8 @@ static TGT void bwd_row_f64_avx2(const double *d, const unsigned char *k8, idx_t
 /* ---------------------------------------------------------------- dispatch */
 typedef void (*pool2_fwd_fn)(const void *x, void *out, unsigned char *k, const struct pool_geom *g, idx_t first,
                              idx_t end);
-typedef void (*pool2_bwd_fn)(const void *d, const unsigned char *k, void *dx, const struct pool_geom *g,
-                             idx_t first, idx_t end);
+typedef void (*pool2_bwd_fn)(const void *d, const unsigned char *k, const unsigned char *m, void *dx,
+                             const struct pool_geom *g, idx_t first, idx_t end);
 struct pool2_impl {
     pool2_fwd_fn fwd[2]; /* [f64] */
     pool2_bwd_fn bwd[2];
@@ -509,6 +509,7 @@ struct pool2_args {
     const void *src;
     void *dst;
     unsigned char *k;
+    const unsigned char *m; /* backward: the ReLU mask to apply, or NULL */
     const struct pool_geom *g;
 };
 
@@ -519,17 +520,19 @@ static void fwd_range(void *p, idx_t first, idx_t end) {
 
 static void bwd_range(void *p, idx_t first, idx_t end) {
     struct pool2_args *a = p;
-    a->impl->bwd[a->f64](a->src, a->k, a->dst, a->g, first, end);
+    a->impl->bwd[a->f64](a->src, a->k, a->m, a->dst, a->g, first, end);
 }
 
 void lf_maxpool2_fwd(int f64, const void *x, void *out, unsigned char *k, const struct pool_geom *g) {
     if (!impl) lf_pool2_isa("auto");
-    struct pool2_args a = {impl, f64 != 0, x, out, k, g};
+    struct pool2_args a = {impl, f64 != 0, x, out, k, NULL, g};
     lf_parallel(fwd_range, &a, g->planes, g->H * g->W);
 }
 
-void lf_maxpool2_bwd(int f64, const void *d, const unsigned char *k, void *dx, const struct pool_geom *g) {
+/* δx, times the ReLU mask m (the pool input's shape) when m is not NULL */
+void lf_maxpool2_bwd(int f64, const void *d, const unsigned char *k, const unsigned char *m, void *dx,
+                     const struct pool_geom *g) {
     if (!impl) lf_pool2_isa("auto");
-    struct pool2_args a = {impl, f64 != 0, d, dx, (unsigned char *)k, g};
+    struct pool2_args a = {impl, f64 != 0, d, dx, (unsigned char *)k, m, g};
     lf_parallel(bwd_range, &a, g->planes, g->H * g->W);
 }
