@@ -5,6 +5,8 @@ number must be the one of the layers run one after the other, bit for bit, on bo
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -262,3 +264,43 @@ def test_masked_generic_pool_backward_compiled_equals_numpy(pool, dtype):
     want = ref.relu_backward(ref.maxpool2d_backward(delta, winner, shape, geo), mask)
     tol = 1e-6 if dtype == np.float32 else 1e-14
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@needs_compiled
+@pytest.mark.skipif(sys.platform != "linux", reason="mprotect through ctypes")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_masked_pool2_backward_reads_nothing_past_the_mask(pool2_isa, dtype):
+    """The mask array ends at a page boundary followed by an inaccessible page: a vector load
+    past its end would crash the process (the row kernels load 16 / 8 / 4 mask bytes at once
+    while the array holds them, else go through a buffer)."""
+    import ctypes
+    import mmap
+
+    from learnflux.kernels import compiled
+    from learnflux.kernels.reference import pool as ref
+
+    libc = ctypes.CDLL(None)
+    page = mmap.PAGESIZE
+    rng = np.random.default_rng(9)
+    for shape in [
+        (1, 1, 2, 2),
+        (1, 3, 5, 7),
+        (2, 3, 28, 28),
+        (3, 2, 14, 14),
+        (2, 3, 16, 16),
+        (1, 1, 3, 70),
+        (1, 1, 2, 30),
+    ]:
+        size = int(np.prod(shape))
+        pages = (size + page - 1) // page + 1
+        buf = mmap.mmap(-1, pages * page)
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        assert libc.mprotect(ctypes.c_void_p(addr + (pages - 1) * page), page, 0) == 0
+        mask = np.frombuffer(buf, np.bool_, count=size, offset=(pages - 1) * page - size).reshape(shape)
+        mask[...] = rng.random(shape) < 0.5
+        x = rng.standard_normal(shape).astype(dtype)
+        geo = lf.MaxPool2d(2)._geometry(shape[2], shape[3], shape[2] // 2, shape[3] // 2)
+        _, winner = ref.maxpool2d_forward(x, geo, True)
+        delta = rng.standard_normal(winner.shape).astype(dtype)
+        got = compiled.maxpool2d_backward(delta, winner, shape, geo, mask)
+        np.testing.assert_array_equal(got, ref.maxpool2d_backward(delta, winner, shape, geo, mask))

@@ -25,24 +25,18 @@ static TGT void CAT(pool2_fwd_planes_, SFX)(const void *xv, void *outv, unsigned
     }
 }
 
-/* δx ⊙ mask over the n pixels of one input row that the row kernel has just written (still in
- * L1): the ReLU before the pool, backward, as relu_backward computes it — a product δ·(T)m, so δ·1
- * = δ, δ·0 = ±0 and inf·0 = NaN bit for bit; vectorised by the compiler for TGT. */
-static inline TGT void CAT(pool2_relu_row_, SFX)(T *restrict r, const unsigned char *restrict m, idx_t n) {
-    for (idx_t j = 0; j < n; j++) r[j] *= (T)m[j];
-}
-
 /* planes [first, end) of δx, each pixel written once: δ at the winner, 0 at the three others,
  * and 0 in the last row / column that floor mode leaves out (odd H or W). The row kernels may
  * read offsets past their row (up to `total − q` bytes remain in the array from output q). With
- * a ReLU mask m (bool, δx's shape; NULL: none) the rows are multiplied by it right after their
- * kernel wrote them (the ReLU's backward folded into this pass; the left-out last row / column
- * stays 0 = 0·m). The mask is read row by row, never past a row's 2·Wo bytes. */
+ * a ReLU mask m (bool, δx's shape; NULL: none) the row kernels multiply each vector by its mask
+ * bytes before the store (the ReLU's backward folded into this write; the left-out last row /
+ * column stays 0 = 0·m). They may read mask bytes past a row too, never past `mend`. */
 static TGT void CAT(pool2_bwd_planes_, SFX)(const void *dv, const unsigned char *k, const unsigned char *m,
                                             void *dxv, const struct pool_geom *g, idx_t first, idx_t end) {
     const T *d = dv;
     T *dx = dxv;
     const idx_t W = g->W, Ho = g->Ho, Wo = g->Wo, HW = g->H * W, P = Ho * Wo, total = g->planes * P;
+    const unsigned char *mend = m ? m + g->planes * HW : NULL; /* the mask array's end */
     for (idx_t u = first; u < end; u++) {
         T *plane = dx + u * HW;
         const unsigned char *mp = m ? m + u * HW : NULL;
@@ -51,19 +45,15 @@ static TGT void CAT(pool2_bwd_planes_, SFX)(const void *dv, const unsigned char 
         if (2 * Wo <= ROWS2)
             for (; a + 2 <= Ho; a += 2) {
                 const idx_t q = u * P + a * Wo; /* the pair's first output */
-                CAT(bwd_rows2_, SFX)(d + q, k + q, total - q, plane + 2 * a * W, W, Wo);
-                if (mp)
-                    for (idx_t y = 2 * a; y < 2 * a + 4; y++) CAT(pool2_relu_row_, SFX)(plane + y * W, mp + y * W, 2 * Wo);
+                const unsigned char *m0 = mp ? mp + 2 * a * W : NULL;
+                CAT(bwd_rows2_, SFX)(d + q, k + q, total - q, plane + 2 * a * W, W, Wo, m0, mend);
             }
 #endif
         for (; a < Ho; a++) {
             const idx_t q = u * P + a * Wo; /* the row's first output */
             T *r0 = plane + 2 * a * W;
-            CAT(bwd_row_, SFX)(d + q, k + q, total - q, r0, r0 + W, Wo);
-            if (mp) {
-                CAT(pool2_relu_row_, SFX)(r0, mp + 2 * a * W, 2 * Wo);
-                CAT(pool2_relu_row_, SFX)(r0 + W, mp + (2 * a + 1) * W, 2 * Wo);
-            }
+            const unsigned char *m0 = mp ? mp + 2 * a * W : NULL;
+            CAT(bwd_row_, SFX)(d + q, k + q, total - q, r0, r0 + W, Wo, m0, m0 ? m0 + W : NULL, mend);
         }
         if (W > 2 * Wo)
             for (idx_t y = 0; y < 2 * Ho; y++) plane[y * W + W - 1] = 0;
