@@ -184,7 +184,18 @@ class Model(Layer):
                 relu_mask = layer._saved_for(d)
                 deltas[i - 1] = d
                 continue
-            if isinstance(layer, Model):
+            if folds and folds[i] == "fold_prev":  # this layer's backward and the ReLU's before it
+                relu = self.layers[i - 1]
+                shape = layer._saved_for(d)[1]  # the input's shape, δ checked
+                # the ReLU's mask, checked against δ for its output (the shape alone is read)
+                mask = relu._saved_for(np.broadcast_to(np.False_, shape))
+                # the result is δ for the ReLU's input: routed as the ReLU's own would be (the
+                # ReLU, "relu_next", then finds no δ and is skipped)
+                r = i - 1
+                ins = self._plan[r]
+                need = self._input_delta_useful[r] or (need_input_delta and self._reaches_input[r])
+                d_in = layer.backward_after_relu(d, mask, need)
+            elif isinstance(layer, Model):
                 d_in = layer._propagate(d, need)
             elif folds and folds[i] == "fold":
                 d_in = layer.backward_relu(d, relu_mask, need)
@@ -217,7 +228,9 @@ class Model(Layer):
 
     def _relu_folds(self) -> tuple[str, ...]:
         """Per layer, ``"fold"`` where its backward pass also runs the ``ReLU`` after it and
-        ``"relu"`` for that ReLU (see ``Sequential``); empty: every layer runs its own backward."""
+        ``"relu"`` for that ReLU; ``"fold_prev"`` where it also runs the ``ReLU`` before it and
+        ``"relu_next"`` for that one (see ``Sequential``); empty: every layer runs its own
+        backward."""
         return ()
 
     def _set_accumulate(self, accumulate: bool) -> None:
@@ -414,8 +427,15 @@ class Sequential(Model):
         """The backward counterpart of :meth:`_relu_fusions`: a layer with ``backward_relu``
         (``BatchNorm2d``) followed by a ``ReLU`` runs both backward passes as one call
         (``backward_relu(δ, mask)``: the ReLU's mask read in the layer's own pass, the same
-        values as ``ReLU.backward`` then ``backward``). Off while a trace records the δ of every
-        layer, and with ``fuse_relu = False``."""
+        values as ``ReLU.backward`` then ``backward``): ``"fold"`` for the layer, ``"relu"`` for
+        the ReLU. A ``ReLU`` followed by a layer with ``backward_after_relu`` (``MaxPool2d``)
+        runs as one call too, the other way round (``backward_after_relu(δ, mask)``: the layer's
+        δx ⊙ the ReLU's mask in the layer's own write, the same values as ``backward`` then
+        ``ReLU.backward``): ``"relu_next"`` for the ReLU (skipped), ``"fold_prev"`` for the
+        layer. A ReLU that could take part in both (BatchNorm2d → ReLU → MaxPool2d) folds into
+        the batch norm; the pool then runs alone. Only where the layers' ``backward`` is the one
+        defined beside these methods. Off while a trace records the δ of every layer, and with
+        ``fuse_relu = False``."""
         if self.record_intermediates or not self.fuse_relu:
             return ()
         layers = self.layers
@@ -431,6 +451,12 @@ class Sequential(Model):
                 and _defines(type(layers[i + 1]), "forward_fused", "backward")
             ):
                 folds[i], folds[i + 1] = "fold", "relu"
+            elif (
+                not folds[i]
+                and _defines(type(layers[i]), "forward_fused", "backward")
+                and _defines(type(layers[i + 1]), "backward_after_relu", "backward")
+            ):
+                folds[i], folds[i + 1] = "relu_next", "fold_prev"
         result = tuple(folds) if any(folds) else ()
         self._folds = (key, result)
         return result

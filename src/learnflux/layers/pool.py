@@ -166,6 +166,26 @@ class MaxPool2d(_Pool2d):
         geo = self._geometry(shape[2], shape[3], ho, wo)
         return kernels.ops().maxpool2d_backward(delta_out, winner, shape, geo)
 
+    def backward_after_relu(
+        self, delta_out: np.ndarray, relu_mask: np.ndarray, need_input_delta: bool = True
+    ) -> Optional[np.ndarray]:
+        """:meth:`backward`, then the backward pass of the ``ReLU`` whose output this pool read,
+        in one pass: with ``relu_mask = [z ≥ 0]`` (the ReLU's mask, the pool input's shape; z
+        the ReLU's input, ReLU'(0) = 1)
+
+            δz = route(δ) ⊙ [z ≥ 0],   route(δ)[window's winner] = δ[window], 0 elsewhere,
+
+        the same values as ``ReLU.backward(backward(δ))`` bit for bit (a product by the mask, as
+        ``relu_backward``). ``Sequential`` calls it for a ReLU → MaxPool2d pair
+        (``_relu_folds``)."""
+        winner, shape, ho, wo = self._saved_for(delta_out)
+        if relu_mask.shape != shape:
+            raise self.shape_error(f"ReLU mask has shape {tuple(relu_mask.shape)}, expected {shape}")
+        if not need_input_delta:  # no parameters: nothing else to do
+            return None
+        geo = self._geometry(shape[2], shape[3], ho, wo)
+        return kernels.ops().maxpool2d_backward(delta_out, winner, shape, geo, relu_mask)
+
     def summary_name(self) -> str:
         return "MaxPool2d(" + ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()) + ")"
 

@@ -51,9 +51,13 @@ struct pool_geom {
     idx_t planes, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo;
 };
 
+/* ReLU backward, δ·mask (eltwise.c; pool.c runs it after a generic pool backward with a mask) */
+void lf_relu_bwd(int f64, const void *d, const void *mask, void *out, idx_t n);
+
 /* 2×2 / stride 2 max pooling without padding, floor mode (pool2.c; pool.c sends it there) */
 int lf_pool2_fits(const struct pool_geom *g);
 void lf_maxpool2_fwd(int f64, const void *x, void *out, unsigned char *k, const struct pool_geom *g);
-void lf_maxpool2_bwd(int f64, const void *d, const unsigned char *k, void *dx, const struct pool_geom *g);
+void lf_maxpool2_bwd(int f64, const void *d, const unsigned char *k, const unsigned char *m, void *dx,
+                     const struct pool_geom *g);
 
 #endif

@@ -27,7 +27,8 @@ const char *lf_thin_isa(const char *want);
 void lf_bias_nchw(int f64, const void *prod, const void *bias, void *out, idx_t O, idx_t N, idx_t L, int relu);
 void lf_nchw_mat(int f64, const void *d, void *mat, void *db, idx_t O, idx_t N, idx_t L);
 void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g);
-void lf_maxpool_bwd(int f64, const void *d, void *dx, const void *idx, int idx32, const struct pool_geom *g);
+void lf_maxpool_bwd(int f64, const void *d, void *dx, const void *idx, int idx32, const unsigned char *mask,
+                    const struct pool_geom *g);
 void lf_relu_fwd(int f64, const void *x, void *out, void *mask, idx_t n);
 void lf_relu_bwd(int f64, const void *d, const void *mask, void *out, idx_t n);
 void lf_gelu_fwd(int f64, const void *x, void *out, void *keep, idx_t n, int tanh_approx);
@@ -376,19 +377,21 @@ static PyObject *py_maxpool_fwd(PyObject *self, PyObject *args) {
 }
 
 static PyObject *py_maxpool_bwd(PyObject *self, PyObject *args) {
-    PyObject *od, *oi, *ox, *og;
+    PyObject *od, *oi, *ox, *og, *om = Py_None;
     int f64, idx32;
     struct pool_geom g;
-    if (!PyArg_ParseTuple(args, "OOOppO!", &od, &oi, &ox, &idx32, &f64, &PyTuple_Type, &og) || !parse_pool(og, &g))
+    if (!PyArg_ParseTuple(args, "OOOppO!|O", &od, &oi, &ox, &idx32, &f64, &PyTuple_Type, &og, &om) ||
+        !parse_pool(og, &g))
         return NULL;
     struct bufs s = {.n = 0};
     idx_t P = g.planes * g.Ho * g.Wo;
     void *d = get(&s, od, 0, 0, P, ITEM(f64), "delta");
     void *idx = BAD(d) ? d : get(&s, oi, 0, 0, P, idx32 ? 4 : 1, "idx");
     void *dx = BAD(idx) ? (void *)idx : get(&s, ox, 1, 0, g.planes * g.H * g.W, ITEM(f64), "dx");
-    if (BAD(dx)) { release(&s); return NULL; }
+    void *mask = BAD(dx) ? dx : get(&s, om, 0, 1, g.planes * g.H * g.W, 1, "relu_mask");
+    if (BAD(mask)) { release(&s); return NULL; }
     Py_BEGIN_ALLOW_THREADS
-    lf_maxpool_bwd(f64, d, dx, idx, idx32, &g);
+    lf_maxpool_bwd(f64, d, dx, idx, idx32, mask, &g);
     Py_END_ALLOW_THREADS
     release(&s);
     Py_RETURN_NONE;
@@ -570,7 +573,8 @@ static PyMethodDef methods[] = {
     {"sub_scaled", py_sub_scaled, METH_VARARGS, "sub_scaled(w, u, c, wide, f64, n): w -= c * u (NumPy's roundings)"},
     {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
     {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},
-    {"maxpool_bwd", py_maxpool_bwd, METH_VARARGS, "maxpool_bwd(delta, idx, dx, idx32, f64, geom)"},
+    {"maxpool_bwd", py_maxpool_bwd, METH_VARARGS, 
+     "maxpool_bwd(delta, idx, dx, idx32, f64, geom, relu_mask=None): dx, times relu_mask (bool, dx's shape) if given"},
     {"relu_fwd", py_relu_fwd, METH_VARARGS, "relu_fwd(x, out, mask, f64, n)"},
     {"relu_bwd", py_relu_bwd, METH_VARARGS, "relu_bwd(delta, mask, out, f64, n)"},
     {"gelu_fwd", py_gelu_fwd, METH_VARARGS,

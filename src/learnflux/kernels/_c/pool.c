@@ -29,9 +29,13 @@ void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, con
     }
 }
 
-void lf_maxpool_bwd(int f64, const void *d, void *dx, const void *idx, int idx32, const struct pool_geom *g) {
+/* δx of the pool and, with a ReLU mask (bool, the pool input's shape; NULL: none), δx ⊙ mask: the
+ * ReLU before the pool backward too. 2×2 / stride 2 applies the mask in its own pass over δx; the
+ * generic loop leaves it to relu_backward's pass afterwards (in place, element by element). */
+void lf_maxpool_bwd(int f64, const void *d, void *dx, const void *idx, int idx32, const unsigned char *mask,
+                    const struct pool_geom *g) {
     if (!idx32 && lf_pool2_fits(g)) {
-        lf_maxpool2_bwd(f64, d, idx, dx, g);
+        lf_maxpool2_bwd(f64, d, idx, mask, dx, g);
         return;
     }
     idx_t cost = g->H * g->W;
@@ -42,4 +46,5 @@ void lf_maxpool_bwd(int f64, const void *d, void *dx, const void *idx, int idx32
         struct maxpool_args_f32 a = {d, dx, (void *)idx, idx32, g};
         lf_parallel(maxpool_bwd_range_f32, &a, g->planes, cost);
     }
+    if (mask) lf_relu_bwd(f64, dx, mask, dx, g->planes * g->H * g->W);
 }

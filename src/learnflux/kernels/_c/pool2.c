@@ -49,15 +49,23 @@
         }                                                                                          \
     }                                                                                              \
     static void bwd_row_##SFX(const T *restrict d, const unsigned char *restrict k8, idx_t kavail, \
-                              T *restrict r0, T *restrict r1, idx_t Wo) {                          \
+                              T *restrict r0, T *restrict r1, idx_t Wo, const unsigned char *m0,    \
+                              const unsigned char *m1, const unsigned char *mend) {                \
         (void)kavail;                                                                              \
+        (void)mend;                                                                                \
         for (idx_t b = 0; b < Wo; b++) {                                                           \
             unsigned k = k8[b];                                                                    \
             T v = d[b];                                                                            \
-            r0[2 * b] = k == 0 ? v : (T)0;                                                         \
-            r0[2 * b + 1] = k == 1 ? v : (T)0;                                                     \
-            r1[2 * b] = k == 2 ? v : (T)0;                                                         \
-            r1[2 * b + 1] = k == 3 ? v : (T)0;                                                     \
+            T t0 = k == 0 ? v : (T)0, t1 = k == 1 ? v : (T)0, t2 = k == 2 ? v : (T)0;              \
+            T t3 = k == 3 ? v : (T)0;                                                              \
+            if (m0) { /* the ReLU's backward: a product, as relu_backward */                       \
+                t0 *= (T)m0[2 * b], t1 *= (T)m0[2 * b + 1], t2 *= (T)m1[2 * b];                    \
+                t3 *= (T)m1[2 * b + 1];                                                            \
+            }                                                                                      \
+            r0[2 * b] = t0;                                                                        \
+            r0[2 * b + 1] = t1;                                                                    \
+            r1[2 * b] = t2;                                                                        \
+            r1[2 * b + 1] = t3;                                                                    \
         }                                                                                          \
     }
 POOL2_SCALAR(float, f32_base)
@@ -90,11 +98,45 @@ static inline __m128i load8(const unsigned char *p, idx_t avail, idx_t n) {
     return _mm_cvtsi64_si128((long long)q);
 }
 
+/* ReLU mask bytes (0 / 1) for the `n` pixels from p that a store writes, with `end` the mask
+ * array's end: 16 / 8 / 4 bytes in one load while they lie in the array (bytes past the n
+ * belong to the next row and are not used), else through a zeroed buffer; n ≤ 0 reads nothing */
+static inline __m128i maskbytes16(const unsigned char *p, const unsigned char *end, idx_t n) {
+    if (end - p >= 16) return _mm_loadu_si128((const __m128i *)p);
+    unsigned char t[16] = {0};
+    if (n > 0) memcpy(t, p, (size_t)(n < 16 ? n : 16));
+    return _mm_loadu_si128((const __m128i *)t);
+}
+static inline __m128i maskbytes8(const unsigned char *p, const unsigned char *end, idx_t n) {
+    return n > 0 ? load8(p, end - p, n) : _mm_setzero_si128();
+}
+static inline __m128i maskbytes4(const unsigned char *p, const unsigned char *end, idx_t n) {
+    unsigned q = 0;
+    if (end - p >= 4) memcpy(&q, p, 4);
+    else if (n > 0) memcpy(&q, p, (size_t)(n < 4 ? n : 4));
+    return _mm_cvtsi32_si128((int)q);
+}
+
 /* ---------------------------------------------------------------- AVX-512 (16 / 8 lanes) */
 #define TGT __attribute__((target("avx512f,avx2,fma")))
 
 static inline TGT __mmask16 lanes16(idx_t n) { return n <= 0 ? 0 : n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
 static inline TGT __mmask8 lanes8(idx_t n) { return n <= 0 ? 0 : n >= 8 ? 0xFF : (__mmask8)((1u << n) - 1); }
+
+/* v ⊙ mask for the n pixels from m + off (the ReLU's backward folded into the store: v·(T)m, a
+ * product as relu_backward computes it, so δ·0 = ±0 and inf·0 = NaN bit for bit); m NULL: v */
+static inline TGT __m512 relu16(__m512 v, const unsigned char *m, idx_t off, const unsigned char *end,
+                                idx_t n) {
+    if (!m) return v;
+    m += off;
+    return _mm512_mul_ps(v, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(maskbytes16(m, end, n))));
+}
+static inline TGT __m512d relu8(__m512d v, const unsigned char *m, idx_t off, const unsigned char *end,
+                                idx_t n) {
+    if (!m) return v;
+    m += off;
+    return _mm512_mul_pd(v, _mm512_cvtepi32_pd(_mm256_cvtepu8_epi32(maskbytes8(m, end, n))));
+}
 
 /* one offset tried: c = [v > m] moves the winner to t, m takes v where c or v is NaN */
 #define STEP512(P, MASKT, v, t)                                                                    \
@@ -152,7 +194,8 @@ static TGT void fwd_row_f64_avx512(const double *r0, const double *r1, double *o
  * keeps δ where its offset equals the lane's column parity (0, 1, 0, 1, …), of the bottom row
  * where it equals 2 + parity */
 static TGT void bwd_row_f32_avx512(const float *d, const unsigned char *k8, idx_t kavail, float *r0, float *r1,
-                                   idx_t Wo) {
+                                   idx_t Wo, const unsigned char *m0, const unsigned char *m1,
+                                   const unsigned char *mend) {
     const __m512i dup_lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     const __m512i dup_hi = _mm512_add_epi32(dup_lo, _mm512_set1_epi32(8));
     const __m512i top = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
@@ -172,15 +215,21 @@ static TGT void bwd_row_f32_avx512(const float *d, const unsigned char *k8, idx_
         __m512 dl = _mm512_permutexvar_ps(dup_lo, dv), dh = _mm512_permutexvar_ps(dup_hi, dv);
         __m512i kl = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(kb, kb));
         __m512i kh = _mm512_cvtepu8_epi32(_mm_unpackhi_epi8(kb, kb));
-        _mm512_mask_storeu_ps(r0 + 2 * b, lo, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kl, top), dl));
-        _mm512_mask_storeu_ps(r0 + 2 * b + 16, hi, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kh, top), dh));
-        _mm512_mask_storeu_ps(r1 + 2 * b, lo, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kl, bot), dl));
-        _mm512_mask_storeu_ps(r1 + 2 * b + 16, hi, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kh, bot), dh));
+        const idx_t c = 2 * b; /* column of the first pixel; m0 + c, m1 + c its mask bytes */
+        __m512 t0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kl, top), dl);
+        __m512 t1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kh, top), dh);
+        __m512 b0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kl, bot), dl);
+        __m512 b1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kh, bot), dh);
+        _mm512_mask_storeu_ps(r0 + c, lo, relu16(t0, m0, c, mend, 2 * n));
+        _mm512_mask_storeu_ps(r0 + c + 16, hi, relu16(t1, m0, c + 16, mend, 2 * n - 16));
+        _mm512_mask_storeu_ps(r1 + c, lo, relu16(b0, m1, c, mend, 2 * n));
+        _mm512_mask_storeu_ps(r1 + c + 16, hi, relu16(b1, m1, c + 16, mend, 2 * n - 16));
     }
 }
 
 static TGT void bwd_row_f64_avx512(const double *d, const unsigned char *k8, idx_t kavail, double *r0, double *r1,
-                                   idx_t Wo) {
+                                   idx_t Wo, const unsigned char *m0, const unsigned char *m1,
+                                   const unsigned char *mend) {
     const __m512i dup_lo = _mm512_setr_epi64(0, 0, 1, 1, 2, 2, 3, 3);
     const __m512i dup_hi = _mm512_add_epi64(dup_lo, _mm512_set1_epi64(4));
     const __m512i top = _mm512_setr_epi64(0, 1, 0, 1, 0, 1, 0, 1);
@@ -193,10 +242,15 @@ static TGT void bwd_row_f64_avx512(const double *d, const unsigned char *k8, idx
         __m512d dv = _mm512_maskz_loadu_pd(lanes8(n), d + b);
         __m512d dl = _mm512_permutexvar_pd(dup_lo, dv), dh = _mm512_permutexvar_pd(dup_hi, dv);
         __m512i kl = _mm512_cvtepu8_epi64(kb), kh = _mm512_cvtepu8_epi64(_mm_srli_si128(kb, 8));
-        _mm512_mask_storeu_pd(r0 + 2 * b, lo, _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(kl, top), dl));
-        _mm512_mask_storeu_pd(r0 + 2 * b + 8, hi, _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(kh, top), dh));
-        _mm512_mask_storeu_pd(r1 + 2 * b, lo, _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(kl, bot), dl));
-        _mm512_mask_storeu_pd(r1 + 2 * b + 8, hi, _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(kh, bot), dh));
+        const idx_t c = 2 * b;
+        __m512d t0 = _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(kl, top), dl);
+        __m512d t1 = _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(kh, top), dh);
+        __m512d b0 = _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(kl, bot), dl);
+        __m512d b1 = _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(kh, bot), dh);
+        _mm512_mask_storeu_pd(r0 + c, lo, relu8(t0, m0, c, mend, 2 * n));
+        _mm512_mask_storeu_pd(r0 + c + 8, hi, relu8(t1, m0, c + 8, mend, 2 * n - 8));
+        _mm512_mask_storeu_pd(r1 + c, lo, relu8(b0, m1, c, mend, 2 * n));
+        _mm512_mask_storeu_pd(r1 + c + 8, hi, relu8(b1, m1, c + 8, mend, 2 * n - 8));
     }
 }
 
@@ -254,7 +308,7 @@ static inline TGT void fwd_rows2_f64_avx512(const double *r0, idx_t W, double *o
 /* δ and the offsets of the two rows duplicated pairwise: lanes [0, 2·Wo) of `da` hold row a's
  * δ0, δ0, δ1, δ1, …, of `db` row a + 1's */
 static inline TGT void bwd_rows2_f32_avx512(const float *d, const unsigned char *k8, idx_t kavail, float *r0, idx_t W,
-                                            idx_t Wo) {
+                                            idx_t Wo, const unsigned char *m, const unsigned char *mend) {
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i dup_a = _mm512_srli_epi32(lane, 1), dup_b = _mm512_add_epi32(dup_a, _mm512_set1_epi32((int)Wo));
     const __m512i top = _mm512_and_si512(lane, _mm512_set1_epi32(1)), bot = _mm512_add_epi32(top, _mm512_set1_epi32(2));
@@ -271,14 +325,19 @@ static inline TGT void bwd_rows2_f32_avx512(const float *d, const unsigned char 
     __m512 dv = _mm512_maskz_loadu_ps(on, d);
     __m512 da = _mm512_permutexvar_ps(dup_a, dv), db = _mm512_permutexvar_ps(dup_b, dv);
     __m512i ka = _mm512_permutexvar_epi32(dup_a, kk), kb2 = _mm512_permutexvar_epi32(dup_b, kk);
-    _mm512_mask_storeu_ps(r0, on, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(ka, top), da));
-    _mm512_mask_storeu_ps(r0 + W, on, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(ka, bot), da));
-    _mm512_mask_storeu_ps(r0 + 2 * W, on, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kb2, top), db));
-    _mm512_mask_storeu_ps(r0 + 3 * W, on, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kb2, bot), db));
+    /* m: the mask bytes of row r0 (NULL: no ReLU), rows 1–3 at W apart */
+    __m512 ta = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(ka, top), da);
+    __m512 ba = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(ka, bot), da);
+    __m512 tb = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kb2, top), db);
+    __m512 bb = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(kb2, bot), db);
+    _mm512_mask_storeu_ps(r0, on, relu16(ta, m, 0, mend, 2 * Wo));
+    _mm512_mask_storeu_ps(r0 + W, on, relu16(ba, m, W, mend, 2 * Wo));
+    _mm512_mask_storeu_ps(r0 + 2 * W, on, relu16(tb, m, 2 * W, mend, 2 * Wo));
+    _mm512_mask_storeu_ps(r0 + 3 * W, on, relu16(bb, m, 3 * W, mend, 2 * Wo));
 }
 
 static inline TGT void bwd_rows2_f64_avx512(const double *d, const unsigned char *k8, idx_t kavail, double *r0,
-                                            idx_t W, idx_t Wo) {
+                                            idx_t W, idx_t Wo, const unsigned char *m, const unsigned char *mend) {
     const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
     const __m512i dup_a = _mm512_srli_epi64(lane, 1), dup_b = _mm512_add_epi64(dup_a, _mm512_set1_epi64(Wo));
     const __m512i top = _mm512_and_si512(lane, _mm512_set1_epi64(1)), bot = _mm512_add_epi64(top, _mm512_set1_epi64(2));
@@ -287,10 +346,14 @@ static inline TGT void bwd_rows2_f64_avx512(const double *d, const unsigned char
     __m512d dv = _mm512_maskz_loadu_pd(on, d);
     __m512d da = _mm512_permutexvar_pd(dup_a, dv), db = _mm512_permutexvar_pd(dup_b, dv);
     __m512i ka = _mm512_permutexvar_epi64(dup_a, kk), kb = _mm512_permutexvar_epi64(dup_b, kk);
-    _mm512_mask_storeu_pd(r0, on, _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(ka, top), da));
-    _mm512_mask_storeu_pd(r0 + W, on, _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(ka, bot), da));
-    _mm512_mask_storeu_pd(r0 + 2 * W, on, _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(kb, top), db));
-    _mm512_mask_storeu_pd(r0 + 3 * W, on, _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(kb, bot), db));
+    __m512d ta = _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(ka, top), da);
+    __m512d ba = _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(ka, bot), da);
+    __m512d tb = _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(kb, top), db);
+    __m512d bb = _mm512_maskz_mov_pd(_mm512_cmpeq_epi64_mask(kb, bot), db);
+    _mm512_mask_storeu_pd(r0, on, relu8(ta, m, 0, mend, 2 * Wo));
+    _mm512_mask_storeu_pd(r0 + W, on, relu8(ba, m, W, mend, 2 * Wo));
+    _mm512_mask_storeu_pd(r0 + 2 * W, on, relu8(tb, m, 2 * W, mend, 2 * Wo));
+    _mm512_mask_storeu_pd(r0 + 3 * W, on, relu8(bb, m, 3 * W, mend, 2 * Wo));
 }
 
 #define T float
@@ -319,6 +382,20 @@ static inline TGT __m256i lanes8x32(idx_t n) {
 }
 static inline TGT __m256i lanes4x64(idx_t n) {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n < 0 ? 0 : n > 4 ? 4 : n), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
+/* as relu16 / relu8: v ⊙ mask for the n pixels from m + off (m NULL: v) */
+static inline TGT __m256 relu8x32(__m256 v, const unsigned char *m, idx_t off, const unsigned char *end,
+                                  idx_t n) {
+    if (!m) return v;
+    m += off;
+    return _mm256_mul_ps(v, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(maskbytes8(m, end, n))));
+}
+static inline TGT __m256d relu4x64(__m256d v, const unsigned char *m, idx_t off, const unsigned char *end,
+                                   idx_t n) {
+    if (!m) return v;
+    m += off;
+    return _mm256_mul_pd(v, _mm256_cvtepi32_pd(_mm_cvtepu8_epi32(maskbytes4(m, end, n))));
 }
 
 /* as STEP512, with the compare results as all-ones lanes and blends */
@@ -396,7 +473,8 @@ static TGT void fwd_row_f64_avx2(const double *r0, const double *r1, double *o, 
 
 /* t_j = δ where the offset is j; the top row interleaves t_0, t_1, the bottom row t_2, t_3 */
 static TGT void bwd_row_f32_avx2(const float *d, const unsigned char *k8, idx_t kavail, float *r0, float *r1,
-                                 idx_t Wo) {
+                                 idx_t Wo, const unsigned char *m0, const unsigned char *m1,
+                                 const unsigned char *mend) {
     for (idx_t b = 0; b < Wo; b += 8) {
         const idx_t n = Wo - b;
         __m256i k = _mm256_cvtepu8_epi32(load8(k8 + b, kavail - b, n));
@@ -408,6 +486,11 @@ static TGT void bwd_row_f32_avx2(const float *d, const unsigned char *k8, idx_t 
         __m256 l23 = _mm256_unpacklo_ps(t2, t3), h23 = _mm256_unpackhi_ps(t2, t3);
         __m256 top0 = _mm256_permute2f128_ps(l01, h01, 0x20), top1 = _mm256_permute2f128_ps(l01, h01, 0x31);
         __m256 bot0 = _mm256_permute2f128_ps(l23, h23, 0x20), bot1 = _mm256_permute2f128_ps(l23, h23, 0x31);
+        if (m0) { /* the ReLU's mask: columns c … c + 15 of rows r0, r1 */
+            const idx_t c = 2 * b;
+            top0 = relu8x32(top0, m0, c, mend, 2 * n), top1 = relu8x32(top1, m0, c + 8, mend, 2 * n - 8);
+            bot0 = relu8x32(bot0, m1, c, mend, 2 * n), bot1 = relu8x32(bot1, m1, c + 8, mend, 2 * n - 8);
+        }
         if (n >= 8) {
             _mm256_storeu_ps(r0 + 2 * b, top0);
             _mm256_storeu_ps(r0 + 2 * b + 8, top1);
@@ -424,7 +507,8 @@ static TGT void bwd_row_f32_avx2(const float *d, const unsigned char *k8, idx_t 
 }
 
 static TGT void bwd_row_f64_avx2(const double *d, const unsigned char *k8, idx_t kavail, double *r0, double *r1,
-                                 idx_t Wo) {
+                                 idx_t Wo, const unsigned char *m0, const unsigned char *m1,
+                                 const unsigned char *mend) {
     for (idx_t b = 0; b < Wo; b += 4) {
         const idx_t n = Wo - b;
         __m256i k = _mm256_cvtepu8_epi64(load8(k8 + b, kavail - b, n));
@@ -436,6 +520,11 @@ static TGT void bwd_row_f64_avx2(const double *d, const unsigned char *k8, idx_t
         __m256d l23 = _mm256_unpacklo_pd(t2, t3), h23 = _mm256_unpackhi_pd(t2, t3);
         __m256d top0 = _mm256_permute2f128_pd(l01, h01, 0x20), top1 = _mm256_permute2f128_pd(l01, h01, 0x31);
         __m256d bot0 = _mm256_permute2f128_pd(l23, h23, 0x20), bot1 = _mm256_permute2f128_pd(l23, h23, 0x31);
+        if (m0) {
+            const idx_t c = 2 * b;
+            top0 = relu4x64(top0, m0, c, mend, 2 * n), top1 = relu4x64(top1, m0, c + 4, mend, 2 * n - 4);
+            bot0 = relu4x64(bot0, m1, c, mend, 2 * n), bot1 = relu4x64(bot1, m1, c + 4, mend, 2 * n - 4);
+        }
         if (n >= 4) {
             _mm256_storeu_pd(r0 + 2 * b, top0);
             _mm256_storeu_pd(r0 + 2 * b + 4, top1);
@@ -467,8 +556,8 @@ static TGT void bwd_row_f64_avx2(const double *d, const unsigned char *k8, idx_t
 /* ---------------------------------------------------------------- dispatch */
 typedef void (*pool2_fwd_fn)(const void *x, void *out, unsigned char *k, const struct pool_geom *g, idx_t first,
                              idx_t end);
-typedef void (*pool2_bwd_fn)(const void *d, const unsigned char *k, void *dx, const struct pool_geom *g,
-                             idx_t first, idx_t end);
+typedef void (*pool2_bwd_fn)(const void *d, const unsigned char *k, const unsigned char *m, void *dx,
+                             const struct pool_geom *g, idx_t first, idx_t end);
 struct pool2_impl {
     pool2_fwd_fn fwd[2]; /* [f64] */
     pool2_bwd_fn bwd[2];
@@ -509,6 +598,7 @@ struct pool2_args {
     const void *src;
     void *dst;
     unsigned char *k;
+    const unsigned char *m; /* backward: the ReLU mask to apply, or NULL */
     const struct pool_geom *g;
 };
 
@@ -519,17 +609,19 @@ static void fwd_range(void *p, idx_t first, idx_t end) {
 
 static void bwd_range(void *p, idx_t first, idx_t end) {
     struct pool2_args *a = p;
-    a->impl->bwd[a->f64](a->src, a->k, a->dst, a->g, first, end);
+    a->impl->bwd[a->f64](a->src, a->k, a->m, a->dst, a->g, first, end);
 }
 
 void lf_maxpool2_fwd(int f64, const void *x, void *out, unsigned char *k, const struct pool_geom *g) {
     if (!impl) lf_pool2_isa("auto");
-    struct pool2_args a = {impl, f64 != 0, x, out, k, g};
+    struct pool2_args a = {impl, f64 != 0, x, out, k, NULL, g};
     lf_parallel(fwd_range, &a, g->planes, g->H * g->W);
 }
 
-void lf_maxpool2_bwd(int f64, const void *d, const unsigned char *k, void *dx, const struct pool_geom *g) {
+/* δx, times the ReLU mask m (the pool input's shape) when m is not NULL */
+void lf_maxpool2_bwd(int f64, const void *d, const unsigned char *k, const unsigned char *m, void *dx,
+                     const struct pool_geom *g) {
     if (!impl) lf_pool2_isa("auto");
-    struct pool2_args a = {impl, f64 != 0, d, dx, (unsigned char *)k, g};
+    struct pool2_args a = {impl, f64 != 0, d, dx, (unsigned char *)k, m, g};
     lf_parallel(bwd_range, &a, g->planes, g->H * g->W);
 }

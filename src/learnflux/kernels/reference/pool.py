@@ -14,12 +14,13 @@ the compiled kernels keep the same format.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
 from ..geometry import PoolGeometry
 from .conv import offset_view, zeros_like_dtype
+from .eltwise import relu_backward
 
 
 def winner_dtype(geo: PoolGeometry) -> np.dtype:
@@ -88,15 +89,24 @@ def maxpool2d_forward(x: np.ndarray, geo: PoolGeometry, training: bool) -> tuple
     return out, winner
 
 
-def maxpool2d_backward(delta: np.ndarray, winner: np.ndarray, shape: tuple, geo: PoolGeometry) -> np.ndarray:
-    """Each window's δ goes to the input that won it (summed where windows overlap)."""
+def maxpool2d_backward(
+    delta: np.ndarray,
+    winner: np.ndarray,
+    shape: tuple,
+    geo: PoolGeometry,
+    relu_mask: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """Each window's δ goes to the input that won it (summed where windows overlap). With
+    ``relu_mask`` (``[z ≥ 0]`` of a ReLU whose output the pool read, ``shape``): that δx, then
+    the ReLU's backward ``δx ⊙ relu_mask`` (two steps here; the compiled set does both in one)."""
     dxp, tiled = _delta_buffer(shape, geo, delta.dtype)
     for k, view in _views(dxp, geo):
         if tiled:
             np.multiply(delta, winner == k, out=view)
         else:
             view += delta * (winner == k)
-    return _crop(dxp, shape, geo)
+    d_in = _crop(dxp, shape, geo)
+    return d_in if relu_mask is None else relu_backward(d_in, relu_mask)
 
 
 def avgpool2d_forward(x: np.ndarray, geo: PoolGeometry, divisor: Any) -> np.ndarray:
