@@ -190,3 +190,33 @@ def test_sequential_indexing_length_and_iteration():
     assert len(model) == 3 and list(model) == layers
     with pytest.raises(TypeError, match="cannot be sliced"):
         model[1:]
+
+
+@pytest.mark.parametrize("kernel_set", ["compiled", "numpy"])
+def test_a_float64_delta_into_a_float32_model_is_computed_in_float32(kernel_set):
+    """``model.backward`` casts δ to the model's dtype: a float64 δ (``np.ones(out.shape)``) into a
+    float32 CNN used to reach the compiled convolution's backward with mismatched dtypes."""
+    from learnflux import kernels
+
+    if kernel_set == "compiled" and not kernels.available():
+        pytest.skip("compiled kernels not built")
+    x = np.random.default_rng(0).standard_normal((2, 1, 6, 6)).astype(np.float32)
+    grads = []
+    with kernels.using(kernel_set):
+        for dt in (np.float64, np.float32):
+            rng = np.random.default_rng(1)
+            model = lf.Sequential(
+                lf.Conv2d(1, 2, 3, padding=1, rng=rng),
+                lf.ReLU(),
+                lf.MaxPool2d(2),
+                lf.Flatten(),
+                lf.Linear(18, 3, rng=rng),
+            ).astype(np.float32)
+            model.train()
+            out = model.forward(x)
+            d_in = model.backward(np.ones(out.shape, dt))
+            assert d_in.dtype == np.float32
+            grads.append([p.grad for p in model.parameters()])
+    for a, b in zip(*grads, strict=True):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)

@@ -161,6 +161,9 @@ class Model(Layer):
         """
         if not self.training:
             raise PhaseError(f"{self.describe()}: backward called in the inference phase; call model.train()")
+        if isinstance(delta_out, np.ndarray) and delta_out.dtype.kind == "f" and self.dtype.kind == "f":
+            # δ in the model's dtype (a float64 δ for a float32 model: gradients stay float32)
+            delta_out = delta_out.astype(self.dtype, copy=False)
         self._set_accumulate(accumulate)
         return self._propagate(delta_out, need_input_delta)
 

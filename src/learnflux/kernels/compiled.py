@@ -272,9 +272,11 @@ def conv2d_backward(
     has_bias: bool,
     need_input_delta: bool,
 ) -> tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
-    if saved[0] != "compiled" or not _ok(delta, weight):
+    if saved[0] != "compiled":
         return ref.conv2d_backward(saved, delta, weight, geo, has_bias, need_input_delta)
     _, kept, shape, x = saved
+    if delta.dtype != x.dtype:  # e.g. a float64 δ into a float32 layer: computed in the layer's dtype
+        delta = delta.astype(x.dtype)
     if isinstance(kept, str):  # "direct": the forward pass ran dconv
         return _direct_backward(x, delta, weight, geo, has_bias, need_input_delta)
     n, c, h, w = shape
