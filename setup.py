@@ -12,13 +12,14 @@ import sys
 from setuptools import Extension, setup
 
 C_DIR = "src/learnflux/kernels/_c"
-SOURCES = ["module.c", "parallel.c", "conv.c", "dconv.c", "wino.c", "pool.c", "pool2.c", "eltwise.c", "bn.c"]
+SOURCES = ["module.c", "parallel.c", "conv.c", "dconv.c", "wino.c", "winowg.c", "pool.c", "pool2.c", "eltwise.c", "bn.c"]
 HEADERS = [
     "lfk.h",
     "conv_t.h",
     "dconv_t.h",
     "dconv_drv_t.h",
     "wino_t.h",
+    "winowg_t.h",
     "pool_t.h",
     "pool2_t.h",
     "eltwise_t.h",

@@ -155,12 +155,16 @@ def _direct_backward(
     delta = _c(delta)
     gw = np.empty(weight.shape, dt)
     gb = np.empty(o, dt) if has_bias else None
-    _lfk.dconv_wgrad(x, delta, gw, gb, f64, _dconv_geom(x.shape, geo, ho, wo))
+    wino = _winograd(geo, x) and dt == np.float32
+    if wino:  # U[ξ] = Σ_tiles (A δ Aᵀ)[ξ]·(Bᵀ d B)[ξ], δW = Gᵀ U G (_c/winowg.c)
+        _lfk.wino_wgrad(x, delta, gw, gb, _same3_geom(n, c, h, w, o))
+    else:
+        _lfk.dconv_wgrad(x, delta, gw, gb, f64, _dconv_geom(x.shape, geo, ho, wo))
     d_in = None
     if need_input_delta:
         flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         d_in = np.empty(x.shape, dt)
-        if _winograd(geo, x) and dt == np.float32:  # the same "same" 3×3 convolution, o → c channels
+        if wino:  # the same "same" 3×3 convolution, o → c channels
             _lfk.wino_fwd(delta, flipped, None, d_in, _same3_geom(n, o, ho, wo, c), False)
         else:
             geom = (n, o, ho, wo, c, h, w, kh, kw, dh, dw, dh * (kh - 1) - top, dw * (kw - 1) - left)

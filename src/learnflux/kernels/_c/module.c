@@ -20,6 +20,8 @@ const char *lf_pool2_isa(const char *want);
 int lf_wino_fwd(const float *x, const float *w, const float *bias, float *out, const struct dconv_geom *g, int relu,
                 unsigned char *mask);
 const char *lf_wino_isa(const char *want);
+int lf_wino_wgrad(const float *x, const float *d, float *gw, float *db, const struct dconv_geom *g);
+const char *lf_winowg_isa(const char *want);
 void lf_bias_nchw(int f64, const void *prod, const void *bias, void *out, idx_t O, idx_t N, idx_t L, int relu);
 void lf_nchw_mat(int f64, const void *d, void *mat, void *db, idx_t O, idx_t N, idx_t L);
 void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g);
@@ -179,11 +181,36 @@ static PyObject *py_wino_fwd(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Winograd F(2×2, 3×3) weight gradient (winowg.c): float32, 3×3, stride 1, padding 1 */
+static PyObject *py_wino_wgrad(PyObject *self, PyObject *args) {
+    PyObject *ox, *od, *ogw, *odb, *og;
+    struct dconv_geom g;
+    if (!PyArg_ParseTuple(args, "OOOOO!", &ox, &od, &ogw, &odb, &PyTuple_Type, &og) || !parse_dgeom(og, &g))
+        return NULL;
+    struct bufs s = {.n = 0};
+    void *x = get(&s, ox, 0, 0, g.N * g.C * g.H * g.W, 4, "x");
+    void *d = BAD(x) ? x : get(&s, od, 0, 0, g.N * g.O * g.Ho * g.Wo, 4, "delta");
+    void *gw = BAD(d) ? d : get(&s, ogw, 1, 0, g.O * g.C * g.kh * g.kw, 4, "gw");
+    void *db = BAD(gw) ? gw : get(&s, odb, 1, 1, g.O, 4, "db");
+    if (BAD(db)) { release(&s); return NULL; }
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = lf_wino_wgrad(x, d, gw, db, &g);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    if (ok < 0) return PyErr_Format(PyExc_ValueError, "_lfk.wino_wgrad: not a 3x3, stride 1, padding 1 convolution");
+    if (!ok) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_dconv_isa(PyObject *self, PyObject *args) {
     const char *want;
     if (!PyArg_ParseTuple(args, "s", &want)) return NULL;
     const char *got = lf_dconv_isa(want);
-    if (got) lf_wino_isa(got); /* the Winograd kernels follow the direct convolution's choice */
+    if (got) { /* the Winograd kernels follow the direct convolution's choice */
+        lf_wino_isa(got);
+        lf_winowg_isa(got);
+    }
     if (!got) return PyErr_Format(PyExc_ValueError, "_lfk: direct-convolution kernels '%s' not available here", want);
     return PyUnicode_FromString(got);
 }
@@ -436,6 +463,9 @@ static PyMethodDef methods[] = {
     {"wino_fwd", py_wino_fwd, METH_VARARGS,
      "wino_fwd(x, w, bias, out, geom, relu, mask=None): float32 Winograd F(2x2, 3x3) convolution, 3x3, stride 1, "
      "padding 1 (geom as dconv_fwd); relu and mask as dconv_fwd"},
+    {"wino_wgrad", py_wino_wgrad, METH_VARARGS,
+     "wino_wgrad(x, delta, gw, db, geom): float32 Winograd F(2x2, 3x3) weight gradient and bias gradient (db may be "
+     "None) of wino_fwd's convolution (geom as dconv_fwd)"},
     {"bias_nchw", py_bias_nchw, METH_VARARGS, "bias_nchw(prod, bias, out, f64, O, N, L, relu)"},
     {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
     {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},
@@ -462,6 +492,7 @@ PyMODINIT_FUNC PyInit__lfk(void) {
     PyModule_AddStringConstant(m, "DCONV_ISA", lf_dconv_isa("auto"));
     PyModule_AddStringConstant(m, "POOL2_ISA", lf_pool2_isa("auto"));
     lf_wino_isa("auto");
+    lf_winowg_isa("auto");
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && !defined(LFK_NO_CLONES)
     PyModule_AddStringConstant(m, "VECTOR", "target clones: avx512f, avx2, baseline (chosen at load time)");
 #else
