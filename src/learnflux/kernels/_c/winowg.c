@@ -37,8 +37,10 @@
 #define STR_(a) #a
 #define STR(a) STR_(a)
 
-/* slots of blocks (fixed: the sum order does not depend on the threads) */
+/* slots of blocks (fixed: the sum order does not depend on the threads): at most LF_WG_SLOTS,
+ * at least about LF_WG_SLOT_TILES tiles each */
 #define LF_WG_SLOTS 8
+#define LF_WG_SLOT_TILES 512
 /* float partial sums cover about this many tiles before they go into the double accumulator */
 #define LF_WG_FLUSH 256
 /* V and D of one block at most about this many bytes: they stay in L2 */
@@ -47,7 +49,7 @@
 struct wg_args {
     const struct dconv_geom *g;
     const float *x, *d;
-    double *gwp, *dbp; /* per slot: δW (O, C, 3, 3) and δb (O) */
+    double *gwp, *dbp; /* per slot: δW (3, 3, O, C) and δb (O) */
     idx_t Cp, Op, BT, blocks, slots;
     int failed;
 };
@@ -143,17 +145,20 @@ int lf_wino_wgrad(const float *x, const float *d, float *gw, float *db, const st
     const idx_t Cp = round_up(C, impl->CB), Op = round_up(O, impl->MR);
     idx_t BT = LF_WG_BLOCK_BYTES / (64 * (Cp + Op));
     BT = BT < 16 ? 16 : (BT > 128 ? 128 : BT);
-    const idx_t blocks = (tiles + BT - 1) / BT, slots = blocks < LF_WG_SLOTS ? blocks : LF_WG_SLOTS;
+    const idx_t blocks = (tiles + BT - 1) / BT;
+    idx_t slots = tiles / LF_WG_SLOT_TILES; /* each slot's own δW costs ~100 flops per (o, c) */
+    slots = slots < 1 ? 1 : (slots > LF_WG_SLOTS ? LF_WG_SLOTS : (slots > blocks ? blocks : slots));
     double *gwp = malloc((size_t)(slots * (O * C * 9 + O)) * sizeof(double));
     if (!gwp) return 0;
     struct wg_args a = {g, x, d, gwp, gwp + slots * O * C * 9, Cp, Op, BT, blocks, slots, 0};
     lf_parallel(impl->range, &a, slots, tiles / slots * 16 * Op * Cp / 8);
     if (!a.failed) { /* the slots added in order */
-        for (idx_t k = 0; k < O * C * 9; k++) {
-            double s = 0;
-            for (idx_t sl = 0; sl < slots; sl++) s += gwp[sl * O * C * 9 + k];
-            gw[k] = (float)s;
-        }
+        for (idx_t k = 0; k < O * C; k++) /* slot δW [3i + j][o][c] → gw [o][c][3i + j] */
+            for (int ij = 0; ij < 9; ij++) {
+                double s = 0;
+                for (idx_t sl = 0; sl < slots; sl++) s += gwp[(sl * 9 + ij) * O * C + k];
+                gw[k * 9 + ij] = (float)s;
+            }
         if (db)
             for (idx_t o = 0; o < O; o++) {
                 double s = 0;

@@ -26,14 +26,15 @@ typedef float V_T __attribute__((vector_size(VB), aligned(sizeof(float)), may_al
 #define LD(p) (*(const V_T *)(p))
 #define ST(p, v) (*(V_T *)(p) = (v))
 
-/* u[r·Cp + k·VL + ·] += Σ_{t < bt} d[t·Op + r]·v[t·Cp + k·VL + ·], r < MR, k < NV */
+/* u[r·Cp + k·VL + ·] (+)= Σ_{t < bt} d[t·Op + r]·v[t·Cp + k·VL + ·], r < MR, k < NV: added to u
+ * when add, else written */
 static TGT inline void FN(wg_mk)(const float *restrict v, const float *restrict d, float *restrict u, idx_t bt,
-                                 idx_t Cp, idx_t Op) {
+                                 idx_t Cp, idx_t Op, int add) {
     V_T s[MR][NV];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 8
-        for (int k = 0; k < NV; k++) s[r][k] = LD(u + r * Cp + k * VL);
+        for (int k = 0; k < NV; k++) s[r][k] = add ? LD(u + r * Cp + k * VL) : (V_T){0};
     for (idx_t t = 0; t < bt; t++) {
         V_T xv[NV];
 #pragma GCC unroll 8
@@ -102,7 +103,8 @@ static TGT inline void FN(wg_dt)(const float *restrict p, idx_t rs, idx_t Op, fl
     }
 }
 
-/* dst[x·cs + c] = src[c·ps + x], c < C, x < W: one row of every channel plane to channels-last.
+/* dst[y·rs + x·cs + c] = src[(c·H + y)·W + x]: channel planes (C, H, W) to channels-last, 8
+ * planes at a time, row after row (8 load streams, each running through its plane).
  * Blocks of 8 channels × 8 columns: 8 vector loads, an 8×8 transpose in registers (three rounds
  * of two-vector shuffles), 8 vector stores (scalar copies, one plane after another, stored with a
  * stride of cs and stalled on 4 KiB aliasing with the loads: a third of the time of a layer) */
@@ -115,38 +117,43 @@ typedef int CAT(i8_, SFX) __attribute__((vector_size(32)));
 #else
 #define SH8(a, b, ...) __builtin_shuffle(a, b, (I8){__VA_ARGS__})
 #endif
-static TGT void FN(wg_nhwc)(const float *restrict src, idx_t ps, idx_t C, idx_t W, float *restrict dst, idx_t cs) {
+static TGT void FN(wg_nhwc)(const float *restrict src, idx_t C, idx_t H, idx_t W, float *restrict dst, idx_t rs,
+                            idx_t cs) {
+    const idx_t ps = H * W;
     idx_t c0 = 0;
-    for (; c0 + 8 <= C; c0 += 8) {
-        const float *s = src + c0 * ps;
-        idx_t x = 0;
-        for (; x + 8 <= W; x += 8) {
-            V8 r[8], p[8], q[8];
+    for (; c0 + 8 <= C; c0 += 8)
+        for (idx_t y = 0; y < H; y++) {
+            const float *s = src + c0 * ps + y * W;
+            float *d = dst + y * rs + c0;
+            idx_t x = 0;
+            for (; x + 8 <= W; x += 8) {
+                V8 r[8], p[8], q[8];
 #pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) r[k] = *(const V8 *)(s + k * ps + x);
+                for (int k = 0; k < 8; k++) r[k] = *(const V8 *)(s + k * ps + x);
 #pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) { /* rows 2k, 2k + 1 interleaved: columns 0-3, 4-7 */
-                p[2 * k] = SH8(r[2 * k], r[2 * k + 1], 0, 8, 1, 9, 2, 10, 3, 11);
-                p[2 * k + 1] = SH8(r[2 * k], r[2 * k + 1], 4, 12, 5, 13, 6, 14, 7, 15);
-            }
+                for (int k = 0; k < 4; k++) { /* rows 2k, 2k + 1 interleaved: columns 0-3, 4-7 */
+                    p[2 * k] = SH8(r[2 * k], r[2 * k + 1], 0, 8, 1, 9, 2, 10, 3, 11);
+                    p[2 * k + 1] = SH8(r[2 * k], r[2 * k + 1], 4, 12, 5, 13, 6, 14, 7, 15);
+                }
 #pragma GCC unroll 2
-            for (int h = 0; h < 2; h++) { /* rows 0-3 (4-7): q[4h + m] columns 2m, 2m + 1 of them */
-                q[4 * h + 0] = SH8(p[4 * h], p[4 * h + 2], 0, 1, 8, 9, 2, 3, 10, 11);
-                q[4 * h + 1] = SH8(p[4 * h], p[4 * h + 2], 4, 5, 12, 13, 6, 7, 14, 15);
-                q[4 * h + 2] = SH8(p[4 * h + 1], p[4 * h + 3], 0, 1, 8, 9, 2, 3, 10, 11);
-                q[4 * h + 3] = SH8(p[4 * h + 1], p[4 * h + 3], 4, 5, 12, 13, 6, 7, 14, 15);
-            }
+                for (int h = 0; h < 2; h++) { /* rows 0-3 (4-7): q[4h + m] columns 2m, 2m + 1 of them */
+                    q[4 * h + 0] = SH8(p[4 * h], p[4 * h + 2], 0, 1, 8, 9, 2, 3, 10, 11);
+                    q[4 * h + 1] = SH8(p[4 * h], p[4 * h + 2], 4, 5, 12, 13, 6, 7, 14, 15);
+                    q[4 * h + 2] = SH8(p[4 * h + 1], p[4 * h + 3], 0, 1, 8, 9, 2, 3, 10, 11);
+                    q[4 * h + 3] = SH8(p[4 * h + 1], p[4 * h + 3], 4, 5, 12, 13, 6, 7, 14, 15);
+                }
 #pragma GCC unroll 4
-            for (int m = 0; m < 4; m++) { /* column 2m, 2m + 1: rows 0-3 then 4-7 */
-                *(V8 *)(dst + (x + 2 * m) * cs + c0) = SH8(q[m], q[4 + m], 0, 1, 2, 3, 8, 9, 10, 11);
-                *(V8 *)(dst + (x + 2 * m + 1) * cs + c0) = SH8(q[m], q[4 + m], 4, 5, 6, 7, 12, 13, 14, 15);
+                for (int m = 0; m < 4; m++) { /* column 2m, 2m + 1: rows 0-3 then 4-7 */
+                    *(V8 *)(d + (x + 2 * m) * cs) = SH8(q[m], q[4 + m], 0, 1, 2, 3, 8, 9, 10, 11);
+                    *(V8 *)(d + (x + 2 * m + 1) * cs) = SH8(q[m], q[4 + m], 4, 5, 6, 7, 12, 13, 14, 15);
+                }
             }
+            for (; x < W; x++)
+                for (int k = 0; k < 8; k++) d[x * cs + k] = s[k * ps + x];
         }
-        for (; x < W; x++)
-            for (int k = 0; k < 8; k++) dst[x * cs + c0 + k] = s[k * ps + x];
-    }
     for (; c0 < C; c0++)
-        for (idx_t x = 0; x < W; x++) dst[x * cs + c0] = src[c0 * ps + x];
+        for (idx_t y = 0; y < H; y++)
+            for (idx_t x = 0; x < W; x++) dst[y * rs + x * cs + c0] = src[c0 * ps + y * W + x];
 }
 #undef SH8
 #undef V8
@@ -161,7 +168,7 @@ static TGT void FN(wg_range)(void *p, idx_t first, idx_t end) {
     const idx_t vs = BT * Cp + 16, ds = BT * Op + 16; /* ξ strides: not multiples of 4 KiB */
     const idx_t us = Op * Cp;
     float *V = malloc((size_t)(16 * (vs + ds) + 16 * us) * sizeof(float));
-    double *Ud = malloc((size_t)(16 * us + Op) * sizeof(double));
+    double *Ud = malloc((size_t)(16 * us + Op) * sizeof(double)); /* then δb */
     float *xp = calloc((size_t)(Hp * Wp * Cp + Hd * Wd * Op), sizeof(float));
     if (!V || !Ud || !xp) {
         free(V);
@@ -175,52 +182,59 @@ static TGT void FN(wg_range)(void *p, idx_t first, idx_t end) {
     for (idx_t slot = first; slot < end; slot++) {
         const idx_t b0 = blocks * slot / a->slots, b1 = blocks * (slot + 1) / a->slots;
         idx_t packed = -1, since = 0;
-        memset(Ud, 0, (size_t)(16 * us + Op) * sizeof(double));
-        memset(U, 0, (size_t)(16 * us) * sizeof(float));
+        int flushed = 0; /* Ud holds something */
+        for (idx_t o = 0; o < Op; o++) db[o] = 0;
         for (idx_t blk = b0; blk < b1; blk++) {
             const idx_t g0 = blk * BT, gend = g0 + BT < total ? g0 + BT : total, bt = gend - g0;
             for (idx_t gi = g0; gi < gend; gi++) {
                 const idx_t n = gi / T, t = gi % T, ty = t / tw, tx = t % tw;
                 if (n != packed) { /* sample n channels-last (borders and channel tails stay 0) */
-                    for (idx_t y = 0; y < H; y++) {
-                        FN(wg_nhwc)(a->x + n * C * H * W + y * W, H * W, C, W, xp + ((y + 1) * Wp + 1) * Cp, Cp);
-                        FN(wg_nhwc)(a->d + n * O * H * W + y * W, H * W, O, W, dp + y * Wd * Op, Op);
-                    }
+                    FN(wg_nhwc)(a->x + n * C * H * W, C, H, W, xp + (Wp + 1) * Cp, Wp * Cp, Cp);
+                    FN(wg_nhwc)(a->d + n * O * H * W, O, H, W, dp, Wd * Op, Op);
                     packed = n;
                 }
                 FN(wg_in)(xp + (2 * ty * Wp + 2 * tx) * Cp, Wp * Cp, Cp, V + (gi - g0) * Cp, vs);
                 FN(wg_dt)(dp + (2 * ty * Wd + 2 * tx) * Op, Wd * Op, Op, D + (gi - g0) * Op, ds);
             }
             for (idx_t t = 0; t < bt; t++) /* δb: Σ over the tile = D[5] */
-                for (idx_t o = 0; o < O; o++) db[o] += D[5 * ds + t * Op + o];
+                for (idx_t o = 0; o < Op; o++) db[o] += D[5 * ds + t * Op + o];
             for (int xi = 0; xi < 16; xi++)
                 for (idx_t ob = 0; ob < Op; ob += MR)
                     for (idx_t cb = 0; cb < Cp; cb += CB)
-                        FN(wg_mk)(V + xi * vs + cb, D + xi * ds + ob, U + xi * us + ob * Cp + cb, bt, Cp, Op);
+                        FN(wg_mk)(V + xi * vs + cb, D + xi * ds + ob, U + xi * us + ob * Cp + cb, bt, Cp, Op,
+                                  since > 0);
             since += bt;
             if (since >= LF_WG_FLUSH || blk + 1 == b1) { /* float partial sums of ≤ ~256 tiles into double */
-                for (idx_t k = 0; k < 16 * us; k++) {
-                    Ud[k] += U[k];
-                    U[k] = 0;
-                }
+                if (flushed)
+                    for (idx_t k = 0; k < 16 * us; k++) Ud[k] += U[k];
+                else
+                    for (idx_t k = 0; k < 16 * us; k++) Ud[k] = U[k];
+                flushed = 1;
                 since = 0;
             }
         }
-        /* δW_slot[o][c] = Gᵀ U[o][c] G: δW[i][j] = Σ_ab G[a][i]·U[4a + b]·G[b][j] */
-        static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+        /* δW_slot[i][j][o][c] = (Gᵀ U[o][c] G)[i][j], vectorised over c; with G's rows (1, 0, 0),
+         * (½, ½, ½), (½, −½, ½), (0, 0, 1) each side is (r₀ + ½(r₁ + r₂), ½(r₁ − r₂), ½(r₁ + r₂) + r₃) */
         double *out = a->gwp + slot * O * C * 9;
-        for (idx_t o = 0; o < O; o++)
+        for (idx_t o = 0; o < O; o++) {
+            const double *u = Ud + o * Cp;
+            double *w = out + o * C;
             for (idx_t c = 0; c < C; c++) {
-                double u[16], gu[3][4]; /* Gᵀ U */
-                for (int xi = 0; xi < 16; xi++) u[xi] = Ud[xi * us + o * Cp + c];
-                for (int i = 0; i < 3; i++)
-                    for (int b = 0; b < 4; b++)
-                        gu[i][b] = G[0][i] * u[b] + G[1][i] * u[4 + b] + G[2][i] * u[8 + b] + G[3][i] * u[12 + b];
-                for (int i = 0; i < 3; i++)
-                    for (int j = 0; j < 3; j++)
-                        out[(o * C + c) * 9 + 3 * i + j] =
-                            gu[i][0] * G[0][j] + gu[i][1] * G[1][j] + gu[i][2] * G[2][j] + gu[i][3] * G[3][j];
+                double gu[3][4];
+                for (int b = 0; b < 4; b++) {
+                    const double s = u[(4 + b) * us + c] + u[(8 + b) * us + c];
+                    gu[0][b] = u[b * us + c] + 0.5 * s;
+                    gu[1][b] = 0.5 * (u[(4 + b) * us + c] - u[(8 + b) * us + c]);
+                    gu[2][b] = 0.5 * s + u[(12 + b) * us + c];
+                }
+                for (int i = 0; i < 3; i++) {
+                    const double s = gu[i][1] + gu[i][2];
+                    w[(3 * i + 0) * O * C + c] = gu[i][0] + 0.5 * s;
+                    w[(3 * i + 1) * O * C + c] = 0.5 * (gu[i][1] - gu[i][2]);
+                    w[(3 * i + 2) * O * C + c] = 0.5 * s + gu[i][3];
+                }
             }
+        }
         for (idx_t o = 0; o < O; o++) a->dbp[slot * O + o] = db[o];
     }
     free(V);
