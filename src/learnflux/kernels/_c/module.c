@@ -198,7 +198,7 @@ static PyObject *py_wino_wgrad(PyObject *self, PyObject *args) {
     ok = lf_wino_wgrad(x, d, gw, db, &g);
     Py_END_ALLOW_THREADS
     release(&s);
-    if (ok < 0) return PyErr_Format(PyExc_ValueError, "_lfk.wino_wgrad: not a 3x3, stride 1, padding 1 convolution");
+    if (ok < 0) return PyErr_Format(PyExc_ValueError, "_lfk.wino_wgrad: not a 3x3, stride 1, padding 1 convolution with input channels");
     if (!ok) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }

@@ -128,14 +128,14 @@ static idx_t round_up(idx_t v, idx_t m) { return (v + m - 1) / m * m; }
 
 /* gw (O, C, 3, 3) = ∂L/∂W and db (O) = Σ δ (when db is not NULL) of the 3×3, stride-1, padding-1
  * convolution x (N, C, H, W) → δ (N, O, H, W). Returns 0 when out of memory, −1 when the geometry
- * is not one it computes. */
+ * is not one it computes (or has no input channels). */
 int lf_wino_wgrad(const float *x, const float *d, float *gw, float *db, const struct dconv_geom *g) {
     if (g->kh != 3 || g->kw != 3 || g->dh != 1 || g->dw != 1 || g->pt != 1 || g->pl != 1 || g->Ho != g->H ||
-        g->Wo != g->W)
+        g->Wo != g->W || g->C <= 0)
         return -1;
     if (!impl) lf_winowg_isa("auto");
     const idx_t C = g->C, O = g->O;
-    if (C <= 0 || O <= 0) return 1;
+    if (O <= 0) return 1;
     const idx_t tiles = g->N * ((g->H + 1) / 2) * ((g->W + 1) / 2);
     if (tiles <= 0) { /* no input: zero gradients */
         memset(gw, 0, (size_t)(O * C * 9) * sizeof(float));
