@@ -152,13 +152,11 @@ int lf_wino_wgrad(const float *x, const float *d, float *gw, float *db, const st
     if (!gwp) return 0;
     struct wg_args a = {g, x, d, gwp, gwp + slots * O * C * 9, Cp, Op, BT, blocks, slots, 0};
     lf_parallel(impl->range, &a, slots, tiles / slots * 16 * Op * Cp / 8);
-    if (!a.failed) { /* the slots added in order */
-        for (idx_t k = 0; k < O * C; k++) /* slot δW [3i + j][o][c] → gw [o][c][3i + j] */
-            for (int ij = 0; ij < 9; ij++) {
-                double s = 0;
-                for (idx_t sl = 0; sl < slots; sl++) s += gwp[(sl * 9 + ij) * O * C + k];
-                gw[k * 9 + ij] = (float)s;
-            }
+    if (!a.failed) { /* the slots added in order into slot 0, then [3i + j][o][c] → gw [o][c][3i + j] */
+        for (idx_t sl = 1; sl < slots; sl++)
+            for (idx_t k = 0; k < 9 * O * C; k++) gwp[k] += gwp[sl * 9 * O * C + k];
+        for (idx_t k = 0; k < O * C; k++)
+            for (int ij = 0; ij < 9; ij++) gw[k * 9 + ij] = (float)gwp[ij * O * C + k];
         if (db)
             for (idx_t o = 0; o < O; o++) {
                 double s = 0;
