@@ -12,18 +12,37 @@ import sys
 from setuptools import Extension, setup
 
 C_DIR = "src/learnflux/kernels/_c"
-SOURCES = ["module.c", "parallel.c", "conv.c", "dconv.c", "wino.c", "winowg.c", "pool.c", "pool2.c", "eltwise.c", "bn.c"]
+SOURCES = [
+    "module.c",
+    "parallel.c",
+    "conv.c",
+    "dconv.c",
+    "thinconv.c",
+    "wino.c",
+    "winowg.c",
+    "pool.c",
+    "pool2.c",
+    "eltwise.c",
+    "bn.c",
+    "dense.c",
+    "update.c",
+    "finite.c",
+]
 HEADERS = [
     "lfk.h",
     "conv_t.h",
     "dconv_t.h",
     "dconv_drv_t.h",
+    "thin_t.h",
+    "thin_drv_t.h",
     "wino_t.h",
     "winowg_t.h",
     "pool_t.h",
     "pool2_t.h",
     "eltwise_t.h",
     "bn_t.h",
+    "dense_t.h",
+    "update_t.h",
 ]
 # -fno-trapping-math: no FP exception is ever trapped, so compares may become vector selects (the
 # max pooling loops vectorise only with it); it changes no result

@@ -265,6 +265,99 @@ def test_relu_compiled_equals_numpy(shape, dtype):
 
 
 @needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(128, 784, 512), (128, 512, 10), (1, 3, 1), (37, 13, 33), (300, 7, 9)])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.usefixtures("kernel_threads")
+def test_linear_forward_compiled_equals_numpy_bit_for_bit(shape, dtype, training):
+    """The compiled output pass of Linear (bias, ReLU and mask after the GEMM; the training
+    phase transposes in 8 × 8 register blocks with ragged edges) gives the NumPy kernels' bits,
+    NaN and −0 included, with and without bias and ReLU."""
+    n, i, o = shape
+    rng = np.random.default_rng(n + i + o)
+    x = rng.standard_normal((n, i)).astype(dtype)
+    w = rng.standard_normal((o, i)).astype(dtype)
+    x[0, 0] = np.nan
+    x[-1] = 0  # a row of zeros: outputs of exactly ±0 (the bias) and the ReLU's kink
+    for bias in (rng.standard_normal(o).astype(dtype), None):
+        for relu in (True, False):
+            got = kernels.compiled.linear_forward(x, w, bias, training, relu)
+            want = kernels.reference.linear_forward(x, w, bias, training, relu)
+            for g, e in zip(got, want, strict=True):
+                if e is None:
+                    assert g is None
+                    continue
+                assert g.shape == e.shape and g.dtype == e.dtype
+                np.testing.assert_array_equal(g, e)
+                if g.dtype != np.bool_:
+                    np.testing.assert_array_equal(np.signbit(g), np.signbit(e))
+                    assert g.flags.c_contiguous == e.flags.c_contiguous
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(128, 512), (1, 3), (37, 13), (300, 10)])
+def test_relu_backward_colsum_compiled_equals_numpy_bit_for_bit(shape, dtype):
+    """ReLU's backward with the bias gradient of the Linear before it, in one C pass: the
+    reference's ``δ ⊙ mask`` and ``np.sum(axis=0)`` bit for bit (a masked negative δ is −0, and a
+    column of −0 sums to +0 as in NumPy)."""
+    rng = np.random.default_rng(sum(shape))
+    delta = rng.standard_normal(shape).astype(dtype)
+    mask = rng.standard_normal(shape) > 0
+    mask[:, 0] = False
+    delta[:, 0] = -1  # a column of −0 after the mask
+    for colsum in (np.empty(shape[1], dtype), None):
+        got_sum = None if colsum is None else colsum.copy()
+        got = kernels.compiled.relu_backward_colsum(delta, mask, got_sum)
+        want = kernels.reference.relu_backward_colsum(delta, mask, colsum)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+        if colsum is not None:
+            np.testing.assert_array_equal(got_sum, colsum)
+            np.testing.assert_array_equal(np.signbit(got_sum), np.signbit(colsum))
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [0.01, 1e-3 / 0.9, np.float64(0.01), np.float32(0.3), 3])
+@pytest.mark.usefixtures("kernel_threads")
+def test_sub_scaled_compiled_equals_numpy_bit_for_bit(dtype, c):
+    """The optimizers' last step ``w ← w − c·u`` in one C pass rounds as NumPy's two passes (no
+    fused multiply-add; a float64 NumPy scalar makes a float32 product in double)."""
+    rng = np.random.default_rng(7)
+    for size in (1, 1000, 512 * 784):
+        w = rng.standard_normal(size).astype(dtype)
+        u = rng.standard_normal(size).astype(dtype)
+        want = w.copy()
+        kernels.reference.sub_scaled(want, u, c, np.empty_like(w))
+        kernels.compiled.sub_scaled(w, u, c, None)
+        np.testing.assert_array_equal(w, want)
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.usefixtures("kernel_threads")
+def test_surely_finite_compiled_finds_every_nan_and_infinity(dtype):
+    """The compiled input check (one pass over the bits) finds a NaN or ±inf wherever it is, in C-
+    and Fortran-ordered arrays, and answers True for large finite values (the NumPy kernels'
+    dot product may answer False there: it only sends the caller to its element-wise check)."""
+    rng = np.random.default_rng(3)
+    check = kernels.compiled.surely_finite
+    for n in (1, 7, 1000, 300_001):
+        x = rng.standard_normal(n).astype(dtype)
+        assert check(x) and kernels.reference.surely_finite(x)
+        for bad in (np.nan, np.inf, -np.inf):
+            for pos in (0, n // 2, n - 1):
+                y = x.copy()
+                y[pos] = bad
+                assert not check(y) and not kernels.reference.surely_finite(y)
+    big = np.full((300, 700), np.finfo(dtype).max / 2, dtype)
+    assert check(big) and check(np.asfortranarray(big))  # a strided view runs the reference
+    big[123, 456] = np.nan
+    assert not check(big) and not check(np.asfortranarray(big)) and not check(big[:, ::2])
+
+
+@needs_compiled
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(12))
@@ -465,6 +558,8 @@ def dconv_isa(request):
     [
         ((1, 16, 3), dict(padding=1), (4, 1, 28, 28)),  # LeNet's first layer
         ((16, 32, 3), dict(padding=1), (3, 16, 14, 14)),  # LeNet's second
+        ((3, 32, 3), dict(padding=1), (2, 3, 32, 32)),  # VGG's first (few taps: _c/thinconv.c)
+        ((5, 7, 3), dict(padding=1), (2, 5, 9, 11)),  # K = 45: thin forward, direct δW
         ((3, 5, 3), dict(padding="same", dilation=2), (2, 3, 9, 7)),
         ((2, 4, (2, 3)), dict(padding=(1, 0), bias=False), (1, 2, 6, 5)),
         ((3, 2, 1), dict(), (3, 3, 4, 4)),
@@ -710,6 +805,118 @@ def test_winograd_conv_relu_fused_equals_the_layers_one_by_one(monkeypatch):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(results[0][3], results[1][3], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cin", [1, 16])  # the thin kernels, the direct ones
+def test_direct_convolution_of_an_empty_batch(cin):
+    """A batch of 0 samples: an empty output and zero gradients (the weight gradient's slots of
+    samples once divided by a count of 0 slots: SIGFPE)."""
+    conv = lf.Conv2d(cin, 4, 3, padding=1, rng=0).astype(np.float32)
+    with kernels.using("compiled"):
+        out = conv.forward(np.zeros((0, cin, 5, 5), np.float32))
+        d_in = conv.backward(np.zeros_like(out))
+    assert out.shape == (0, 4, 5, 5) and d_in.shape == (0, cin, 5, 5)
+    assert not conv.weight.grad.any() and not conv.bias.grad.any()
+
+
+@needs_compiled
+@pytest.mark.parametrize("cin", [1, 3, 16])  # the thin kernels (K = 9, 27), the direct ones
+def test_direct_weight_gradient_does_not_depend_on_the_thread_count(cin):
+    """δW and δb are summed in fixed slots of samples, added in slot order: bit-identical results
+    on 1, 2 or 3 kernel threads."""
+    rng = np.random.default_rng(7)
+    # large enough to be split over the threads (LF_PAR_MIN), an odd batch for uneven slots
+    x = rng.standard_normal((41, cin, 24, 23)).astype(np.float32)
+    delta = rng.standard_normal((41, 16, 24, 23)).astype(np.float32)
+    before = kernels.info()["threads"]
+    grads = []
+    try:
+        for threads in (1, 2, 3):
+            kernels.set_threads(threads)
+            conv = lf.Conv2d(cin, 16, 3, padding=1, rng=0).astype(np.float32)
+            with kernels.using("compiled"):
+                conv.forward(x)
+                conv.backward(delta, need_input_delta=False)
+            grads.append((conv.weight.grad.copy(), conv.bias.grad.copy()))
+    finally:
+        kernels.set_threads(before)
+    for gw, gb in grads[1:]:
+        np.testing.assert_array_equal(gw, grads[0][0])
+        np.testing.assert_array_equal(gb, grads[0][1])
+
+
+class _CountingLfk:
+    """``_lfk`` with a count of the calls per kernel name (which path a layer took)."""
+
+    def __init__(self, lfk):
+        self._lfk, self.calls = lfk, {}
+
+    def __getattr__(self, name):
+        fn = getattr(self._lfk, name)
+
+        def counted(*args):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return fn(*args)
+
+        return counted
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.usefixtures("kernel_threads")
+def test_thin_convolution_equals_numpy(seed, dtype, dconv_isa, monkeypatch):
+    """Few taps (``C·kh·kw ≤ THIN_K_MAX``: an image model's first layer): _c/thinconv.c runs the
+    forward pass (bias, fused ReLU and its mask) and δW, δb; δx, where asked for, stays with the
+    direct kernels. Random 1–3 channels, 1×1 to 5×5 kernels, padding 0–2, dilation, odd sizes,
+    batch 1–5, with and without bias, on every instruction set and thread count."""
+    from learnflux.kernels import compiled
+
+    rng = np.random.default_rng(100 + seed)
+    cin, cout = int(rng.integers(1, 4)), int(rng.choice([1, 3, 4, 7, 16, 17]))
+    kh, kw = (int(rng.choice([1, 3, 5])) for _ in range(2))
+    cin = min(cin, compiled.THIN_K_MAX // (kh * kw))
+    dilation = tuple(int(d) for d in rng.choice([1, 1, 2], size=2))
+    # the direct kernels take top/left padding up to the kernel's reach
+    padding = (
+        min(int(rng.integers(0, 3)), dilation[0] * (kh - 1)),
+        min(int(rng.integers(0, 3)), dilation[1] * (kw - 1)),
+    )
+    h = int(rng.integers(max(1, dilation[0] * (kh - 1) + 1 - 2 * padding[0]), 20))
+    w = int(rng.integers(max(1, dilation[1] * (kw - 1) + 1 - 2 * padding[1]), 20))
+    batch, bias = int(rng.choice([1, 2, 5])), bool(rng.random() < 0.7)
+    x = _maybe_strided(rng.standard_normal((batch, cin, h, w)).astype(dtype), rng)
+    need_input_delta = bool(rng.random() < 0.5)
+
+    def make():
+        layer = lf.Conv2d(cin, cout, (kh, kw), 1, padding, dilation, bias=bias, rng=seed)
+        if bias:
+            layer.bias.value = np.random.default_rng(seed).uniform(-1, 1, cout)
+        return layer.astype(dtype)
+
+    counting = _CountingLfk(compiled._lfk)
+    monkeypatch.setattr(compiled, "_lfk", counting)
+    _compare(make, x, dtype, need_input_delta=need_input_delta)
+    assert counting.calls.get("thin_fwd") == 1 and counting.calls.get("thin_wgrad") == 1, counting.calls
+    assert counting.calls.get("dconv_fwd", 0) == int(need_input_delta)  # δx: the direct kernels
+
+    # the fused ReLU: output and mask [z ≥ 0] from the same z as the unfused forward pass
+    tol = TOL[dtype]["rtol"]
+    layer = make()
+    for training in (True, False):
+        layer.training = training
+        with kernels.using("compiled"):
+            z = layer.forward(x)
+            out, mask = layer.forward_relu(x)
+        with kernels.using("numpy"):
+            ref, ref_mask = layer.forward_relu(x)
+        np.testing.assert_array_equal(out, np.where(z < 0, 0, z))
+        np.testing.assert_allclose(out, ref, rtol=tol, atol=tol * max(1.0, float(np.abs(ref).max())))
+        if training:
+            np.testing.assert_array_equal(mask, z >= 0)
+            assert (mask == ref_mask)[np.abs(z) > tol].all()
+        else:
+            assert mask is None
 
 
 @needs_compiled

@@ -143,7 +143,8 @@ def info() -> dict[str, Any]:
         lfk = _compiled._lfk
         result["compiled_dtypes"] = "float32, float64 (exact Fraction arrays run the NumPy kernels)"
         result["compiled_ops"] = (
-            "direct convolution, im2col/col2im and conv layouts, max pooling, ReLU, batch norm"
+            "direct convolution, im2col/col2im and conv layouts, max pooling, ReLU, batch norm, "
+            "Linear's output pass, the optimizers' update, the input check"
         )
         result["threads"] = lfk.get_threads()
         result["vector"] = lfk.VECTOR

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .. import kernels
 from ..core.layer import Layer, register_layer
 from ..init import initialize
 from ..kernels.gemm import matmul
@@ -66,33 +67,54 @@ class Linear(Layer):
         self._lead: Optional[tuple] = None  # the leading axes of an input with more than 2
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        return self._forward(x, relu=False)[0]
+
+    def forward_relu(self, x: np.ndarray) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """``ReLU(forward(x))`` and, in training, ReLU's mask ``[o ≥ 0]`` of the pre-activation
+        (for :meth:`ReLU.forward_fused`): the compiled kernels add the bias and apply the ReLU in
+        the one pass that writes the output, with the same values as the two layers one after the
+        other. A ``Sequential`` calls it for a ``Linear`` followed by a ``ReLU`` when nothing
+        records the pre-activation (see ``Sequential.forward``)."""
+        return self._forward(x, relu=True)
+
+    def _forward(self, x: np.ndarray, relu: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
         if x.ndim > 2 and x.shape[-1] == self.in_features:
             # (batch, …, in): the same product on the rows of a (batch·…, in) view
             lead = x.shape[:-1]
-            out = self.forward(x.reshape(-1, self.in_features))
+            out, mask = self._forward(x.reshape(-1, self.in_features), relu)
             if self.training:
                 self._lead = lead
-            return out.reshape(*lead, self.out_features)
+            shape = (*lead, self.out_features)
+            return out.reshape(shape), (None if mask is None else mask.reshape(shape))
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise self.shape_error(
                 f"expected input of shape (batch, {self.in_features}) or (batch, …, {self.in_features}), "
                 f"got {tuple(x.shape)}"
             )
-        # oᵀ = W · xᵀ: OpenBLAS runs this product (untransposed W) about 10% faster than x · Wᵀ on
-        # the benchmark's shapes. The result is a transposed view, (batch, out) in Fortran order;
-        # the next Linear reads it as a plain C-ordered xᵀ, so in the inference phase a chain of
-        # Linear layers never transposes anything. The training phase copies it to C order: the
-        # backward products δᵀ · x are fastest with C-ordered operands. Both phases compute the
-        # same product, so their outputs are bit-identical.
-        out = matmul(self.weight.value, x.T).T
+        # o = x·Wᵀ + b, computed as oᵀ = W·xᵀ (the operand order BLAS runs fastest; the kernel's
+        # docstring, kernels/reference/dense.py, says which layout each phase returns)
+        bias = self.bias.value if self.use_bias else None
+        out, mask = kernels.ops().linear_forward(x, self.weight.value, bias, self.training, relu)
         if self.training:
             self._x = x
-            out = np.ascontiguousarray(out)
-        if self.use_bias:
-            out += self.bias.value
-        return out
+        return out, mask
 
     def backward(self, delta_out: np.ndarray, need_input_delta: bool = True) -> Optional[np.ndarray]:
+        return self._backward(delta_out, None, need_input_delta)
+
+    def backward_relu(
+        self, delta_out: np.ndarray, relu_mask: Optional[np.ndarray], need_input_delta: bool = True
+    ) -> Optional[np.ndarray]:
+        """:meth:`backward` of ``δ_out ⊙ relu_mask``: the backward pass of this layer and the
+        ``ReLU`` after it (``relu_mask`` its ``[o ≥ 0]``, ``delta_out`` the ReLU's output δ); the
+        compiled kernels apply the mask and sum the bias gradient in one pass (the same values
+        as ``ReLU.backward`` then :meth:`backward`). A ``Sequential`` calls it for a ``Linear``
+        followed by a ``ReLU`` when nothing records the δ of every layer."""
+        return self._backward(delta_out, relu_mask, need_input_delta)
+
+    def _backward(
+        self, delta_out: np.ndarray, relu_mask: Optional[np.ndarray], need_input_delta: bool
+    ) -> Optional[np.ndarray]:
         x = self._x
         self.check_trainable(x)
         if delta_out.ndim > 2 and self._lead is not None:
@@ -101,13 +123,20 @@ class Linear(Layer):
                 raise self.shape_error(
                     f"δ has shape {tuple(delta_out.shape)}, expected {(*lead, self.out_features)}"
                 )
-            d_in = self.backward(delta_out.reshape(-1, self.out_features), need_input_delta)
+            mask = None if relu_mask is None else relu_mask.reshape(-1, self.out_features)
+            d_in = self._backward(delta_out.reshape(-1, self.out_features), mask, need_input_delta)
             return None if d_in is None else d_in.reshape(*lead, self.in_features)
         if delta_out.shape != (x.shape[0], self.out_features):
             raise self.shape_error(
                 f"δ has shape {tuple(delta_out.shape)}, expected {(x.shape[0], self.out_features)}"
             )
         # written into the previous step's gradient arrays (Param.grad_buffer): no allocation
+        bias_grad = None
+        if relu_mask is not None:  # δz = δ ⊙ [z ≥ 0], with Σ_batch δz for the bias in one pass
+            bias_grad = self.bias.grad_buffer() if self.use_bias else None
+            if self.use_bias and bias_grad is None:  # accumulating, or exact: NumPy allocates
+                bias_grad = np.empty(self.out_features, delta_out.dtype)
+            delta_out = kernels.ops().relu_backward_colsum(delta_out, relu_mask, bias_grad)
         if x.shape[0] == 1:
             # a batch of one: δWᵀx is an outer product, which np.matmul runs through a slow
             # non-BLAS loop (measured 5× slower than this broadcast product for 512×784)
@@ -116,7 +145,9 @@ class Linear(Layer):
             grad = matmul(delta_out.T, x, out=self.weight.grad_buffer())
         self.weight.set_grad(grad)
         if self.use_bias:
-            self.bias.set_grad(np.sum(delta_out, axis=0, out=self.bias.grad_buffer()))
+            if bias_grad is None:
+                bias_grad = np.sum(delta_out, axis=0, out=self.bias.grad_buffer())
+            self.bias.set_grad(bias_grad)
         return matmul(delta_out, self.weight.value) if need_input_delta else None
 
     def output_shape(self, input_shape: tuple) -> tuple:

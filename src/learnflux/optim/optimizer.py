@@ -23,6 +23,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
+from .. import kernels
 from ..core.param import Param
 from ..errors import ConfigError, ExactnessError, PhaseError, ShapeError
 from ..numbers import scalar_like
@@ -144,10 +145,21 @@ class Step:
             self.u = t
 
     def apply(self) -> None:
-        """``w ← w − c·u``: the end of every step."""
-        if self._deferred:
+        """``w ← w − c·u``: the end of every step. With float weights, one kernel call
+        (``sub_scaled``: the compiled kernels do it in one pass over ``w`` and ``u``, with the
+        same roundings as ``t = c·u; w −= t``); exact weights resolve ``c`` first."""
+        if not self._deferred:
+            self.w -= self.u
+            return
+        if self.exact:
             self.resolve()
-        self.w -= self.u
+            self.w -= self.u
+            return
+        c = self._scale if self._divisor == 1 else self._scale / self._divisor
+        self._scale = self._divisor = 1
+        self._deferred = False
+        spare = None if c == 1 or self._owns_update() else self.spare()
+        kernels.ops().sub_scaled(self.w, self.u, c, spare)
 
 
 class Transform:

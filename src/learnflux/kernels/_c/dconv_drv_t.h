@@ -182,7 +182,7 @@ static int FN(dconv_wgrad)(const struct dconv_impl *im, const T *x, const T *d, 
     struct dlayout l;
     layout(g, im->VL, &l);
     const idx_t Op = round_up(g->O, im->WO), Kp = round_up(l.K, im->WT);
-    const idx_t slots = g->N < LF_DCONV_SLOTS ? g->N : LF_DCONV_SLOTS;
+    const idx_t slots = g->N < LF_DCONV_SLOTS ? (g->N > 0 ? g->N : 1) : LF_DCONV_SLOTS; /* N = 0: sums of 0 */
     T *gwp = calloc((size_t)(slots * Op * Kp), sizeof(T));
     double *dbp = db ? calloc((size_t)(slots * g->O), sizeof(double)) : NULL;
     idx_t *shift = malloc((size_t)Kp * sizeof(idx_t));

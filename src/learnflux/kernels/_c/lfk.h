@@ -1,9 +1,9 @@
 /* Shared declarations of learnflux's compiled kernels (see kernels/compiled.py for the Python side).
  *
- * Every kernel family lives in its own file (conv.c, pool.c, eltwise.c, bn.c); module.c parses the
- * Python arguments (CPython buffer protocol: no NumPy headers, no NumPy build dependency), releases
- * the GIL and calls them. Float kernels are written once in a "*_t.h" file over the type T and
- * included twice (float32 and float64).
+ * Every kernel family lives in its own file (conv.c, dconv.c, thinconv.c, pool.c, eltwise.c, bn.c);
+ * module.c parses the Python arguments (CPython buffer protocol: no NumPy headers, no NumPy build
+ * dependency), releases the GIL and calls them. Float kernels are written once in a "*_t.h" file
+ * over the type T and included twice (float32 and float64).
  *
  * Threads: lf_parallel() forks at most lf_num_threads - 1 pthreads for one call and joins them
  * before returning (fork-join per call: no thread is left spinning afterwards, so the next BLAS

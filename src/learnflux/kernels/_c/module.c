@@ -22,6 +22,10 @@ int lf_wino_fwd(const float *x, const float *w, const float *bias, float *out, c
 const char *lf_wino_isa(const char *want);
 int lf_wino_wgrad(const float *x, const float *d, float *gw, float *db, const struct dconv_geom *g);
 const char *lf_winowg_isa(const char *want);
+int lf_thin_fwd(int f64, const void *x, const void *w, const void *bias, void *out, const struct dconv_geom *g,
+                int relu, void *mask);
+int lf_thin_wgrad(int f64, const void *x, const void *d, void *gw, void *db, const struct dconv_geom *g);
+const char *lf_thin_isa(const char *want);
 void lf_bias_nchw(int f64, const void *prod, const void *bias, void *out, idx_t O, idx_t N, idx_t L, int relu);
 void lf_nchw_mat(int f64, const void *d, void *mat, void *db, idx_t O, idx_t N, idx_t L);
 void lf_maxpool_fwd(int f64, const void *x, void *out, void *idx, int idx32, const struct pool_geom *g);
@@ -30,6 +34,11 @@ void lf_relu_fwd(int f64, const void *x, void *out, void *mask, idx_t n);
 void lf_relu_bwd(int f64, const void *d, const void *mask, void *out, idx_t n);
 void lf_gelu_fwd(int f64, const void *x, void *out, void *keep, idx_t n, int tanh_approx);
 void lf_gelu_bwd(int f64, const void *d, const void *x, const void *aux, void *out, idx_t n, int tanh_approx);
+void lf_dense_out(int f64, const void *prod, const void *bias, void *out, void *mask, idx_t O, idx_t N, int relu);
+void lf_dense_rows(int f64, const void *bias, void *prod, idx_t O, idx_t N, int relu);
+int lf_all_finite(int f64, const void *x, idx_t n);
+void lf_dense_relu_bwd(int f64, const void *d, const void *mask, void *dz, void *db, idx_t N, idx_t O);
+void lf_sub_scaled(int f64, void *w, const void *u, double c, int wide, idx_t n);
 void lf_bn_fwd(int f64, const void *x, void *out, void *xh, const void *gamma, const void *beta, void *mean,
                void *var, void *inv_std, double eps, idx_t N, idx_t C, idx_t L, void *mask);
 void lf_bn_bwd(int f64, const void *d, const void *xhat, const void *gain, void *dx, void *sum_d, void *sum_dx,
@@ -110,7 +119,12 @@ static int parse_dgeom(PyObject *t, struct dconv_geom *g) {
                             &g->dh, &g->dw, &g->pt, &g->pl);
 }
 
-static PyObject *py_dconv_fwd(PyObject *self, PyObject *args) {
+typedef int (*conv_fwd_fn)(int, const void *, const void *, const void *, void *, const struct dconv_geom *, int,
+                           void *);
+typedef int (*conv_wgrad_fn)(int, const void *, const void *, void *, void *, const struct dconv_geom *);
+
+/* the arguments of dconv_fwd and thin_fwd (the same), then the kernel `fn` without the GIL */
+static PyObject *conv_fwd_call(PyObject *args, conv_fwd_fn fn) {
     PyObject *ox, *ow, *ob, *oo, *og, *om = Py_None;
     int f64, relu;
     struct dconv_geom g;
@@ -127,14 +141,18 @@ static PyObject *py_dconv_fwd(PyObject *self, PyObject *args) {
     if (BAD(m)) { release(&s); return NULL; }
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = lf_dconv_fwd(f64, x, w, b, out, &g, relu, m);
+    ok = fn(f64, x, w, b, out, &g, relu, m);
     Py_END_ALLOW_THREADS
     release(&s);
     if (!ok) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
-static PyObject *py_dconv_wgrad(PyObject *self, PyObject *args) {
+static PyObject *py_dconv_fwd(PyObject *self, PyObject *args) { return conv_fwd_call(args, lf_dconv_fwd); }
+static PyObject *py_thin_fwd(PyObject *self, PyObject *args) { return conv_fwd_call(args, lf_thin_fwd); }
+
+/* the arguments of dconv_wgrad and thin_wgrad (the same), then the kernel `fn` without the GIL */
+static PyObject *conv_wgrad_call(PyObject *args, conv_wgrad_fn fn) {
     PyObject *ox, *od, *ogw, *odb, *og;
     int f64;
     struct dconv_geom g;
@@ -149,7 +167,7 @@ static PyObject *py_dconv_wgrad(PyObject *self, PyObject *args) {
     if (BAD(db)) { release(&s); return NULL; }
     int ok;
     Py_BEGIN_ALLOW_THREADS
-    ok = lf_dconv_wgrad(f64, x, d, gw, db, &g);
+    ok = fn(f64, x, d, gw, db, &g);
     Py_END_ALLOW_THREADS
     release(&s);
     if (!ok) return PyErr_NoMemory();
@@ -181,6 +199,20 @@ static PyObject *py_wino_fwd(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_dconv_wgrad(PyObject *self, PyObject *args) { return conv_wgrad_call(args, lf_dconv_wgrad); }
+static PyObject *py_thin_wgrad(PyObject *self, PyObject *args) { return conv_wgrad_call(args, lf_thin_wgrad); }
+
+/* the direct, thin and Winograd convolutions' micro-kernels, chosen together */
+static const char *conv_isa(const char *want) {
+    const char *got = lf_dconv_isa(want);
+    if (got) {
+        lf_thin_isa(got);
+        lf_wino_isa(got);
+        lf_winowg_isa(got);
+    }
+    return got;
+}
+
 /* Winograd F(2×2, 3×3) weight gradient (winowg.c): float32, 3×3, stride 1, padding 1 */
 static PyObject *py_wino_wgrad(PyObject *self, PyObject *args) {
     PyObject *ox, *od, *ogw, *odb, *og;
@@ -206,11 +238,7 @@ static PyObject *py_wino_wgrad(PyObject *self, PyObject *args) {
 static PyObject *py_dconv_isa(PyObject *self, PyObject *args) {
     const char *want;
     if (!PyArg_ParseTuple(args, "s", &want)) return NULL;
-    const char *got = lf_dconv_isa(want);
-    if (got) { /* the Winograd kernels follow the direct convolution's choice */
-        lf_wino_isa(got);
-        lf_winowg_isa(got);
-    }
+    const char *got = conv_isa(want); /* Winograd follows too (conv_isa) */
     if (!got) return PyErr_Format(PyExc_ValueError, "_lfk: direct-convolution kernels '%s' not available here", want);
     return PyUnicode_FromString(got);
 }
@@ -235,6 +263,96 @@ static PyObject *py_bias_nchw(PyObject *self, PyObject *args) {
     if (BAD(out)) { release(&s); return NULL; }
     Py_BEGIN_ALLOW_THREADS
     lf_bias_nchw(f64, prod, bias, out, O, N, L, relu);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ dense layer, optimizer */
+static PyObject *py_dense_out(PyObject *self, PyObject *args) {
+    PyObject *op, *ob, *oo, *om;
+    int f64, relu;
+    idx_t O, N;
+    if (!PyArg_ParseTuple(args, "OOOOpnnp", &op, &ob, &oo, &om, &f64, &O, &N, &relu)) return NULL;
+    struct bufs s = {.n = 0};
+    void *prod = get(&s, op, 0, 0, O * N, ITEM(f64), "prod");
+    void *bias = BAD(prod) ? prod : get(&s, ob, 0, 1, O, ITEM(f64), "bias");
+    void *out = BAD(bias) ? (void *)bias : get(&s, oo, 1, 0, O * N, ITEM(f64), "out");
+    void *mask = BAD(out) ? out : get(&s, om, 1, 1, O * N, 1, "mask");
+    if (BAD(mask)) { release(&s); return NULL; }
+    if (out == prod) {
+        release(&s);
+        PyErr_SetString(PyExc_ValueError, "_lfk.dense_out: out must not be prod (the pass transposes)");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    lf_dense_out(f64, prod, bias, out, mask, O, N, relu);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_dense_rows(PyObject *self, PyObject *args) {
+    PyObject *ob, *op;
+    int f64, relu;
+    idx_t O, N;
+    if (!PyArg_ParseTuple(args, "OOpnnp", &ob, &op, &f64, &O, &N, &relu)) return NULL;
+    struct bufs s = {.n = 0};
+    void *bias = get(&s, ob, 0, 1, O, ITEM(f64), "bias");
+    void *prod = BAD(bias) ? bias : get(&s, op, 1, 0, O * N, ITEM(f64), "prod");
+    if (BAD(prod)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_dense_rows(f64, bias, prod, O, N, relu);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_all_finite(PyObject *self, PyObject *args) {
+    PyObject *ox;
+    int f64, ok;
+    idx_t n;
+    if (!PyArg_ParseTuple(args, "Opn", &ox, &f64, &n)) return NULL;
+    struct bufs s = {.n = 0};
+    void *x = get(&s, ox, 0, 0, n, ITEM(f64), "x");
+    if (BAD(x)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    ok = lf_all_finite(f64, x, n);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *py_dense_relu_bwd(PyObject *self, PyObject *args) {
+    PyObject *od, *om, *oz, *ob;
+    int f64;
+    idx_t N, O;
+    if (!PyArg_ParseTuple(args, "OOOOpnn", &od, &om, &oz, &ob, &f64, &N, &O)) return NULL;
+    struct bufs s = {.n = 0};
+    void *d = get(&s, od, 0, 0, N * O, ITEM(f64), "delta");
+    void *m = BAD(d) ? d : get(&s, om, 0, 0, N * O, 1, "mask");
+    void *dz = BAD(m) ? m : get(&s, oz, 1, 0, N * O, ITEM(f64), "dz");
+    void *db = BAD(dz) ? dz : get(&s, ob, 1, 1, O, ITEM(f64), "db");
+    if (BAD(db)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_dense_relu_bwd(f64, d, m, dz, db, N, O);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_sub_scaled(PyObject *self, PyObject *args) {
+    PyObject *ow, *ou;
+    int f64, wide;
+    double c;
+    idx_t n;
+    if (!PyArg_ParseTuple(args, "OOdppn", &ow, &ou, &c, &wide, &f64, &n)) return NULL;
+    struct bufs s = {.n = 0};
+    void *w = get(&s, ow, 1, 0, n, ITEM(f64), "w");
+    void *u = BAD(w) ? w : get(&s, ou, 0, 0, n, ITEM(f64), "u");
+    if (BAD(u)) { release(&s); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    lf_sub_scaled(f64, w, u, c, wide, n);
     Py_END_ALLOW_THREADS
     release(&s);
     Py_RETURN_NONE;
@@ -457,7 +575,8 @@ static PyMethodDef methods[] = {
      "N,C,H,W,O,Ho,Wo,kh,kw,dh,dw,pt,pl); relu: ReLU fused into the output pass, mask: its [pre-activation >= 0]"},
     {"dconv_wgrad", py_dconv_wgrad, METH_VARARGS, "dconv_wgrad(x, delta, gw, db, f64, geom): δW and δb of dconv_fwd"},
     {"dconv_isa", py_dconv_isa, METH_VARARGS,
-     "dconv_isa(name) -> name: the direct convolution's micro-kernels, 'auto', 'avx512', 'avx2' or 'baseline'"},
+     "dconv_isa(name) -> name: the direct (and thin and Winograd) convolutions' micro-kernels, 'auto', 'avx512', "
+     "'avx2' or 'baseline'"},
     {"pool2_isa", py_pool2_isa, METH_VARARGS,
      "pool2_isa(name) -> name: the 2x2 / stride 2 max-pooling kernels, 'auto', 'avx512', 'avx2' or 'baseline'"},
     {"wino_fwd", py_wino_fwd, METH_VARARGS,
@@ -466,7 +585,17 @@ static PyMethodDef methods[] = {
     {"wino_wgrad", py_wino_wgrad, METH_VARARGS,
      "wino_wgrad(x, delta, gw, db, geom): float32 Winograd F(2x2, 3x3) weight gradient and bias gradient (db may be "
      "None) of wino_fwd's convolution (geom as dconv_fwd)"},
+    {"thin_fwd", py_thin_fwd, METH_VARARGS,
+     "thin_fwd(x, w, bias, out, f64, geom, relu, mask=None): dconv_fwd for a small C·kh·kw (_c/thinconv.c)"},
+    {"thin_wgrad", py_thin_wgrad, METH_VARARGS, "thin_wgrad(x, delta, gw, db, f64, geom): δW and δb of thin_fwd"},
     {"bias_nchw", py_bias_nchw, METH_VARARGS, "bias_nchw(prod, bias, out, f64, O, N, L, relu)"},
+    {"dense_out", py_dense_out, METH_VARARGS,
+     "dense_out(prod, bias, out, mask, f64, O, N, relu): out[n, o] = act(prod[o, n] + bias[o]), mask = [... >= 0]"},
+    {"dense_rows", py_dense_rows, METH_VARARGS, "dense_rows(bias, prod, f64, O, N, relu): prod[o, n] = act(prod[o, n] + bias[o]) in place"},
+    {"all_finite", py_all_finite, METH_VARARGS, "all_finite(x, f64, n): no NaN and no infinity among the n values"},
+    {"dense_relu_bwd", py_dense_relu_bwd, METH_VARARGS,
+     "dense_relu_bwd(delta, mask, dz, db, f64, N, O): dz = delta * mask, db = column sums of dz (or None)"},
+    {"sub_scaled", py_sub_scaled, METH_VARARGS, "sub_scaled(w, u, c, wide, f64, n): w -= c * u (NumPy's roundings)"},
     {"nchw_mat", py_nchw_mat, METH_VARARGS, "nchw_mat(delta, mat, db, f64, O, N, L)"},
     {"maxpool_fwd", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd(x, out, idx, idx32, f64, geom)"},
     {"maxpool_bwd", py_maxpool_bwd, METH_VARARGS, "maxpool_bwd(delta, idx, dx, idx32, f64, geom)"},
@@ -489,10 +618,8 @@ PyMODINIT_FUNC PyInit__lfk(void) {
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
     lf_set_threads(cpu_count());
-    PyModule_AddStringConstant(m, "DCONV_ISA", lf_dconv_isa("auto"));
+    PyModule_AddStringConstant(m, "DCONV_ISA", conv_isa("auto"));
     PyModule_AddStringConstant(m, "POOL2_ISA", lf_pool2_isa("auto"));
-    lf_wino_isa("auto");
-    lf_winowg_isa("auto");
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && !defined(LFK_NO_CLONES)
     PyModule_AddStringConstant(m, "VECTOR", "target clones: avx512f, avx2, baseline (chosen at load time)");
 #else
