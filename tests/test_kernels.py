@@ -594,7 +594,7 @@ def test_direct_convolution_equals_numpy(args, kwargs, shape, dtype, dconv_isa):
 @pytest.mark.usefixtures("kernel_threads")
 def test_winograd_convolution_equals_numpy(seed, dconv_isa, monkeypatch):
     """float32 3×3 convolutions at stride 1, padding 1, with enough channels run Winograd F(2×2,
-    3×3) (_c/wino.c) forward and for δx (δW stays direct): the NumPy results within the float32
+    3×3) forward and for δx (_c/wino.c) and for δW and δb (_c/winowg.c): the NumPy results within the float32
     tolerance, on random sizes (odd and even maps: tiles cut at the border; batch 1; channel
     counts that are not multiples of a vector, down to 1: the channel rule is lowered to 1 here),
     with and without bias, on every instruction set; the last seeds on VGG-like sizes at the
@@ -675,6 +675,80 @@ def test_winograd_every_map_width(dconv_isa):
             _lfk.wino_fwd(x, weight, b, got, geom, False)
             _lfk.dconv_fwd(x, weight, b, want, False, geom, False)
             _assert_same(want, got, np.float32, f"{h}x{w}")
+
+
+def _wgrad64(x, d):
+    """δW (O, C, 3, 3) and δb of a 3×3, stride-1, padding-1 convolution, in float64."""
+    h, w = x.shape[2:]
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    d64 = d.astype(np.float64)
+    gw = np.empty((d.shape[1], x.shape[1], 3, 3))
+    for i in range(3):
+        for j in range(3):
+            gw[:, :, i, j] = np.einsum("nohw,nchw->oc", d64, xp[:, :, i : i + h, j : j + w])
+    return gw, d64.sum(axis=(0, 2, 3))
+
+
+@needs_compiled
+@pytest.mark.parametrize("seed", range(10))
+def test_winograd_weight_gradient_equals_float64(seed, dconv_isa):
+    """_lfk.wino_wgrad (_c/winowg.c: U[ξ] = Σ_tiles (A δ Aᵀ)[ξ]·(Bᵀ d B)[ξ], δW = Gᵀ U G) against
+    a float64 gradient within the float32 tolerance, on random sizes (odd maps: δ tiles cut at the
+    border; batch 1; channel counts that are not multiples of a vector or of the micro-kernel's
+    rows; without δb), on every instruction set; and bit for bit the same on one thread as on
+    two (the tiles are summed in fixed slots)."""
+    from learnflux.kernels import _lfk
+
+    rng = np.random.default_rng(300 + seed)
+    n = 1 if seed % 3 == 0 else int(rng.integers(2, 6))
+    c, o = (int(v) for v in rng.integers(1, 70, size=2))
+    h, w = (int(v) for v in rng.integers(1, 24, size=2))
+    if seed == 9:  # a VGG layer's shape: blocks of tiles in several slots (one thread, two)
+        n, c, o, h, w = 40, 64, 128, 8, 8
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    d = rng.standard_normal((n, o, h, w)).astype(np.float32)
+    geom = (n, c, h, w, o, h, w, 3, 3, 1, 1, 1, 1)
+    want, want_b = _wgrad64(x, d)
+    runs = []
+    for threads in (1, 2):
+        before = kernels.info()["threads"]
+        kernels.set_threads(threads)
+        try:
+            gw, db = np.empty((o, c, 3, 3), np.float32), np.empty(o, np.float32)
+            _lfk.wino_wgrad(x, d, gw, db if seed % 4 else None, geom)
+        finally:
+            kernels.set_threads(before)
+        runs.append((gw, db))
+        _assert_same(want, gw, np.float32, f"δW {n, c, o, h, w}")
+        if seed % 4:
+            _assert_same(want_b, db, np.float32, "δb")
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    with pytest.raises(ValueError, match="not a 3x3"):
+        _lfk.wino_wgrad(x, d, gw, None, (n, c, h, w, o, h, w, 3, 3, 1, 1, 0, 0))
+
+
+@needs_compiled
+def test_winograd_weight_gradient_matches_pytorch_float32():
+    """δW and δb of a VGG layer (64 → 64 channels, 16×16, batch 8) on the Winograd path against
+    PyTorch's float32 (oneDNN) and float64 gradients: both within the float32 tolerance."""
+    torch = pytest.importorskip("torch")
+    from learnflux.kernels import compiled
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((8, 64, 16, 16)).astype(np.float32)
+    delta = rng.standard_normal((8, 64, 16, 16)).astype(np.float32)
+    with kernels.using("compiled"):
+        layer = lf.Conv2d(64, 64, 3, padding=1, rng=5).astype(np.float32)
+        assert compiled._winograd(layer.geometry, x)
+        layer.forward(x)
+        layer.backward(delta, need_input_delta=False)
+    for dtype in (torch.float32, torch.float64):
+        twin = torch.nn.Conv2d(64, 64, 3, padding=1).to(dtype)
+        with torch.no_grad():
+            twin.weight.copy_(torch.from_numpy(layer.weight.value))
+        twin(torch.from_numpy(x).to(dtype)).backward(torch.from_numpy(delta).to(dtype))
+        _assert_same(twin.weight.grad.double().numpy(), layer.weight.grad, np.float32, f"δW {dtype}")
+        _assert_same(twin.bias.grad.double().numpy(), layer.bias.grad, np.float32, f"δb {dtype}")
 
 
 @needs_compiled

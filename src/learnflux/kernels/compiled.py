@@ -21,7 +21,8 @@ float32 3×3 convolutions at stride 1 with padding 1 on every side and at least 
 channels (VGG's but the first) run Winograd F(2×2, 3×3) instead (``_c/wino.c``), forward and ``δx``: 16
 multiply-adds per 2×2 output tile and channel pair instead of 36, cache-blocked and fused (input
 transform, 16 small products, output transform with the bias and ReLU, per block of tiles on one
-thread). ``δW`` stays direct. See :func:`_winograd` for the rule.
+thread). ``δW`` and ``δb`` too (``_c/winowg.c``): ``U[ξ] = Σ_tiles (A δ Aᵀ)[ξ]·(Bᵀ d B)[ξ]``,
+``δW = Gᵀ U G``. See :func:`_winograd` for the rule.
 
 Other convolutions (strided, grouped): ``X_col = im2col(x)`` in C (exact columns: any stride,
 padding, dilation), one GEMM per group ``W_mat · X_col`` in BLAS (every product through
@@ -97,16 +98,19 @@ WINOGRAD_MIN_CHANNELS: int | bool = 32
 
 
 def _winograd(geo: ConvGeometry, x: np.ndarray) -> bool:
-    """Whether ``_c/wino.c`` (Winograd F(2×2, 3×3)) runs the forward pass and the input δ of a
-    layer that ``_direct`` takes: float32, a 3×3 kernel, stride 1, dilation 1, one group, padding 1
-    on every side (so the input δ is the same kind of convolution, from ``O`` to ``C`` channels,
-    with the flipped kernel), and ``min(C, O) ≥ WINOGRAD_MIN_CHANNELS``. The transforms cost
-    ``O(C + O)`` per tile against ``O(C·O)`` for the products: with few channels the direct
-    convolution wins (direct time ÷ Winograd time, one core, 64 samples: 1 → 16 at 28×28 0.6,
-    3 → 32 at 32×32 0.7–0.8, LeNet's 16 → 32 at 14×14 1.0–1.06 but its δx 0.87–0.93 and the LeNet
-    step 0.97; 32 → 32 at 32×32 1.44, 64 → 64 at 16×16 1.81, 64 → 128 at 8×8 2.2; see
-    docs/performance.md). Its float32 results are as close to the exact sums as the direct
-    convolution's (2–4e-7 of the output's scale on VGG's layers); float64 stays direct."""
+    """Whether Winograd F(2×2, 3×3) runs the forward pass and the input δ (``_c/wino.c``) and the
+    weight gradient (``_c/winowg.c``) of a layer that ``_direct`` takes: float32, a 3×3 kernel,
+    stride 1, dilation 1, one group, padding 1 on every side (so the input δ is the same kind of
+    convolution, from ``O`` to ``C`` channels, with the flipped kernel), and ``min(C, O) ≥
+    WINOGRAD_MIN_CHANNELS``. The transforms cost ``O(C + O)`` per tile against ``O(C·O)`` for the
+    products: with few channels the direct convolution wins (direct time ÷ Winograd time, one core,
+    64 samples: 1 → 16 at 28×28 0.6, 3 → 32 at 32×32 0.7–0.8, LeNet's 16 → 32 at 14×14
+    1.0–1.06 but its δx 0.87–0.93 and the LeNet step 0.97; 32 → 32 at 32×32 1.44, 64 → 64 at
+    16×16 1.81, 64 → 128 at 8×8 2.2; the weight gradient: 3 → 32 0.29, 16 → 32 at 14×14
+    0.98, 32 → 32 1.66, 64 → 64 1.68, 64 → 128 2.34; see docs/performance.md). Its
+    float32 results are about as close to the exact sums as the direct convolution's (forward and δx
+    2–4e-7 of the output's scale on VGG's layers, δW 4–7e-7 against the direct 1–3e-7); float64
+    stays direct."""
     c = x.shape[1]
     return (
         WINOGRAD_MIN_CHANNELS is not False
@@ -160,7 +164,8 @@ def _direct_backward(
     has_bias: bool,
     need_input_delta: bool,
 ) -> tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
-    """``δW = Σ_n δ_n ⋆ x_n`` and ``δb`` in one C pass (the thin kernels for a small ``C·kh·kw``);
+    """``δW = Σ_n δ_n ⋆ x_n`` and ``δb`` in one C pass (the thin kernels for a small ``C·kh·kw``,
+    Winograd's ``δW = Gᵀ [Σ_tiles (A δ Aᵀ) ⊙ (Bᵀ x B)] G`` where :func:`_winograd` says so);
     ``δx`` as the direct forward kernel run on δ with the flipped kernel
     ``W'[c, o, i, j] = W[o, c, k_h − 1 − i, k_w − 1 − j]`` (a "full" correlation: δ padded by
     ``d·(k − 1) − p``; its reduction runs over the ``O`` output channels, so never thin)."""
@@ -174,13 +179,17 @@ def _direct_backward(
     delta = _c(delta)
     gw = np.empty(weight.shape, dt)
     gb = np.empty(o, dt) if has_bias else None
-    wgrad = _lfk.thin_wgrad if _thin(c, geo, False) else _lfk.dconv_wgrad
-    wgrad(x, delta, gw, gb, f64, _dconv_geom(x.shape, geo, ho, wo))
+    wino = _winograd(geo, x) and dt == np.float32
+    if wino:  # U[ξ] = Σ_tiles (A δ Aᵀ)[ξ]·(Bᵀ d B)[ξ], δW = Gᵀ U G (_c/winowg.c)
+        _lfk.wino_wgrad(x, delta, gw, gb, _same3_geom(n, c, h, w, o))
+    else:
+        wgrad = _lfk.thin_wgrad if _thin(c, geo, False) else _lfk.dconv_wgrad
+        wgrad(x, delta, gw, gb, f64, _dconv_geom(x.shape, geo, ho, wo))
     d_in = None
     if need_input_delta:
         flipped = np.ascontiguousarray(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
         d_in = np.empty(x.shape, dt)
-        if _winograd(geo, x) and dt == np.float32:  # the same "same" 3×3 convolution, o → c channels
+        if wino:  # the same "same" 3×3 convolution, o → c channels
             _lfk.wino_fwd(delta, flipped, None, d_in, _same3_geom(n, o, ho, wo, c), False)
         else:
             geom = (n, o, ho, wo, c, h, w, kh, kw, dh, dw, dh * (kh - 1) - top, dw * (kw - 1) - left)

@@ -1,7 +1,7 @@
 /* Shared declarations of learnflux's compiled kernels (see kernels/compiled.py for the Python side).
  *
- * Every kernel family lives in its own file (conv.c, dconv.c, thinconv.c, pool.c, eltwise.c, bn.c);
- * module.c parses the Python arguments (CPython buffer protocol: no NumPy headers, no NumPy build
+ * Every kernel family lives in its own file (conv.c, dconv.c, thinconv.c, wino.c and winowg.c for
+ * Winograd's forward and weight gradient, pool.c, eltwise.c, bn.c); module.c parses the Python arguments (CPython buffer protocol: no NumPy headers, no NumPy build
  * dependency), releases the GIL and calls them. Float kernels are written once in a "*_t.h" file
  * over the type T and included twice (float32 and float64).
  *

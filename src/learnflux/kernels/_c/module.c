@@ -20,6 +20,8 @@ const char *lf_pool2_isa(const char *want);
 int lf_wino_fwd(const float *x, const float *w, const float *bias, float *out, const struct dconv_geom *g, int relu,
                 unsigned char *mask);
 const char *lf_wino_isa(const char *want);
+int lf_wino_wgrad(const float *x, const float *d, float *gw, float *db, const struct dconv_geom *g);
+const char *lf_winowg_isa(const char *want);
 int lf_thin_fwd(int f64, const void *x, const void *w, const void *bias, void *out, const struct dconv_geom *g,
                 int relu, void *mask);
 int lf_thin_wgrad(int f64, const void *x, const void *d, void *gw, void *db, const struct dconv_geom *g);
@@ -207,8 +209,31 @@ static const char *conv_isa(const char *want) {
     if (got) {
         lf_thin_isa(got);
         lf_wino_isa(got);
+        lf_winowg_isa(got);
     }
     return got;
+}
+
+/* Winograd F(2×2, 3×3) weight gradient (winowg.c): float32, 3×3, stride 1, padding 1 */
+static PyObject *py_wino_wgrad(PyObject *self, PyObject *args) {
+    PyObject *ox, *od, *ogw, *odb, *og;
+    struct dconv_geom g;
+    if (!PyArg_ParseTuple(args, "OOOOO!", &ox, &od, &ogw, &odb, &PyTuple_Type, &og) || !parse_dgeom(og, &g))
+        return NULL;
+    struct bufs s = {.n = 0};
+    void *x = get(&s, ox, 0, 0, g.N * g.C * g.H * g.W, 4, "x");
+    void *d = BAD(x) ? x : get(&s, od, 0, 0, g.N * g.O * g.Ho * g.Wo, 4, "delta");
+    void *gw = BAD(d) ? d : get(&s, ogw, 1, 0, g.O * g.C * g.kh * g.kw, 4, "gw");
+    void *db = BAD(gw) ? gw : get(&s, odb, 1, 1, g.O, 4, "db");
+    if (BAD(db)) { release(&s); return NULL; }
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = lf_wino_wgrad(x, d, gw, db, &g);
+    Py_END_ALLOW_THREADS
+    release(&s);
+    if (ok < 0) return PyErr_Format(PyExc_ValueError, "_lfk.wino_wgrad: not a 3x3, stride 1, padding 1 convolution with input channels");
+    if (!ok) return PyErr_NoMemory();
+    Py_RETURN_NONE;
 }
 
 static PyObject *py_dconv_isa(PyObject *self, PyObject *args) {
@@ -560,6 +585,9 @@ static PyMethodDef methods[] = {
     {"wino_fwd", py_wino_fwd, METH_VARARGS,
      "wino_fwd(x, w, bias, out, geom, relu, mask=None): float32 Winograd F(2x2, 3x3) convolution, 3x3, stride 1, "
      "padding 1 (geom as dconv_fwd); relu and mask as dconv_fwd"},
+    {"wino_wgrad", py_wino_wgrad, METH_VARARGS,
+     "wino_wgrad(x, delta, gw, db, geom): float32 Winograd F(2x2, 3x3) weight gradient and bias gradient (db may be "
+     "None) of wino_fwd's convolution (geom as dconv_fwd)"},
     {"thin_fwd", py_thin_fwd, METH_VARARGS,
      "thin_fwd(x, w, bias, out, f64, geom, relu, mask=None): dconv_fwd for a small C·kh·kw (_c/thinconv.c)"},
     {"thin_wgrad", py_thin_wgrad, METH_VARARGS, "thin_wgrad(x, delta, gw, db, f64, geom): δW and δb of thin_fwd"},
