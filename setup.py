@@ -7,9 +7,34 @@ build dependency) and no ``-march=native``: the hot loops carry target clones (A
 baseline) chosen at load time for the CPU that runs them (see ``_c/lfk.h``).
 """
 
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+class ParallelBuildExt(build_ext):
+    """Compiles the extension's C files side by side, one per CPU (the compiler's ``compile``
+    called once per file from a thread pool; setuptools itself runs them one after the other, and
+    its ``--parallel`` only builds several extensions at once): 14 files with three target clones
+    each take ~18 s one after the other, ~9 s on 2 cores (the longest file ~4 s)."""
+
+    def build_extension(self, ext: Extension) -> None:
+        compile_each = self.compiler.compile
+
+        def compile_all(sources: list, *args: object, **kwargs: object) -> list:
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+                groups = list(pool.map(lambda src: compile_each([src], *args, **kwargs), sources))
+            return [obj for group in groups for obj in group]
+
+        self.compiler.compile = compile_all
+        try:
+            super().build_extension(ext)
+        finally:
+            self.compiler.compile = compile_each
+
 
 C_DIR = "src/learnflux/kernels/_c"
 SOURCES = [
@@ -52,6 +77,7 @@ link_args = [] if sys.platform == "win32" else ["-pthread"]
 libraries = [] if sys.platform == "win32" else ["m"]  # tanh, tanhf (GELU's tanh approximation)
 
 setup(
+    cmdclass={"build_ext": ParallelBuildExt},
     ext_modules=[
         Extension(
             "learnflux.kernels._lfk",
@@ -62,5 +88,5 @@ setup(
             libraries=libraries,
             optional=True,
         )
-    ]
+    ],
 )
