@@ -144,43 +144,6 @@ def test_the_relu_first_its_delta_is_the_model_input_delta():
     np.testing.assert_array_equal(got[0], (x >= 0) * got[0].astype(bool))
 
 
-def _pool2_isas():
-    """The 2×2 / stride 2 max-pooling kernels (``_c/pool2.c``) this CPU runs."""
-    if not kernels.available():
-        return ["auto"]
-    from learnflux.kernels import _lfk
-
-    found = []
-    for name in ("avx512", "avx2", "baseline"):
-        try:
-            found.append(_lfk.pool2_isa(name))
-        except ValueError:
-            pass
-    _lfk.pool2_isa("auto")
-    return found
-
-
-@pytest.fixture(params=_pool2_isas())
-def pool2_isa(request):
-    from learnflux.kernels import _lfk
-
-    _lfk.pool2_isa(request.param)
-    try:
-        yield request.param
-    finally:
-        _lfk.pool2_isa("auto")
-
-
-@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
-def kernel_threads(request):
-    before = kernels.info()["threads"]
-    kernels.set_threads(request.param)
-    try:
-        yield request.param
-    finally:
-        kernels.set_threads(before)
-
-
 @needs_compiled
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("values", ["random", "inf"])

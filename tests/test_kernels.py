@@ -17,21 +17,6 @@ from learnflux import kernels
 needs_compiled = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
 
 
-@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
-def kernel_threads(request):
-    """The compiled calls on one thread (the default) and split over two (``set_threads(2)``):
-    both paths must give the NumPy kernels' results."""
-    if not kernels.available():
-        yield 1
-        return
-    before = kernels.info()["threads"]
-    kernels.set_threads(request.param)
-    try:
-        yield request.param
-    finally:
-        kernels.set_threads(before)
-
-
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
 
@@ -125,34 +110,6 @@ def test_maxpool2d_compiled_equals_numpy(seed, dtype):
 def test_maxpool2d_large_window_routes_with_int32():
     x = np.random.default_rng(0).standard_normal((2, 2, 17, 17)).astype(np.float32)
     _compare(lambda: lf.MaxPool2d(16, 1), x, np.float32)
-
-
-def _pool2_isas():
-    """The 2×2 / stride 2 max-pooling kernels (``_c/pool2.c``) this CPU runs."""
-    if not kernels.available():
-        return ["auto"]
-    from learnflux.kernels import _lfk
-
-    found = []
-    for name in ("avx512", "avx2", "baseline"):
-        try:
-            found.append(_lfk.pool2_isa(name))
-        except ValueError:
-            pass
-    _lfk.pool2_isa("auto")
-    return found
-
-
-@pytest.fixture(params=_pool2_isas())
-def pool2_isa(request):
-    """Each instruction set's 2×2 pooling kernels in turn (the best one is restored afterwards)."""
-    from learnflux.kernels import _lfk
-
-    _lfk.pool2_isa(request.param)
-    try:
-        yield request.param
-    finally:
-        _lfk.pool2_isa("auto")
 
 
 def _pool2_input(rng, shape, dtype, values):
@@ -520,35 +477,6 @@ def test_environment_variable_chooses_the_set(value, expected):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == expected
-
-
-def _isas():
-    """The direct convolution's micro-kernels this CPU runs (AVX-512, AVX2, baseline)."""
-    if not kernels.available():
-        return ["auto"]
-    from learnflux.kernels import _lfk
-
-    found = []
-    for name in ("avx512", "avx2", "baseline"):
-        try:
-            found.append(_lfk.dconv_isa(name))
-        except ValueError:
-            pass
-    _lfk.dconv_isa("auto")
-    return found
-
-
-@pytest.fixture(params=_isas())
-def dconv_isa(request):
-    """Each instruction set's micro-kernels in turn (the best one is restored afterwards)."""
-    if kernels.available():
-        from learnflux.kernels import _lfk
-
-        _lfk.dconv_isa(request.param)
-        yield request.param
-        _lfk.dconv_isa("auto")
-    else:
-        yield request.param
 
 
 @needs_compiled

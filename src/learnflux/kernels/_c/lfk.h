@@ -26,6 +26,34 @@
 
 typedef ptrdiff_t idx_t;
 
+/* The instruction sets of the hand-vectorised kernel families (dconv, thin, wino, winowg, pool2),
+ * each compiled for AVX-512, AVX2 and a portable baseline and chosen at run time. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(LFK_NO_CLONES)
+#define LF_X86_ISAS 1
+#endif
+enum { LF_ISA_BASE = 0, LF_ISA_AVX2 = 1, LF_ISA_AVX512 = 2 };
+
+/* The name of an LF_ISA_* level: "baseline", "avx2" or "avx512". */
+static inline const char *lf_isa_name(int level) {
+    return level == LF_ISA_AVX512 ? "avx512" : level == LF_ISA_AVX2 ? "avx2" : "baseline";
+}
+
+/* The level for `want`: "auto" (the best this CPU runs), "avx512", "avx2" or "baseline"; -1 when this
+ * CPU (or build) does not have it. `fma`: the family's vector code also needs FMA. */
+static inline int lf_isa_level(const char *want, int fma) {
+    int autosel = strcmp(want, "auto") == 0;
+#ifdef LF_X86_ISAS
+    __builtin_cpu_init();
+    int has2 = __builtin_cpu_supports("avx2") && (!fma || __builtin_cpu_supports("fma"));
+    int has512 = has2 && __builtin_cpu_supports("avx512f");
+    if ((autosel && has512) || (strcmp(want, "avx512") == 0 && has512)) return LF_ISA_AVX512;
+    if ((autosel && has2) || (strcmp(want, "avx2") == 0 && has2)) return LF_ISA_AVX2;
+#else
+    (void)fma;
+#endif
+    return autosel || strcmp(want, "baseline") == 0 ? LF_ISA_BASE : -1;
+}
+
 /* the work of one call, split by unit ranges between threads: fn(arg, first, end) */
 typedef void (*lf_range_fn)(void *arg, idx_t first, idx_t end);
 

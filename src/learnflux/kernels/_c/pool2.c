@@ -84,7 +84,7 @@ POOL2_SCALAR(double, f64_base)
 #undef SFX
 #undef TGT
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(LFK_NO_CLONES)
+#ifdef LF_X86_ISAS /* lfk.h: the same condition lf_isa_level reads */
 #define LF_X86_POOL2 1
 #include <immintrin.h>
 
@@ -575,16 +575,14 @@ static const struct pool2_impl *impl = NULL;
 /* "auto" (the best this CPU runs), "avx512", "avx2" or "baseline"; returns the name chosen, or NULL
  * when this CPU (or build) does not have it (then the choice is left as it was) */
 const char *lf_pool2_isa(const char *want) {
-    int autosel = strcmp(want, "auto") == 0;
+    switch (lf_isa_level(want, 0)) { /* integer compares and blends: no FMA needed */
 #ifdef LF_X86_POOL2
-    __builtin_cpu_init();
-    int has512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2");
-    int has2 = __builtin_cpu_supports("avx2");
-    if ((autosel && has512) || (strcmp(want, "avx512") == 0 && has512)) return (impl = &impl_avx512)->name;
-    if ((autosel && has2) || (strcmp(want, "avx2") == 0 && has2)) return (impl = &impl_avx2)->name;
+    case LF_ISA_AVX512: return (impl = &impl_avx512)->name;
+    case LF_ISA_AVX2: return (impl = &impl_avx2)->name;
 #endif
-    if (autosel || strcmp(want, "baseline") == 0) return (impl = &impl_base)->name;
-    return NULL;
+    case LF_ISA_BASE: return (impl = &impl_base)->name;
+    default: return NULL;
+    }
 }
 
 int lf_pool2_fits(const struct pool_geom *g) {

@@ -60,7 +60,7 @@ struct wg_impl {
     const char *name;
 };
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(LFK_NO_CLONES)
+#ifdef LF_X86_ISAS /* lfk.h: the same condition lf_isa_level reads */
 #define LF_X86_KERNELS 1
 #define TGT __attribute__((target("avx512f,avx2,fma")))
 #define VB 64
@@ -103,25 +103,16 @@ static const struct wg_impl *impl = NULL;
 
 /* the micro-kernels for `want` ("auto", "avx512", "avx2", "baseline"), as lf_wino_isa */
 const char *lf_winowg_isa(const char *want) {
-    int autosel = strcmp(want, "auto") == 0;
+    int level = lf_isa_level(want, 1);
+    switch (level) {
 #ifdef LF_X86_KERNELS
-    __builtin_cpu_init();
-    int has512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if ((autosel && has512) || (strcmp(want, "avx512") == 0 && has512)) {
-        impl = &wg_impl_avx512;
-        return "avx512";
-    }
-    if ((autosel && has2) || (strcmp(want, "avx2") == 0 && has2)) {
-        impl = &wg_impl_avx2;
-        return "avx2";
-    }
+    case LF_ISA_AVX512: impl = &wg_impl_avx512; break;
+    case LF_ISA_AVX2: impl = &wg_impl_avx2; break;
 #endif
-    if (autosel || strcmp(want, "baseline") == 0) {
-        impl = &wg_impl_base;
-        return "baseline";
+    case LF_ISA_BASE: impl = &wg_impl_base; break;
+    default: return NULL;
     }
-    return NULL;
+    return lf_isa_name(level);
 }
 
 static idx_t round_up(idx_t v, idx_t m) { return (v + m - 1) / m * m; }
