@@ -1,16 +1,21 @@
 /* Shared declarations of learnflux's compiled kernels (see kernels/compiled.py for the Python side).
  *
- * Every kernel family lives in its own file (conv.c, dconv.c, thinconv.c, wino.c and winowg.c for
- * Winograd's forward and weight gradient, pool.c, eltwise.c, bn.c); module.c parses the Python arguments (CPython buffer protocol: no NumPy headers, no NumPy build
- * dependency), releases the GIL and calls them. Float kernels are written once in a "*_t.h" file
- * over the type T and included twice (float32 and float64).
+ * Every kernel family lives in its own file (conv.c for im2col/col2im, dconv.c for the direct
+ * convolution, thinconv.c for few taps, wino.c and winowg.c for Winograd's forward and weight
+ * gradient, pool.c and pool2.c for max pooling, eltwise.c, bn.c, dense.c for Linear's output pass,
+ * update.c for the optimizers' last step, finite.c for the input check); module.c parses the Python
+ * arguments (CPython buffer protocol: no NumPy headers, no NumPy build dependency), releases the GIL
+ * and calls them. Float kernels are written once in a "*_t.h" file over the type T and included
+ * twice (float32 and float64).
  *
- * Threads: lf_parallel() forks at most lf_num_threads - 1 pthreads for one call and joins them
- * before returning (fork-join per call: no thread is left spinning afterwards, so the next BLAS
- * product gets both cores). Work below LF_PAR_MIN elements runs on the calling thread alone.
+ * Threads: lf_parallel() splits a call over one pool of worker threads (parallel.c) that sleep on a
+ * condition variable between calls: nothing spins after a call, so the next BLAS product gets every
+ * core. Work below LF_PAR_MIN elements runs on the calling thread alone.
  *
  * Vectorisation: the hot loops carry LF_CLONES, GCC/Clang target clones for AVX-512, AVX2 and a
- * baseline; the dynamic loader picks one for the CPU at import time (no -march=native).
+ * baseline; the dynamic loader picks one for the CPU at import time (no -march=native). The
+ * hand-vectorised families (dconv, thin, wino, winowg, pool2) are compiled for the same three and
+ * pick theirs at run time with lf_isa_level below.
  */
 #ifndef LFK_H
 #define LFK_H
