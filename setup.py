@@ -61,6 +61,7 @@ HEADERS = [
     "thin_t.h",
     "thin_drv_t.h",
     "wino_t.h",
+    "wino_mk_t.h",
     "winowg_t.h",
     "pool_t.h",
     "pool2_t.h",

@@ -27,29 +27,8 @@ typedef float V_T __attribute__((vector_size(VB), aligned(sizeof(float)), may_al
 #define LD(p) (*(const V_T *)(p))
 #define ST(p, v) (*(V_T *)(p) = (v))
 
-/* m[r·TB + q] = Σ_c u[c·MR + r]·v[c·TB + q], r < MR, q < TB: the MR weights of a channel are
- * broadcast, each loaded vector of tiles feeds MR multiply-adds */
-static TGT inline void FN(wino_mk)(const float *restrict v, const float *restrict u, float *restrict m, idx_t C) {
-    V_T s[MR][NV];
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 8
-        for (int k = 0; k < NV; k++) s[r][k] = (V_T){0};
-    for (idx_t c = 0; c < C; c++) {
-        V_T xv[NV];
-#pragma GCC unroll 8
-        for (int k = 0; k < NV; k++) xv[k] = LD(v + c * TB + k * VL);
-        const float *uc = u + c * MR;
-#pragma GCC unroll 16
-        for (int r = 0; r < MR; r++)
-#pragma GCC unroll 8
-            for (int k = 0; k < NV; k++) s[r][k] += uc[r] * xv[k];
-    }
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 8
-        for (int k = 0; k < NV; k++) ST(m + r * TB + k * VL, s[r][k]);
-}
+/* m[r·TB + q] = Σ_c u[c·MR + r]·v[c·TB + q], r < MR, q < TB: FN(wino_mk)(v, TB, u, MR, m, TB, C, 0) */
+#include "wino_mk_t.h"
 
 /* even and odd lanes of the pair (a, b): e = (a₀, a₂, …, b₀, b₂, …), o = (a₁, a₃, …, b₁, b₃, …) */
 #if VB == 64
@@ -257,7 +236,8 @@ static TGT void FN(wino_range)(void *p, idx_t first, idx_t end) {
             const float *U = a->U + ob * 16 * C * MR;
             for (idx_t sb = 0; sb < NB && g0 + sb * TB < gend; sb++) {
                 for (int xi = 0; xi < 16; xi++)
-                    FN(wino_mk)(V + xi * vs + sb * C * TB, U + xi * C * MR, M + xi * MR * TB, C);
+                    FN(wino_mk)(V + xi * vs + sb * C * TB, TB, U + xi * C * MR, MR, M + xi * MR * TB, TB, C,
+                                0);
                 for (int r = 0; r < MR; r++) {
                     const idx_t oc = ob * MR + r;
                     if (oc >= O) break;

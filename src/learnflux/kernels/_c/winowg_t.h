@@ -26,30 +26,9 @@ typedef float V_T __attribute__((vector_size(VB), aligned(sizeof(float)), may_al
 #define LD(p) (*(const V_T *)(p))
 #define ST(p, v) (*(V_T *)(p) = (v))
 
-/* u[r·Cp + k·VL + ·] (+)= Σ_{t < bt} d[t·Op + r]·v[t·Cp + k·VL + ·], r < MR, k < NV: added to u
- * when add, else written */
-static TGT inline void FN(wg_mk)(const float *restrict v, const float *restrict d, float *restrict u, idx_t bt,
-                                 idx_t Cp, idx_t Op, int add) {
-    V_T s[MR][NV];
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 8
-        for (int k = 0; k < NV; k++) s[r][k] = add ? LD(u + r * Cp + k * VL) : (V_T){0};
-    for (idx_t t = 0; t < bt; t++) {
-        V_T xv[NV];
-#pragma GCC unroll 8
-        for (int k = 0; k < NV; k++) xv[k] = LD(v + t * Cp + k * VL);
-        const float *dt = d + t * Op;
-#pragma GCC unroll 16
-        for (int r = 0; r < MR; r++)
-#pragma GCC unroll 8
-            for (int k = 0; k < NV; k++) s[r][k] += dt[r] * xv[k];
-    }
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 8
-        for (int k = 0; k < NV; k++) ST(u + r * Cp + k * VL, s[r][k]);
-}
+/* u[r·Cp + k·VL + ·] (+)= Σ_{t < bt} d[t·Op + r]·v[t·Cp + k·VL + ·], r < MR, k < NV (added to u when
+ * add): FN(wino_mk)(v, Cp, d, Op, u, Cp, bt, add) */
+#include "wino_mk_t.h"
 
 /* V[ξ·vs + c] = (Bᵀ d B)[ξ] for the 4×4 tile whose top-left value is p[0] (rows Wp·Cp apart,
  * columns Cp apart), every channel vector c < Cp.
@@ -201,8 +180,8 @@ static TGT void FN(wg_range)(void *p, idx_t first, idx_t end) {
             for (int xi = 0; xi < 16; xi++)
                 for (idx_t ob = 0; ob < Op; ob += MR)
                     for (idx_t cb = 0; cb < Cp; cb += CB)
-                        FN(wg_mk)(V + xi * vs + cb, D + xi * ds + ob, U + xi * us + ob * Cp + cb, bt, Cp, Op,
-                                  since > 0);
+                        FN(wino_mk)(V + xi * vs + cb, Cp, D + xi * ds + ob, Op, U + xi * us + ob * Cp + cb, Cp, bt,
+                                    since > 0);
             since += bt;
             if (since >= LF_WG_FLUSH || blk + 1 == b1) { /* float partial sums of ≤ ~256 tiles into double */
                 if (flushed)
