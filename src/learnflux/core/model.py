@@ -190,8 +190,7 @@ class Model(Layer):
             if folds and folds[i] == "fold_prev":  # this layer's backward and the ReLU's before it
                 relu = self.layers[i - 1]
                 shape = layer._saved_for(d)[1]  # the input's shape, δ checked
-                # the ReLU's mask, checked against δ for its output (the shape alone is read)
-                mask = relu._saved_for(np.broadcast_to(np.False_, shape))
+                mask = relu._saved_for_shape(shape)  # the ReLU's mask, checked against that shape
                 # the result is δ for the ReLU's input: routed as the ReLU's own would be (the
                 # ReLU, "relu_next", then finds no δ and is skipped)
                 r = i - 1
@@ -375,7 +374,7 @@ class Sequential(Model):
     def input_kind(self) -> str:  # the entry layer's: "index" for a model that starts with ids
         return self._entry().input_kind
 
-    #: run a layer with ``forward_relu`` (Conv2d, the batch norms) and the ReLU after it as one
+    #: run a layer with ``forward_relu`` (Conv2d, Linear, the batch norms) and the ReLU after it as one
     #: kernel call when nothing records the pre-activation (see :meth:`forward`; backward:
     #: :meth:`_relu_folds`)
     fuse_relu = True
@@ -383,9 +382,10 @@ class Sequential(Model):
     def forward(self, x: Any) -> Any:
         """Each layer on the output of the one before. While a trace records the outputs
         (``record_intermediates`` in the training phase) every layer runs alone; otherwise a
-        ``Conv2d`` followed by a ``ReLU`` runs as one call (``Conv2d.forward_relu``, the ReLU
-        layer taking its output and mask with ``ReLU.forward_fused``): the same values, the
-        pre-activation never stored (measured in docs/performance.md)."""
+        layer with ``forward_relu`` (``Conv2d``, ``Linear``, the batch norms) followed by a
+        ``ReLU`` runs as one call (the ReLU layer taking its output and mask with
+        ``ReLU.forward_fused``): the same values, the pre-activation never stored (measured in
+        docs/performance.md)."""
         out = prepare_input(x, self._entry())
         if self.record_intermediates and self.training:
             values = []
@@ -419,8 +419,8 @@ class Sequential(Model):
         fused = tuple(
             self.fuse_relu
             and i + 1 < len(layers)
-            and _defines_forward(type(layer), "forward_relu")
-            and _defines_forward(type(layers[i + 1]), "forward_fused")
+            and _defines(type(layer), "forward_relu", "forward")
+            and _defines(type(layers[i + 1]), "forward_fused", "forward")
             for i, layer in enumerate(layers)
         )
         self._fusions = (key, fused)
@@ -518,11 +518,6 @@ def _topological_order(output: Node) -> list[Node]:
 
 
 ModelLike = Union[Model, Layer]
-
-
-def _defines_forward(cls: type, method: str) -> bool:
-    """Whether ``cls`` has ``method`` and its ``forward`` is the one of the class defining it."""
-    return _defines(cls, method, "forward")
 
 
 def _defines(cls: type, method: str, partner: str) -> bool:

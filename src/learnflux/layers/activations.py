@@ -31,11 +31,16 @@ class Activation(Layer):
     def _saved_for(self, delta_out: np.ndarray) -> Any:
         """What the forward pass kept (an array, or a tuple whose first array has the input's
         shape), once checked that backward may run and that δ has the output's shape."""
+        return self._saved_for_shape(delta_out.shape)
+
+    def _saved_for_shape(self, shape: tuple) -> Any:
+        """:meth:`_saved_for` for a δ of ``shape`` (a fused backward pass that holds the shape of
+        the δ this layer would receive, not the δ itself)."""
         saved = self._cache
         self.check_trainable(saved)
         ref = saved[0] if isinstance(saved, tuple) else saved
-        if delta_out.shape != ref.shape:
-            raise self.shape_error(f"δ has shape {delta_out.shape}, expected {ref.shape}")
+        if tuple(shape) != ref.shape:
+            raise self.shape_error(f"δ has shape {tuple(shape)}, expected {ref.shape}")
         return saved
 
     def output_shape(self, input_shape: tuple) -> tuple:
